@@ -1,0 +1,48 @@
+# Strata — build, test and demo entry points. Every target installs what it needs on Debian 12.
+
+CARGO ?= cargo
+# System packages the build and the tests use (libostree to link against, the ostree CLI and
+# GnuPG for the test kit's fixtures).
+APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
+	ca-certificates
+
+.PHONY: all build deps check fmt clippy test demo clean
+
+all: build
+
+# Install missing Debian packages (as root) and the Rust tools the targets use.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Missing packages:$$missing (run as root or install them)"; exit 1; fi; \
+	  echo "Installing:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+fmt: deps
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+# The whole suite: formatting, lints, unit and integration tests.
+check: fmt clippy test
+
+# A walk through the engine on a throwaway sandbox (test OS repo with two releases served over
+# HTTP on loopback, a sysroot), printing what happens.
+demo: deps
+	$(CARGO) run --quiet -p strata-tests --bin strata-demo
+
+clean:
+	$(CARGO) clean

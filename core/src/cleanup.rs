@@ -1,0 +1,176 @@
+//! `cleanup`: remove pending or rollback deployments, temporary state and caches.
+
+use anyhow::{anyhow, Context, Result};
+use ostree::gio;
+
+use crate::commit;
+use crate::progress::OpContext;
+use crate::rollback::{current_index, slots, Slot};
+use crate::stage::Outcome;
+use crate::sysroot::{deployment_id, Sysroot};
+
+/// What to clean (`rpm-ostree cleanup -b -p -r -m`).
+#[derive(Debug, Clone, Default)]
+pub struct CleanupOptions {
+    pub osname: Option<String>,
+    /// Temporary files, interrupted operations, base refs no deployment needs; prunes the repo.
+    pub base: bool,
+    /// Deployments queued above the current one (including a staged one).
+    pub pending: bool,
+    /// Deployments below the current one.
+    pub rollback: bool,
+    /// The rpm-md cache.
+    pub repomd: bool,
+}
+
+impl CleanupOptions {
+    fn any(&self) -> bool {
+        self.base || self.pending || self.rollback || self.repomd
+    }
+}
+
+/// Which deployments to keep. Pinned deployments and those of other stateroots always stay.
+pub fn plan_cleanup(slots: &[Slot], osname: &str, pending: bool, rollback: bool) -> Vec<usize> {
+    let Some(current) = current_index(slots, osname) else {
+        return (0..slots.len()).collect();
+    };
+    (0..slots.len())
+        .filter(|&i| {
+            let s = &slots[i];
+            if i == current || s.osname != osname || s.pinned {
+                return true;
+            }
+            !((i < current && pending) || (i > current && rollback))
+        })
+        .collect()
+}
+
+/// The prefix of refs protecting the base commits of layered deployments.
+pub const BASE_REF_PREFIX: &str = "rpmostree/base";
+
+pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Result<Outcome> {
+    if !opts.any() {
+        return Err(anyhow!(
+            "Nothing to clean: choose at least one of base, pending, rollback, repomd (-b, -p, -r, -m)"
+        ));
+    }
+    let _lock = sysroot.lock()?;
+    sysroot.reload()?;
+    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
+    let mut done = Vec::new();
+    if opts.pending || opts.rollback {
+        let deployments = sysroot.deployments();
+        let keep = plan_cleanup(&slots(sysroot), &osname, opts.pending, opts.rollback);
+        if keep.len() != deployments.len() {
+            let removed: Vec<String> = (0..deployments.len())
+                .filter(|i| !keep.contains(i))
+                .map(|i| deployment_id(&deployments[i]))
+                .collect();
+            let new: Vec<ostree::Deployment> =
+                keep.iter().map(|&i| deployments[i].clone()).collect();
+            ctx.check_cancelled()?;
+            ctx.task("Removing deployments", || {
+                Ok(sysroot
+                    .ostree()
+                    .write_deployments(&new, gio::Cancellable::NONE)?)
+            })?;
+            for id in &removed {
+                ctx.message(format!("Deleted {id}"));
+            }
+            done.push(format!("removed {}", removed.join(", ")));
+            sysroot.reload()?;
+        }
+    }
+    if opts.base {
+        ctx.task("Cleaning up base refs and temporary files", || {
+            regenerate_base_refs(sysroot)?;
+            Ok(sysroot.ostree().cleanup(Some(ctx.cancellable()))?)
+        })?;
+        done.push("cleaned base".to_string());
+    }
+    if opts.repomd {
+        let dir = sysroot
+            .path()
+            .join("ostree/deploy")
+            .join(&osname)
+            .join("var/cache/rpm-ostree");
+        for sub in ["repomd", "solv"] {
+            let p = dir.join(sub);
+            match std::fs::remove_dir_all(&p) {
+                Ok(()) => ctx.message(format!("Removed {}", p.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("Removing {}", p.display())),
+            }
+        }
+        done.push("cleaned rpm-md cache".to_string());
+    }
+    Ok(Outcome::Changed(done.join("; ")))
+}
+
+/// Point `rpmostree/base/N` at the base commit of every layered deployment and delete the rest,
+/// so that pruning keeps exactly the bases still needed (rpm-ostree's scheme).
+fn regenerate_base_refs(sysroot: &Sysroot) -> Result<()> {
+    let repo = sysroot.repo();
+    let mut bases = Vec::new();
+    for d in sysroot.deployments() {
+        let info = commit::load(&repo, &d.csum())?;
+        if info.meta_bool("rpmostree.clientlayer") == Some(true) {
+            if let Some(parent) = info.parent {
+                bases.push(parent);
+            }
+        }
+    }
+    let existing = repo
+        .list_refs(Some(BASE_REF_PREFIX), gio::Cancellable::NONE)
+        .context("Listing base refs")?;
+    for name in existing.keys() {
+        let full = format!("{BASE_REF_PREFIX}/{name}");
+        repo.set_ref_immediate(None, &full, None, gio::Cancellable::NONE)
+            .with_context(|| format!("Deleting {full}"))?;
+    }
+    for (i, base) in bases.iter().enumerate() {
+        let name = format!("{BASE_REF_PREFIX}/{i}");
+        repo.set_ref_immediate(None, &name, Some(base), gio::Cancellable::NONE)
+            .with_context(|| format!("Writing {name}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(os: &str, booted: bool, pinned: bool) -> Slot {
+        Slot {
+            osname: os.into(),
+            booted,
+            staged: false,
+            pinned,
+        }
+    }
+
+    #[test]
+    fn rollback_removes_below_current() {
+        let s = vec![slot("a", false, false), slot("a", false, false), slot("a", false, false)];
+        assert_eq!(plan_cleanup(&s, "a", false, true), vec![0]);
+        assert_eq!(plan_cleanup(&s, "a", true, false), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn pending_removes_above_booted() {
+        let s = vec![slot("a", false, false), slot("a", true, false), slot("a", false, false)];
+        assert_eq!(plan_cleanup(&s, "a", true, false), vec![1, 2]);
+        assert_eq!(plan_cleanup(&s, "a", true, true), vec![1]);
+    }
+
+    #[test]
+    fn pinned_and_other_stateroots_stay() {
+        let s = vec![
+            slot("a", true, false),
+            slot("a", false, true),
+            slot("b", false, false),
+            slot("a", false, false),
+        ];
+        assert_eq!(plan_cleanup(&s, "a", true, true), vec![0, 1, 2]);
+    }
+}

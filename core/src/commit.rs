@@ -1,0 +1,114 @@
+//! Reading commit objects: version, timestamp, metadata, history.
+
+use anyhow::{Context, Result};
+use ostree::glib;
+
+/// What status and the operations need from a commit.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub checksum: String,
+    pub parent: Option<String>,
+    pub version: Option<String>,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// The commit's `a{sv}` metadata.
+    pub metadata: glib::Variant,
+}
+
+impl CommitInfo {
+    /// A metadata value as a string, if present and a string.
+    pub fn meta_string(&self, key: &str) -> Option<String> {
+        let dict = glib::VariantDict::new(Some(&self.metadata));
+        dict.lookup::<String>(key).ok().flatten()
+    }
+
+    /// A metadata value as a boolean, if present and a boolean.
+    pub fn meta_bool(&self, key: &str) -> Option<bool> {
+        let dict = glib::VariantDict::new(Some(&self.metadata));
+        dict.lookup::<bool>(key).ok().flatten()
+    }
+
+    /// `version` and timestamp, for messages: `2 (2026-11-22T04:44:21Z)` or the short checksum.
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{v} ({})", short(&self.checksum)),
+            None => short(&self.checksum).to_string(),
+        }
+    }
+}
+
+/// The first 12 characters of a checksum.
+pub fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+/// Load a commit object from the repo.
+pub fn load(repo: &ostree::Repo, checksum: &str) -> Result<CommitInfo> {
+    let (commit, _state) = repo
+        .load_commit(checksum)
+        .with_context(|| format!("Loading commit {checksum}"))?;
+    let metadata = commit.child_value(0);
+    let parent = ostree::commit_get_parent(&commit).map(|p| p.to_string());
+    let timestamp = ostree::commit_get_timestamp(&commit);
+    let version = glib::VariantDict::new(Some(&metadata))
+        .lookup::<String>("version")
+        .ok()
+        .flatten();
+    Ok(CommitInfo {
+        checksum: checksum.to_string(),
+        parent,
+        version,
+        timestamp,
+        metadata,
+    })
+}
+
+/// Load a commit if the repo has its object.
+pub fn load_optional(repo: &ostree::Repo, checksum: &str) -> Result<Option<CommitInfo>> {
+    let present = repo
+        .load_variant_if_exists(ostree::ObjectType::Commit, checksum)
+        .with_context(|| format!("Looking up commit {checksum}"))?;
+    match present {
+        Some(_) => load(repo, checksum).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Walk the history from `head` through parents that are present locally, calling `f` on each
+/// commit until it returns `Some`. Returns the result and how many commits were visited.
+pub fn walk_history<T>(
+    repo: &ostree::Repo,
+    head: &str,
+    mut f: impl FnMut(&CommitInfo) -> Option<T>,
+) -> Result<(Option<T>, usize)> {
+    let mut next = Some(head.to_string());
+    let mut seen = 0;
+    while let Some(csum) = next {
+        let Some(info) = load_optional(repo, &csum)? else {
+            break;
+        };
+        seen += 1;
+        if let Some(r) = f(&info) {
+            return Ok((Some(r), seen));
+        }
+        next = info.parent.clone();
+    }
+    Ok((None, seen))
+}
+
+/// Resolve a refspec in the local repo.
+pub fn resolve(repo: &ostree::Repo, refspec: &str) -> Result<Option<String>> {
+    Ok(repo
+        .resolve_rev(refspec, true)
+        .with_context(|| format!("Resolving {refspec}"))?
+        .map(|s| s.to_string()))
+}
+
+/// Whether the repo holds the full tree of a commit (not only the commit object, as after a
+/// metadata-only pull).
+pub fn is_complete(repo: &ostree::Repo, checksum: &str) -> Result<bool> {
+    let (_, state) = repo
+        .load_commit(checksum)
+        .with_context(|| format!("Loading commit {checksum}"))?;
+    Ok(!state.contains(ostree::RepoCommitState::PARTIAL))
+}

@@ -1,0 +1,251 @@
+//! `deploy`: move to a given version or commit of the origin ref, and pin it there.
+
+use std::fmt;
+
+use anyhow::{anyhow, Result};
+
+use crate::commit::{self, CommitInfo};
+use crate::origin::Refspec;
+use crate::progress::OpContext;
+use crate::pull::{pull, PullRequest};
+use crate::stage::{self, NewDeployment, Outcome};
+use crate::sysroot::Sysroot;
+use crate::upgrade::ostree_refspec;
+
+/// A revision to deploy: `revision=CHECKSUM`, `version=VERSION`, or bare (a 64-hex string is a
+/// checksum, anything else a version), as `rpm-ostree deploy` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revision {
+    Checksum(String),
+    Version(String),
+}
+
+impl Revision {
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |what: &str| {
+            anyhow!("Invalid revision {s:?}: {what}; expected a commit checksum (64 hex digits), revision=CHECKSUM or version=VERSION")
+        };
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad("it contains whitespace or control characters"));
+        }
+        if let Some(c) = s.strip_prefix("revision=") {
+            if !is_checksum(c) {
+                return Err(bad("the checksum is not 64 lowercase hex digits"));
+            }
+            return Ok(Revision::Checksum(c.to_string()));
+        }
+        if let Some(v) = s.strip_prefix("version=") {
+            if v.is_empty() {
+                return Err(bad("the version is empty"));
+            }
+            return Ok(Revision::Version(v.to_string()));
+        }
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if is_checksum(s) {
+            Ok(Revision::Checksum(s.to_string()))
+        } else {
+            Ok(Revision::Version(s.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Revision::Checksum(c) => write!(f, "revision={c}"),
+            Revision::Version(v) => write!(f, "version={v}"),
+        }
+    }
+}
+
+pub(crate) fn is_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Options of [`deploy`].
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    pub osname: Option<String>,
+    pub revision: Revision,
+    /// Deploy a checksum even if it is not in the history of the origin ref.
+    pub skip_branch_check: bool,
+    /// Refuse a target older than the current commit (deploy allows it by default).
+    pub disallow_downgrade: bool,
+    pub lock_finalization: bool,
+    pub cache_only: bool,
+    pub download_only: bool,
+}
+
+impl DeployOptions {
+    pub fn new(revision: Revision) -> Self {
+        Self {
+            osname: None,
+            revision,
+            skip_branch_check: false,
+            disallow_downgrade: false,
+            lock_finalization: false,
+            cache_only: false,
+            download_only: false,
+        }
+    }
+}
+
+/// Find `revision` for `refspec`: fetch the ref's commit history (commit objects only) unless
+/// cache-only, look the version up or check the checksum belongs to the branch, then fetch that
+/// commit's content.
+pub(crate) fn resolve_revision(
+    repo: &ostree::Repo,
+    refspec: &Refspec,
+    revision: &Revision,
+    skip_branch_check: bool,
+    cache_only: bool,
+    ctx: &OpContext,
+) -> Result<CommitInfo> {
+    let refstr = refspec.to_string();
+    let need_history = matches!(revision, Revision::Version(_)) || !skip_branch_check;
+    let remote = refspec.remote().filter(|_| !cache_only);
+    if let (Some(remote), true) = (remote, need_history) {
+        let req = PullRequest {
+            remote,
+            refs: vec![refspec.ref_name().to_string()],
+            commit_only: true,
+            depth: -1,
+        };
+        ctx.task(&format!("Fetching history of {refstr}"), || pull(repo, &req, ctx))?;
+    }
+    let head = || {
+        commit::resolve(repo, &refstr)?
+            .ok_or_else(|| anyhow!("The ref {refstr} is not in the local repo"))
+    };
+    let target = match revision {
+        Revision::Version(v) => {
+            let head = head()?;
+            let mut versions = Vec::new();
+            let (found, seen) = commit::walk_history(repo, &head, |c| {
+                if c.version.as_deref() == Some(v.as_str()) {
+                    return Some(c.checksum.clone());
+                }
+                versions.extend(c.version.clone());
+                None
+            })?;
+            found.ok_or_else(|| {
+                let recent: Vec<_> = versions.iter().take(10).cloned().collect();
+                anyhow!(
+                    "Version {v:?} not found in the history of {refstr} ({seen} commits searched; versions there: {})",
+                    if recent.is_empty() { "none".to_string() } else { recent.join(", ") }
+                )
+            })?
+        }
+        Revision::Checksum(c) => {
+            if !skip_branch_check {
+                let head = head()?;
+                let (found, seen) =
+                    commit::walk_history(repo, &head, |x| (x.checksum == *c).then_some(()))?;
+                if found.is_none() {
+                    return Err(anyhow!(
+                        "Commit {c} is not in the history of {refstr} ({seen} commits searched); pass --skip-branch-check to deploy it anyway"
+                    ));
+                }
+            }
+            c.clone()
+        }
+    };
+    if let Some(remote) = remote {
+        let req = PullRequest {
+            remote,
+            refs: vec![target.clone()],
+            commit_only: false,
+            depth: 0,
+        };
+        ctx.task(&format!("Pulling {}", commit::short(&target)), || {
+            pull(repo, &req, ctx)
+        })?;
+    }
+    match commit::load_optional(repo, &target)? {
+        Some(info) if commit::is_complete(repo, &target)? => Ok(info),
+        _ => Err(anyhow!(
+            "Commit {target} is not (fully) in the local repo; run without --cache-only to fetch it"
+        )),
+    }
+}
+
+/// Deploy `opts.revision` of the origin ref, pinning the origin to it (`override-commit`).
+pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Result<Outcome> {
+    let _lock = sysroot.lock()?;
+    sysroot.reload()?;
+    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
+    let merge = sysroot.merge_deployment(&osname)?;
+    let mut origin = sysroot.origin(&merge)?;
+    let refspec = ostree_refspec(&origin)?;
+    stage::require_no_local_assembly(&origin)?;
+    let repo = sysroot.repo();
+    let current = commit::load(&repo, &merge.csum())?;
+    let target = resolve_revision(
+        &repo,
+        &refspec,
+        &opts.revision,
+        opts.skip_branch_check,
+        opts.cache_only,
+        ctx,
+    )?;
+    if target.checksum == current.checksum {
+        ctx.message(format!("Already at {}", current.describe()));
+        return Ok(Outcome::Unchanged);
+    }
+    stage::check_downgrade(&current, &target, !opts.disallow_downgrade)?;
+    if opts.download_only {
+        return Ok(Outcome::Downloaded {
+            checksum: target.checksum,
+            version: target.version,
+        });
+    }
+    origin.set_override_commit(Some(&target.checksum));
+    stage::write(
+        sysroot,
+        &merge,
+        &NewDeployment {
+            osname: &osname,
+            revision: &target.checksum,
+            origin: &origin,
+            kargs: None,
+            lock_finalization: opts.lock_finalization,
+        },
+        ctx,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_forms() {
+        let c = "a".repeat(64);
+        assert_eq!(Revision::parse(&c).unwrap(), Revision::Checksum(c.clone()));
+        assert_eq!(
+            Revision::parse(&format!("revision={c}")).unwrap(),
+            Revision::Checksum(c.clone())
+        );
+        assert_eq!(
+            Revision::parse("version=41.2").unwrap(),
+            Revision::Version("41.2".into())
+        );
+        assert_eq!(Revision::parse("41.2").unwrap(), Revision::Version("41.2".into()));
+    }
+
+    #[test]
+    fn revision_errors() {
+        for bad in ["", "revision=abc", "version=", "4 1", "x\ny", &"A".repeat(64)] {
+            let res = Revision::parse(bad);
+            if bad == "A".repeat(64) {
+                // Upper-case hex is not a checksum: it is taken as a version name.
+                assert_eq!(res.unwrap(), Revision::Version(bad.to_string()));
+                continue;
+            }
+            let e = res.unwrap_err().to_string();
+            assert!(e.contains("Invalid revision"), "{bad:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `rebase`: follow another ref (and/or remote).
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::commit;
+use crate::deploy::{resolve_revision, Revision};
+use crate::origin::Refspec;
+use crate::progress::OpContext;
+use crate::pull::{pull, PullRequest};
+use crate::stage::{self, NewDeployment, Outcome};
+use crate::sysroot::Sysroot;
+use crate::upgrade::ostree_refspec;
+
+/// Options of [`rebase`].
+#[derive(Debug, Clone, Default)]
+pub struct RebaseOptions {
+    pub osname: Option<String>,
+    /// `REMOTE:REF`, `:REF` (a local ref), `REF` (same remote) or `REMOTE:` (same ref).
+    pub refspec: String,
+    /// Deploy this version/commit of the new ref instead of its head.
+    pub revision: Option<Revision>,
+    /// Keep the old ref in the repo (it is deleted by default).
+    pub skip_purge: bool,
+    /// Refuse a target older than the current commit (rebase allows it by default).
+    pub disallow_downgrade: bool,
+    pub lock_finalization: bool,
+    pub cache_only: bool,
+    pub download_only: bool,
+}
+
+/// Resolve a partial refspec against the current one, as rpm-ostree does.
+pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec> {
+    let full = if let Some(local) = given.strip_prefix(':') {
+        local.to_string()
+    } else if let Some(remote) = given.strip_suffix(':') {
+        if remote.contains(':') {
+            return Err(anyhow!("Invalid refspec {given:?}: expected REMOTE:REF"));
+        }
+        format!("{remote}:{}", current.ref_name())
+    } else if given.contains(':') {
+        given.to_string()
+    } else {
+        match current.remote() {
+            Some(r) => format!("{r}:{given}"),
+            None => given.to_string(),
+        }
+    };
+    let r = Refspec::parse(&full).with_context(|| format!("Rebasing to {given:?}"))?;
+    if given.starts_with(':') && r.remote().is_some() {
+        return Err(anyhow!("Invalid refspec {given:?}: expected :LOCALREF"));
+    }
+    Ok(r)
+}
+
+/// Rebase onto another ref; layering requests in the origin are carried over unchanged.
+pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
+    let _lock = sysroot.lock()?;
+    sysroot.reload()?;
+    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
+    let merge = sysroot.merge_deployment(&osname)?;
+    let mut origin = sysroot.origin(&merge)?;
+    let old = ostree_refspec(&origin)?;
+    stage::require_no_local_assembly(&origin)?;
+    let new = resolve_refspec(&old, &opts.refspec)?;
+    if new == old && opts.revision.is_none() {
+        return Err(anyhow!(
+            "Old and new refs are equal: {new}; use `upgrade` to update it or `deploy` to pick a revision"
+        ));
+    }
+    let repo = sysroot.repo();
+    if let Some(remote) = new.remote() {
+        let known: Vec<String> = repo.remote_list().iter().map(|s| s.to_string()).collect();
+        if !known.iter().any(|k| k == remote) {
+            return Err(anyhow!(
+                "Remote {remote:?} is not configured (known remotes: {}); add it with `ostree remote add`",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ));
+        }
+    }
+    let current = commit::load(&repo, &merge.csum())?;
+    let target = match &opts.revision {
+        Some(rev) => resolve_revision(&repo, &new, rev, false, opts.cache_only, ctx)?,
+        None => {
+            if let (Some(remote), false) = (new.remote(), opts.cache_only) {
+                let req = PullRequest {
+                    remote,
+                    refs: vec![new.ref_name().to_string()],
+                    commit_only: false,
+                    depth: 0,
+                };
+                ctx.task(&format!("Pulling {new}"), || pull(&repo, &req, ctx))?;
+            }
+            let csum = commit::resolve(&repo, &new.to_string())?
+                .ok_or_else(|| anyhow!("The ref {new} is not in the local repo"))?;
+            commit::load(&repo, &csum)?
+        }
+    };
+    stage::check_downgrade(&current, &target, !opts.disallow_downgrade)?;
+    if opts.download_only {
+        return Ok(Outcome::Downloaded {
+            checksum: target.checksum,
+            version: target.version,
+        });
+    }
+    origin.set_refspec(&new);
+    origin.set_override_commit(
+        opts.revision
+            .as_ref()
+            .map(|_| target.checksum.as_str()),
+    );
+    let outcome = stage::write(
+        sysroot,
+        &merge,
+        &NewDeployment {
+            osname: &osname,
+            revision: &target.checksum,
+            origin: &origin,
+            kargs: None,
+            lock_finalization: opts.lock_finalization,
+        },
+        ctx,
+    )?;
+    if !opts.skip_purge && new != old {
+        // The old deployment keeps its commit through libostree's deployment refs.
+        if let Err(e) =
+            repo.set_ref_immediate(old.remote(), old.ref_name(), None, ostree::gio::Cancellable::NONE)
+        {
+            tracing::debug!("Purging old ref {old}: {e}");
+        } else {
+            ctx.message(format!("Deleted old ref {old}"));
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cur() -> Refspec {
+        Refspec::parse("fedora:fedora/40/x86_64/silverblue").unwrap()
+    }
+
+    #[test]
+    fn partial_refspecs() {
+        let r = |s| resolve_refspec(&cur(), s).unwrap().to_string();
+        assert_eq!(r("other:os/stable"), "other:os/stable");
+        assert_eq!(r("os/testing"), "fedora:os/testing");
+        assert_eq!(r("mirror:"), "mirror:fedora/40/x86_64/silverblue");
+        assert_eq!(r(":vmcheck"), "vmcheck");
+    }
+
+    #[test]
+    fn bad_refspecs() {
+        for bad in ["a:b:c", ":", "x:y z", "bad\nref", "a::"] {
+            assert!(resolve_refspec(&cur(), bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

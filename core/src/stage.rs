@@ -1,0 +1,204 @@
+//! Writing a new deployment: staged on a booted host, written directly otherwise.
+//!
+//! Shared by every operation that creates a deployment (upgrade, deploy, rebase, kargs). The
+//! deployment list and bootloader entries only ever change through libostree's atomic swap, so
+//! a failure here leaves the previous boot configuration in place.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use fn_error_context::context;
+use ostree::gio;
+
+use crate::commit::{self, CommitInfo};
+use crate::origin::Origin;
+use crate::progress::OpContext;
+use crate::sysroot::{deployment_id, origin_to_keyfile, Sysroot, STAGED_LOCKED_PATH};
+
+/// The result of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do: the system is already at the requested state.
+    Unchanged,
+    /// Check only: a newer commit is available.
+    UpdateAvailable {
+        checksum: String,
+        version: Option<String>,
+    },
+    /// Download only: the commit is in the repo, nothing was deployed.
+    Downloaded {
+        checksum: String,
+        version: Option<String>,
+    },
+    /// A new deployment was written (or staged, on a booted host).
+    Deployed {
+        id: String,
+        checksum: String,
+        version: Option<String>,
+        staged: bool,
+    },
+    /// The boot order changed (rollback) or deployments were removed (cleanup).
+    Changed(String),
+}
+
+impl Outcome {
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, Outcome::Unchanged)
+    }
+}
+
+/// How a new deployment is written.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewDeployment<'a> {
+    pub osname: &'a str,
+    pub revision: &'a str,
+    pub origin: &'a Origin,
+    /// Kernel arguments; `None` inherits the merge deployment's.
+    pub kargs: Option<Vec<String>>,
+    /// Keep a staged deployment from being finalized at shutdown.
+    pub lock_finalization: bool,
+}
+
+/// Refuse origins that need package layering or overrides, which this engine cannot assemble yet:
+/// deploying the plain base for them would silently drop what the administrator asked for.
+pub(crate) fn require_no_local_assembly(origin: &Origin) -> Result<()> {
+    if origin.needs_local_assembly() {
+        let mut what = Vec::new();
+        let pkgs = origin.requested_packages();
+        if !pkgs.is_empty() {
+            what.push(format!("layered packages ({})", pkgs.join(", ")));
+        }
+        if !origin.override_remove().is_empty() || !origin.override_replace_local().is_empty() {
+            what.push("base package overrides".to_string());
+        }
+        if origin.has_initramfs_block() {
+            what.push("initramfs settings".to_string());
+        }
+        if what.is_empty() {
+            what.push("local assembly".to_string());
+        }
+        return Err(anyhow!(
+            "This deployment's origin requests {}; Strata cannot assemble layered deployments yet, so it refuses rather than deploy the base without them. Remove the requests (rpm-ostree reset) and retry",
+            what.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse moving to an older commit unless allowed.
+pub(crate) fn check_downgrade(
+    current: &CommitInfo,
+    target: &CommitInfo,
+    allow_downgrade: bool,
+) -> Result<()> {
+    if !allow_downgrade && target.timestamp < current.timestamp {
+        return Err(anyhow!(
+            "Target commit {} (timestamp {}) is older than the current one {} (timestamp {}); refusing to downgrade. Pass --allow-downgrade to deploy it anyway",
+            target.describe(),
+            target.timestamp,
+            current.describe(),
+            current.timestamp
+        ));
+    }
+    Ok(())
+}
+
+/// Write `new` with `merge` as merge deployment. On a booted sysroot the deployment is staged
+/// (finalized at shutdown); otherwise it becomes the default at once, the merge deployment is
+/// kept as rollback and older deployments of the stateroot are removed (pinned ones stay).
+#[context("Deploying {}", commit::short(new.revision))]
+pub(crate) fn write(
+    sysroot: &Sysroot,
+    merge: &ostree::Deployment,
+    new: &NewDeployment<'_>,
+    ctx: &OpContext,
+) -> Result<Outcome> {
+    ctx.check_cancelled()?;
+    let os = sysroot.ostree();
+    let keyfile = origin_to_keyfile(new.origin)?;
+    let kargs_refs: Option<Vec<&str>> = new
+        .kargs
+        .as_ref()
+        .map(|k| k.iter().map(String::as_str).collect());
+    let opts = ostree::SysrootDeployTreeOpts {
+        override_kernel_argv: kargs_refs.as_deref(),
+        overlay_initrds: None,
+    };
+    let staged = sysroot.is_booted();
+    let deployment = if staged {
+        if new.lock_finalization {
+            write_finalization_lock()?;
+        } else {
+            remove_finalization_lock()?;
+        }
+        ctx.task("Staging deployment", || {
+            Ok(os.stage_tree_with_options(
+                Some(new.osname),
+                new.revision,
+                Some(&keyfile),
+                Some(merge),
+                &opts,
+                Some(ctx.cancellable()),
+            )?)
+        })?
+    } else {
+        if new.lock_finalization {
+            return Err(anyhow!(
+                "--lock-finalization needs a booted system: {} is not the booted sysroot, so new deployments are written directly and there is nothing to finalize",
+                sysroot.path().display()
+            ));
+        }
+        let d = ctx.task("Writing deployment", || {
+            Ok(os.deploy_tree_with_options(
+                Some(new.osname),
+                new.revision,
+                Some(&keyfile),
+                Some(merge),
+                Some(&opts),
+                Some(ctx.cancellable()),
+            )?)
+        })?;
+        // After this point the swap is atomic and not interruptible.
+        ctx.check_cancelled()?;
+        ctx.task("Writing bootloader entries", || {
+            Ok(os.simple_write_deployment(
+                Some(new.osname),
+                &d,
+                Some(merge),
+                ostree::SysrootSimpleWriteDeploymentFlags::NONE,
+                gio::Cancellable::NONE,
+            )?)
+        })?;
+        d
+    };
+    let info = commit::load(&sysroot.repo(), new.revision)?;
+    let id = deployment_id(&deployment);
+    ctx.message(if staged {
+        format!("Staged deployment {id}")
+    } else {
+        format!("Created deployment {id}")
+    });
+    sysroot.reload()?;
+    Ok(Outcome::Deployed {
+        id,
+        checksum: new.revision.to_string(),
+        version: info.version,
+        staged,
+    })
+}
+
+fn write_finalization_lock() -> Result<()> {
+    let p = Path::new(STAGED_LOCKED_PATH);
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+    }
+    std::fs::write(p, b"").with_context(|| format!("Writing {}", p.display()))
+}
+
+fn remove_finalization_lock() -> Result<()> {
+    match std::fs::remove_file(STAGED_LOCKED_PATH) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("Removing {STAGED_LOCKED_PATH}")),
+    }
+}

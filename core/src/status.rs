@@ -1,0 +1,257 @@
+//! The status model: what `rpm-ostree status --json` shows, built from a sysroot.
+//!
+//! The types here are plain serde data with no libostree in them (they are the wire shape the
+//! daemon and CLI share); [`load`] fills them from a [`Sysroot`].
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::commit;
+use crate::origin::{BaseSource, Origin, RefspecKind};
+use crate::sysroot::{deployment_id, Sysroot, STAGED_LOCKED_PATH};
+use crate::variant;
+
+/// Base commit metadata keys too bulky for status, as rpm-ostree leaves them out.
+pub const BULKY_METADATA_KEYS: &[&str] = &[
+    "rpmostree.rpmdb.pkglist",
+    "rpmostree.advisories",
+    "rpmostree.packages",
+];
+
+/// Top level of `status --json`: always all four keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusReport {
+    pub deployments: Vec<DeploymentStatus>,
+    /// `[method, sender, object path]` of the running transaction.
+    pub transaction: Option<(String, String, String)>,
+    pub cached_update: Option<Value>,
+    pub update_driver: Option<UpdateDriver>,
+}
+
+/// A registered update driver (`deploy --register-driver`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateDriver {
+    pub driver_name: String,
+    pub driver_sd_unit: String,
+}
+
+/// One deployment, with rpm-ostree's key names and types.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DeploymentStatus {
+    pub id: String,
+    pub osname: String,
+    pub serial: i32,
+    pub checksum: String,
+    pub booted: bool,
+    pub staged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalization_locked: Option<bool>,
+    pub pinned: bool,
+    pub unlocked: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub timestamp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_origin: Option<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpg_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_error: Option<String>,
+    /// GPG verification results, one tuple per signature, as libostree's
+    /// `ostree_gpg_verify_result_get_all` lays them out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_base_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_base_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_base_timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endoflife: Option<String>,
+    pub base_commit_meta: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layered_commit_meta: Option<Map<String, Value>>,
+    pub packages: Vec<String>,
+    pub base_removals: Vec<Value>,
+    pub base_local_replacements: Vec<Value>,
+    pub base_remote_replacements: Map<String, Value>,
+    pub requested_packages: Vec<String>,
+    pub requested_local_packages: Vec<String>,
+    pub requested_local_fileoverride_packages: Vec<String>,
+    pub requested_base_removals: Vec<String>,
+    pub requested_base_local_replacements: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_base_remote_replacements: Option<Vec<(String, Vec<String>)>>,
+    pub regenerate_initramfs: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_args: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_etc: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cliwrap: Option<bool>,
+}
+
+/// Build the status of every deployment, in boot order.
+pub fn load(sysroot: &Sysroot) -> Result<StatusReport> {
+    let repo = sysroot.repo();
+    let booted = sysroot.booted_deployment();
+    let locked = sysroot.is_booted() && Path::new(STAGED_LOCKED_PATH).exists();
+    let mut deployments = Vec::new();
+    for d in sysroot.deployments() {
+        let is_booted = booted.as_ref().is_some_and(|b| b.equal(&d));
+        deployments.push(deployment_status(sysroot, &repo, &d, is_booted, locked)?);
+    }
+    Ok(StatusReport {
+        deployments,
+        ..Default::default()
+    })
+}
+
+fn deployment_status(
+    sysroot: &Sysroot,
+    repo: &ostree::Repo,
+    d: &ostree::Deployment,
+    booted: bool,
+    staged_locked: bool,
+) -> Result<DeploymentStatus> {
+    let checksum = d.csum().to_string();
+    let info = commit::load(repo, &checksum)?;
+    let staged = d.is_staged();
+    let mut s = DeploymentStatus {
+        id: deployment_id(d),
+        osname: d.osname().to_string(),
+        serial: d.deployserial(),
+        checksum: checksum.clone(),
+        booted,
+        staged,
+        finalization_locked: (staged && staged_locked).then_some(true),
+        pinned: d.is_pinned(),
+        unlocked: ostree::Deployment::unlocked_state_to_string(d.unlocked()).to_string(),
+        version: info.version.clone(),
+        timestamp: info.timestamp,
+        endoflife: info.meta_string("ostree.endoflife"),
+        base_commit_meta: filtered_meta(&info.metadata),
+        ..Default::default()
+    };
+
+    // A deployment whose origin cannot be parsed still shows up, without origin fields: status
+    // is how an administrator finds out what is on the machine.
+    let origin = match sysroot.origin(d) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            return Ok(s);
+        }
+    };
+    fill_from_origin(&mut s, &origin);
+
+    if let Some(r) = origin.refspec() {
+        if r.kind() == RefspecKind::Ostree {
+            if let Some(remote) = r.remote() {
+                match repo.remote_get_gpg_verify(remote) {
+                    Ok(enabled) => {
+                        s.gpg_enabled = Some(enabled);
+                        if enabled {
+                            s.signatures = signatures(repo, &checksum, remote);
+                        }
+                    }
+                    Err(e) => s.remote_error = Some(e.to_string()),
+                }
+            }
+            if origin.override_commit().is_none() {
+                if let Ok(Some(pending)) = commit::resolve(repo, &r.to_string()) {
+                    if pending != checksum {
+                        if let Ok(Some(p)) = commit::load_optional(repo, &pending) {
+                            s.pending_base_version = p.version.clone();
+                            s.pending_base_timestamp = Some(p.timestamp);
+                        }
+                        s.pending_base_checksum = Some(pending);
+                    }
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn fill_from_origin(s: &mut DeploymentStatus, origin: &Origin) {
+    match origin.base() {
+        BaseSource::Refspec(r) | BaseSource::BaseRefspec(r) => s.origin = Some(r.to_string()),
+        BaseSource::ContainerImage(c) => s.container_image_reference = Some(c.clone()),
+    }
+    s.custom_origin = origin.custom_origin();
+    s.requested_packages = origin.requested_packages();
+    s.requested_local_packages = origin
+        .requested_local_packages()
+        .into_iter()
+        .map(|p| p.nevra)
+        .collect();
+    s.requested_local_fileoverride_packages = origin
+        .requested_local_fileoverride_packages()
+        .into_iter()
+        .map(|p| p.nevra)
+        .collect();
+    s.requested_base_removals = origin.override_remove();
+    s.requested_base_local_replacements = origin
+        .override_replace_local()
+        .into_iter()
+        .map(|p| p.nevra)
+        .collect();
+    let remote = origin.override_replace();
+    if !remote.is_empty() {
+        s.requested_base_remote_replacements = Some(
+            remote
+                .into_iter()
+                .map(|r| (format!("repo={}", r.repo), r.packages))
+                .collect(),
+        );
+    }
+    s.regenerate_initramfs = origin.regenerate_initramfs();
+    if origin.has_initramfs_block() {
+        s.initramfs_args = Some(origin.initramfs_args());
+        s.initramfs_etc = Some(origin.initramfs_etc());
+    }
+    if origin.cliwrap() {
+        s.cliwrap = Some(true);
+    }
+}
+
+fn filtered_meta(meta: &ostree::glib::Variant) -> Map<String, Value> {
+    let bulky: BTreeSet<&str> = BULKY_METADATA_KEYS.iter().copied().collect();
+    variant::dict_to_map(meta)
+        .into_iter()
+        .filter(|(k, _)| !bulky.contains(k.as_str()))
+        .collect()
+}
+
+/// GPG signatures of a commit as verified against the remote's keyring; `None` when the
+/// verification could not run (e.g. the commit carries no signature).
+fn signatures(repo: &ostree::Repo, checksum: &str, remote: &str) -> Option<Vec<Value>> {
+    let result = repo
+        .verify_commit_for_remote(checksum, remote, ostree::gio::Cancellable::NONE)
+        .map_err(|e| tracing::debug!("GPG verification of {checksum} for {remote}: {e}"))
+        .ok()?;
+    Some(
+        (0..result.count_all())
+            .map(|i| variant::to_json(&result.all(i)))
+            .collect(),
+    )
+}
