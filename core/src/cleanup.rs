@@ -151,14 +151,22 @@ mod tests {
 
     #[test]
     fn rollback_removes_below_current() {
-        let s = vec![slot("a", false, false), slot("a", false, false), slot("a", false, false)];
+        let s = vec![
+            slot("a", false, false),
+            slot("a", false, false),
+            slot("a", false, false),
+        ];
         assert_eq!(plan_cleanup(&s, "a", false, true), vec![0]);
         assert_eq!(plan_cleanup(&s, "a", true, false), vec![0, 1, 2]);
     }
 
     #[test]
     fn pending_removes_above_booted() {
-        let s = vec![slot("a", false, false), slot("a", true, false), slot("a", false, false)];
+        let s = vec![
+            slot("a", false, false),
+            slot("a", true, false),
+            slot("a", false, false),
+        ];
         assert_eq!(plan_cleanup(&s, "a", true, false), vec![1, 2]);
         assert_eq!(plan_cleanup(&s, "a", true, true), vec![1]);
     }

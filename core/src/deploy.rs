@@ -61,7 +61,9 @@ impl fmt::Display for Revision {
 }
 
 pub(crate) fn is_checksum(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Options of [`deploy`].
@@ -113,7 +115,9 @@ pub(crate) fn resolve_revision(
             commit_only: true,
             depth: -1,
         };
-        ctx.task(&format!("Fetching history of {refstr}"), || pull(repo, &req, ctx))?;
+        ctx.task(&format!("Fetching history of {refstr}"), || {
+            pull(repo, &req, ctx)
+        })?;
     }
     let head = || {
         commit::resolve(repo, &refstr)?
@@ -232,12 +236,22 @@ mod tests {
             Revision::parse("version=41.2").unwrap(),
             Revision::Version("41.2".into())
         );
-        assert_eq!(Revision::parse("41.2").unwrap(), Revision::Version("41.2".into()));
+        assert_eq!(
+            Revision::parse("41.2").unwrap(),
+            Revision::Version("41.2".into())
+        );
     }
 
     #[test]
     fn revision_errors() {
-        for bad in ["", "revision=abc", "version=", "4 1", "x\ny", &"A".repeat(64)] {
+        for bad in [
+            "",
+            "revision=abc",
+            "version=",
+            "4 1",
+            "x\ny",
+            &"A".repeat(64),
+        ] {
             let res = Revision::parse(bad);
             if bad == "A".repeat(64) {
                 // Upper-case hex is not a checksum: it is taken as a version name.

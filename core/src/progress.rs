@@ -76,7 +76,10 @@ pub struct Cancelled;
 
 impl OpContext {
     /// A context reporting to `sink`, cancelled through `cancellable`.
-    pub fn new(sink: impl Fn(&Event) + Send + Sync + 'static, cancellable: gio::Cancellable) -> Self {
+    pub fn new(
+        sink: impl Fn(&Event) + Send + Sync + 'static,
+        cancellable: gio::Cancellable,
+    ) -> Self {
         Self {
             sink: Arc::new(sink),
             cancellable,

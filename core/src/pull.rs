@@ -2,7 +2,6 @@
 
 use anyhow::{anyhow, Context, Result};
 use ostree::glib;
-use ostree::prelude::*;
 
 use crate::progress::{DownloadProgress, Event, OpContext};
 
@@ -100,6 +99,6 @@ fn read_progress(p: &ostree::AsyncProgress) -> DownloadProgress {
         fetched: u("fetched"),
         requested: u("requested"),
         bytes_transferred: bytes,
-        bytes_per_sec: if elapsed > 0 { bytes / elapsed } else { bytes },
+        bytes_per_sec: bytes.checked_div(elapsed).unwrap_or(bytes),
     }
 }

@@ -103,11 +103,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
         });
     }
     origin.set_refspec(&new);
-    origin.set_override_commit(
-        opts.revision
-            .as_ref()
-            .map(|_| target.checksum.as_str()),
-    );
+    origin.set_override_commit(opts.revision.as_ref().map(|_| target.checksum.as_str()));
     let outcome = stage::write(
         sysroot,
         &merge,
@@ -122,9 +118,12 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
     )?;
     if !opts.skip_purge && new != old {
         // The old deployment keeps its commit through libostree's deployment refs.
-        if let Err(e) =
-            repo.set_ref_immediate(old.remote(), old.ref_name(), None, ostree::gio::Cancellable::NONE)
-        {
+        if let Err(e) = repo.set_ref_immediate(
+            old.remote(),
+            old.ref_name(),
+            None,
+            ostree::gio::Cancellable::NONE,
+        ) {
             tracing::debug!("Purging old ref {old}: {e}");
         } else {
             ctx.message(format!("Deleted old ref {old}"));

@@ -46,9 +46,7 @@ pub fn plan_rollback(slots: &[Slot], osname: &str) -> Result<Vec<usize>> {
         (false, None) => return Err(anyhow!("No rollback deployment found")),
     };
     let mut order = vec![target];
-    order.extend(
-        (0..slots.len()).filter(|&i| i != target && !(slots[i].staged && i != target)),
-    );
+    order.extend((0..slots.len()).filter(|&i| i != target && !slots[i].staged));
     Ok(order)
 }
 
@@ -116,25 +114,41 @@ mod tests {
 
     #[test]
     fn booted_default_rolls_back() {
-        let s = vec![slot("a", true, false), slot("a", false, false), slot("b", false, false)];
+        let s = vec![
+            slot("a", true, false),
+            slot("a", false, false),
+            slot("b", false, false),
+        ];
         assert_eq!(plan_rollback(&s, "a").unwrap(), vec![1, 0, 2]);
     }
 
     #[test]
     fn pending_puts_booted_back_on_top() {
-        let s = vec![slot("a", false, false), slot("a", true, false), slot("a", false, false)];
+        let s = vec![
+            slot("a", false, false),
+            slot("a", true, false),
+            slot("a", false, false),
+        ];
         assert_eq!(plan_rollback(&s, "a").unwrap(), vec![1, 0, 2]);
     }
 
     #[test]
     fn staged_is_dropped() {
-        let s = vec![slot("a", false, true), slot("a", true, false), slot("a", false, false)];
+        let s = vec![
+            slot("a", false, true),
+            slot("a", true, false),
+            slot("a", false, false),
+        ];
         assert_eq!(plan_rollback(&s, "a").unwrap(), vec![1, 2]);
     }
 
     #[test]
     fn other_stateroot_is_skipped() {
-        let s = vec![slot("a", false, false), slot("b", false, false), slot("a", false, false)];
+        let s = vec![
+            slot("a", false, false),
+            slot("b", false, false),
+            slot("a", false, false),
+        ];
         assert_eq!(plan_rollback(&s, "a").unwrap(), vec![2, 0, 1]);
     }
 

@@ -48,7 +48,7 @@ impl Outcome {
 }
 
 /// How a new deployment is written.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct NewDeployment<'a> {
     pub osname: &'a str,
     pub revision: &'a str,

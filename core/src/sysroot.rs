@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use fn_error_context::context;
 use ostree::gio;
+use ostree::gio::prelude::*;
 use ostree::glib;
 
 use crate::origin::Origin;
@@ -23,7 +24,9 @@ pub struct Sysroot {
 
 impl std::fmt::Debug for Sysroot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sysroot").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Sysroot")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,10 +86,7 @@ impl Sysroot {
 
     /// Take the sysroot lock, failing at once if another process holds it.
     pub fn lock(&self) -> Result<SysrootLock<'_>> {
-        let got = self
-            .inner
-            .try_lock()
-            .context("Locking sysroot")?;
+        let got = self.inner.try_lock().context("Locking sysroot")?;
         if !got {
             return Err(anyhow!(
                 "The sysroot {} is locked by another process (an ostree or rpm-ostree operation is running); wait for it to finish and retry",

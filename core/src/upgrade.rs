@@ -66,7 +66,10 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         anyhow!("The ref {refstr} is not in the local repo; run without --cache-only to fetch it")
     })?;
     if target == current.checksum && origin.override_commit().is_none() {
-        ctx.message(format!("No upgrade available: {refstr} is at {}", current.describe()));
+        ctx.message(format!(
+            "No upgrade available: {refstr} is at {}",
+            current.describe()
+        ));
         return Ok(Outcome::Unchanged);
     }
     let target_info = commit::load(&repo, &target)?;

@@ -18,14 +18,21 @@ pub fn to_json(v: &glib::Variant) -> Value {
         VariantClass::Uint32 => Value::from(v.get::<u32>().unwrap_or_default()),
         VariantClass::Int64 => Value::from(v.get::<i64>().unwrap_or_default()),
         VariantClass::Uint64 => Value::from(v.get::<u64>().unwrap_or_default()),
-        VariantClass::Handle => Value::from(v.get::<glib::variant::Handle>().map(|h| h.0).unwrap_or_default()),
+        VariantClass::Handle => Value::from(
+            v.get::<glib::variant::Handle>()
+                .map(|h| h.0)
+                .unwrap_or_default(),
+        ),
         VariantClass::Double => serde_json::Number::from_f64(v.get::<f64>().unwrap_or_default())
             .map(Value::Number)
             .unwrap_or(Value::Null),
         VariantClass::String | VariantClass::ObjectPath | VariantClass::Signature => {
             Value::String(v.str().unwrap_or_default().to_string())
         }
-        VariantClass::Variant => v.as_variant().map(|inner| to_json(&inner)).unwrap_or(Value::Null),
+        VariantClass::Variant => v
+            .as_variant()
+            .map(|inner| to_json(&inner))
+            .unwrap_or(Value::Null),
         VariantClass::Maybe => {
             if v.n_children() == 0 {
                 Value::Null
