@@ -1,0 +1,120 @@
+use strata_core::{cleanup, upgrade, CleanupOptions, OpContext, UpgradeOptions};
+use strata_tests::OsRelease;
+
+use crate::*;
+
+fn two_deployments() -> strata_tests::Fixture {
+    let fx = fixture();
+    fx.commit(&OsRelease::new("2")).unwrap();
+    upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert_eq!(fx.sysroot().unwrap().deployments().unwrap().len(), 2);
+    fx
+}
+
+#[test]
+fn cleanup_rollback_removes_old_deployment() {
+    let fx = two_deployments();
+    let keep = fx.sysroot().unwrap().deployments().unwrap()[0].clone();
+    cleanup(
+        &open(&fx),
+        &CleanupOptions {
+            rollback: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let deps = fx.sysroot().unwrap().deployments().unwrap();
+    assert_eq!(deps.len(), 1);
+    // The boot version (and so the `ostree=` path in the options) changes; the deployment not.
+    assert_eq!(
+        (&deps[0].checksum, deps[0].serial, &deps[0].origin),
+        (&keep.checksum, keep.serial, &keep.origin)
+    );
+    assert_eq!(
+        snapshot(&fx).deploy_dirs.len(),
+        1,
+        "old deployment directory left behind"
+    );
+}
+
+#[test]
+fn cleanup_pending_on_unbooted_sysroot_removes_nothing() {
+    let fx = two_deployments();
+    let before = snapshot(&fx);
+    cleanup(
+        &open(&fx),
+        &CleanupOptions {
+            pending: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    assert_eq!(before, snapshot(&fx));
+}
+
+#[test]
+fn pinned_deployments_survive_cleanup() {
+    let fx = two_deployments();
+    let s = fx.sysroot().unwrap();
+    strata_tests::cmd::ostree([
+        "admin",
+        "pin",
+        &format!("--sysroot={}", s.path().display()),
+        "1",
+    ])
+    .unwrap();
+    cleanup(
+        &open(&fx),
+        &CleanupOptions {
+            rollback: true,
+            pending: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let deps = s.deployments().unwrap();
+    assert_eq!(deps.len(), 2);
+    assert!(deps[1].pinned);
+}
+
+#[test]
+fn cleanup_base_regenerates_base_refs() {
+    let fx = fixture();
+    let s = fx.sysroot().unwrap();
+    let repo_arg = format!("--repo={}", s.repo_path().display());
+    strata_tests::cmd::ostree([
+        "refs",
+        &repo_arg,
+        "--create=rpmostree/base/7",
+        fx.first_commit(),
+    ])
+    .unwrap();
+    cleanup(
+        &open(&fx),
+        &CleanupOptions {
+            base: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let refs = strata_tests::cmd::ostree(["refs", &repo_arg]).unwrap();
+    assert!(
+        !refs.contains("rpmostree/base/"),
+        "stale base ref kept: {refs}"
+    );
+    // The deployment is untouched.
+    assert_eq!(s.deployments().unwrap().len(), 1);
+}
+
+#[test]
+fn cleanup_without_choice_is_an_error() {
+    let fx = fixture();
+    let err = assert_fails_unchanged(&fx, |s| {
+        cleanup(s, &CleanupOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("Nothing to clean"), "{err}");
+}

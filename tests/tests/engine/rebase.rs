@@ -1,0 +1,126 @@
+use strata_core::{rebase, OpContext, Outcome, RebaseOptions, Revision};
+use strata_tests::OsRelease;
+
+use crate::*;
+
+const OTHER_REF: &str = "stratatest/testing/x86_64";
+
+fn opts(refspec: &str) -> RebaseOptions {
+    RebaseOptions {
+        refspec: refspec.to_string(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn rebase_to_other_ref_on_same_remote() {
+    let fx = fixture();
+    let t = fx
+        .repo()
+        .commit_release(OTHER_REF, &OsRelease::new("10-testing"))
+        .unwrap();
+    let out = rebase(&open(&fx), &opts(OTHER_REF), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { ref checksum, .. } if *checksum == t));
+    let deps = fx.sysroot().unwrap().deployments().unwrap();
+    let origin = deps[0].origin.clone().unwrap();
+    assert!(
+        origin.contains(&format!("refspec=testos:{OTHER_REF}")),
+        "{origin}"
+    );
+    // The old ref was purged from the sysroot repo.
+    let repo = ostree::Repo::new_for_path(fx.sysroot().unwrap().repo_path());
+    repo.open(ostree::gio::Cancellable::NONE).unwrap();
+    assert!(repo.resolve_rev(&fx.refspec(), true).unwrap().is_none());
+}
+
+#[test]
+fn rebase_to_other_remote_with_revision() {
+    let fx = fixture();
+    let sysroot = fx.sysroot().unwrap();
+    sysroot
+        .add_remote("mirror", &fx.repo().file_url(), None)
+        .unwrap();
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    fx.commit(&OsRelease::new("3")).unwrap();
+    let o = RebaseOptions {
+        refspec: "mirror:".into(),
+        revision: Some(Revision::Version("2".into())),
+        skip_purge: true,
+        ..Default::default()
+    };
+    let out = rebase(&open(&fx), &o, &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { ref checksum, .. } if *checksum == v2));
+    let origin = sysroot.deployments().unwrap()[0].origin.clone().unwrap();
+    assert!(
+        origin.contains(&format!("refspec=mirror:{}", fx.ref_())),
+        "{origin}"
+    );
+    assert!(
+        origin.contains(&format!("override-commit={v2}")),
+        "{origin}"
+    );
+}
+
+#[test]
+fn rebase_to_local_ref() {
+    let fx = fixture();
+    let sysroot = fx.sysroot().unwrap();
+    // Reference the deployed commit under a local ref, as rpm-ostree's tests do with :vmcheck.
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    sysroot.pull("testos", fx.ref_()).unwrap();
+    strata_tests::cmd::ostree([
+        "refs",
+        &format!("--repo={}", sysroot.repo_path().display()),
+        "--create=vmcheck",
+        &v2,
+    ])
+    .unwrap();
+    let out = rebase(&open(&fx), &opts(":vmcheck"), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { ref checksum, .. } if *checksum == v2));
+    let origin = sysroot.deployments().unwrap()[0].origin.clone().unwrap();
+    assert!(origin.contains("refspec=vmcheck\n"), "{origin}");
+}
+
+#[test]
+fn rebase_errors_change_nothing() {
+    let fx = fixture();
+    let cases = [
+        ("nosuchremote:foo/bar", "not configured"),
+        ("testos:stratatest/none/x86_64", "stratatest/none/x86_64"),
+        ("testos:bad ref", "Invalid refspec"),
+        ("a:b:c", "Invalid refspec"),
+        (&*fx.refspec(), "Old and new refs are equal"),
+    ];
+    for (refspec, expect) in cases {
+        let err = assert_fails_unchanged(&fx, |s| rebase(s, &opts(refspec), &OpContext::silent()));
+        assert!(
+            err.to_lowercase().contains(&expect.to_lowercase()),
+            "{refspec}: {err}"
+        );
+    }
+}
+
+#[test]
+fn layered_origin_is_refused_with_requests_kept() {
+    let fx = fixture();
+    fx.repo()
+        .commit_release(OTHER_REF, &OsRelease::new("10"))
+        .unwrap();
+    // Give the deployment a layering request, as rpm-ostree would have written it.
+    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
+    let origin_path = format!("{}.origin", dir.display());
+    let text = std::fs::read_to_string(&origin_path).unwrap();
+    let text = text.replace("refspec=", "baserefspec=") + "\n[packages]\nrequested=htop;\n";
+    std::fs::write(&origin_path, &text).unwrap();
+    let err = assert_fails_unchanged(&fx, |s| rebase(s, &opts(OTHER_REF), &OpContext::silent()));
+    assert!(err.contains("layered packages (htop)"), "{err}");
+    assert_eq!(std::fs::read_to_string(&origin_path).unwrap(), text);
+    // At the origin level the requests survive a rebase.
+    let mut origin = strata_core::origin::Origin::parse(&text).unwrap();
+    origin
+        .set_refspec(&strata_core::origin::Refspec::parse(&format!("testos:{OTHER_REF}")).unwrap());
+    assert_eq!(origin.requested_packages(), ["htop"]);
+    assert!(origin
+        .to_string()
+        .contains(&format!("baserefspec=testos:{OTHER_REF}")));
+}

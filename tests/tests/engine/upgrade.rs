@@ -1,0 +1,327 @@
+use std::time::Duration;
+
+use strata_core::{upgrade, Event, OpContext, Outcome, UpgradeOptions};
+use strata_tests::gio::prelude::*;
+use strata_tests::{FixtureConfig, OsRelease};
+
+use crate::*;
+
+#[test]
+fn upgrade_file_remote_deploys_new_release() {
+    let fx = fixture();
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let sysroot = open(&fx);
+    let (ctx, events) = recording_ctx();
+    let out = upgrade(&sysroot, &UpgradeOptions::default(), &ctx).unwrap();
+    match out {
+        Outcome::Deployed {
+            checksum,
+            version,
+            staged,
+            ..
+        } => {
+            assert_eq!(checksum, v2);
+            assert_eq!(version.as_deref(), Some("2"));
+            assert!(!staged, "a non-booted sysroot is deployed directly");
+        }
+        o => panic!("unexpected outcome {o:?}"),
+    }
+    let deps = fx.sysroot().unwrap().deployments().unwrap();
+    assert_eq!(deps.len(), 2);
+    assert_eq!(deps[0].checksum, v2);
+    assert_eq!(deps[1].checksum, fx.first_commit());
+    // Kernel arguments are inherited from the merge deployment.
+    let kargs = |i: usize| -> Vec<String> {
+        deps[i]
+            .options
+            .as_deref()
+            .unwrap()
+            .split_whitespace()
+            .filter(|a| !a.starts_with("ostree="))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(kargs(0), ["root=LABEL=root", "rw", "quiet"]);
+    assert_eq!(kargs(0), kargs(1));
+    assert_eq!(
+        read_in_deployment(&fx, 0, "usr/lib/os-release")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("VERSION="))
+            .unwrap(),
+        "VERSION=2"
+    );
+    let events = events.lock().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::TaskBegin(t) if t.starts_with("Pulling"))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::TaskEnd(t) if t == "Writing deployment")));
+}
+
+#[test]
+fn upgrade_http_remote_reports_download_progress() {
+    let fx = fixture_with(FixtureConfig {
+        http: true,
+        ..Default::default()
+    });
+    let v2 = fx
+        .commit(&OsRelease::new("2").extra_files(300).extra_files_seed("v2"))
+        .unwrap();
+    let http = fx.http().unwrap();
+    // Slow the server down so the pull spans several progress updates (one a second).
+    http.set_delay(Duration::from_millis(5));
+    let before = http.requests();
+    let sysroot = open(&fx);
+    let (ctx, events) = recording_ctx();
+    let out = upgrade(&sysroot, &UpgradeOptions::default(), &ctx).unwrap();
+    assert!(matches!(out, Outcome::Deployed { ref checksum, .. } if *checksum == v2));
+    assert!(http.requests() > before + 300, "objects came over HTTP");
+    let events = events.lock().unwrap();
+    let downloads: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Download(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!downloads.is_empty(), "no DownloadProgress events");
+    assert!(downloads.iter().any(|d| d.fetched > 0 || d.requested > 0));
+    assert!(events.contains(&Event::ProgressEnd));
+}
+
+#[test]
+fn upgrade_without_new_commit_is_unchanged() {
+    let fx = fixture();
+    let before = snapshot(&fx);
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert_eq!(out, Outcome::Unchanged);
+    assert_eq!(before, snapshot(&fx));
+}
+
+#[test]
+fn check_only_answers_without_deploying() {
+    let fx = fixture();
+    let opts = UpgradeOptions {
+        check_only: true,
+        ..Default::default()
+    };
+    let before = snapshot(&fx);
+    assert_eq!(
+        upgrade(&open(&fx), &opts, &OpContext::silent()).unwrap(),
+        Outcome::Unchanged
+    );
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let out = upgrade(&open(&fx), &opts, &OpContext::silent()).unwrap();
+    assert_eq!(
+        out,
+        Outcome::UpdateAvailable {
+            checksum: v2.clone(),
+            version: Some("2".into())
+        }
+    );
+    assert_eq!(before, snapshot(&fx), "check-only deployed something");
+    // Only the commit object was fetched; the real upgrade then fetches the content.
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { checksum, .. } if checksum == v2));
+}
+
+#[test]
+fn download_only_then_cache_only() {
+    let fx = fixture();
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let before = snapshot(&fx);
+    let out = upgrade(
+        &open(&fx),
+        &UpgradeOptions {
+            download_only: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Downloaded { ref checksum, .. } if *checksum == v2));
+    assert_eq!(before, snapshot(&fx));
+    // Make the remote unusable: cache-only must not need it.
+    std::fs::rename(fx.repo().path(), fx.dir().join("repo-moved")).unwrap();
+    let out = upgrade(
+        &open(&fx),
+        &UpgradeOptions {
+            cache_only: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Deployed { checksum, .. } if checksum == v2));
+}
+
+#[test]
+fn downgrade_is_refused_unless_allowed() {
+    let fx = fixture();
+    let t1 = fx.repo().commit_timestamp(fx.first_commit()).unwrap();
+    let older = fx
+        .commit(&OsRelease::new("0.9").timestamp(t1 - 3600))
+        .unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("older than the current one"), "{err}");
+    assert!(err.contains("--allow-downgrade"), "{err}");
+    let out = upgrade(
+        &open(&fx),
+        &UpgradeOptions {
+            allow_downgrade: true,
+            ..Default::default()
+        },
+        &OpContext::silent(),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Deployed { checksum, .. } if checksum == older));
+}
+
+#[test]
+fn unknown_ref_fails_cleanly() {
+    let fx = fixture();
+    // Point the origin at a ref the remote does not have.
+    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
+    let origin = dir.with_extension(format!(
+        "{}.origin",
+        dir.extension().unwrap().to_str().unwrap()
+    ));
+    let text = std::fs::read_to_string(&origin).unwrap();
+    std::fs::write(
+        &origin,
+        text.replace(fx.ref_(), "stratatest/nonexistent/x86_64"),
+    )
+    .unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("stratatest/nonexistent/x86_64"), "{err}");
+    assert!(err.contains("Pulling"), "{err}");
+}
+
+#[test]
+fn unreachable_remote_fails_cleanly() {
+    let fx = fixture_with(FixtureConfig {
+        http: true,
+        ..Default::default()
+    });
+    fx.commit(&OsRelease::new("2")).unwrap();
+    // Repoint the remote at a closed loopback port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    strata_tests::cmd::ostree([
+        "remote",
+        "add",
+        "--force",
+        "--no-gpg-verify",
+        &format!("--repo={}", fx.sysroot().unwrap().repo_path().display()),
+        "testos",
+        &format!("http://127.0.0.1:{port}/repo"),
+    ])
+    .unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("Pulling"), "{err}");
+    assert!(err.contains("testos"), "{err}");
+}
+
+#[test]
+fn malformed_origin_fails_cleanly() {
+    let fx = fixture();
+    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
+    let origin = dir.with_extension(format!(
+        "{}.origin",
+        dir.extension().unwrap().to_str().unwrap()
+    ));
+    // Syntactically a keyfile, but with two bases.
+    let text = std::fs::read_to_string(&origin).unwrap();
+    std::fs::write(
+        &origin,
+        format!("{text}container-image-reference=ostree-unverified-registry:quay.io/x/y:1\n"),
+    )
+    .unwrap();
+    fx.commit(&OsRelease::new("2")).unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("origin"), "{err}");
+    assert!(err.contains(".origin"), "error names the file: {err}");
+}
+
+#[test]
+fn cancel_mid_pull_leaves_sysroot_unchanged() {
+    let fx = fixture_with(FixtureConfig {
+        http: true,
+        ..Default::default()
+    });
+    fx.commit(&OsRelease::new("2").extra_files(2000).extra_files_seed("v2"))
+        .unwrap();
+    let http = fx.http().unwrap();
+    // 2,000 new objects at 10 ms each: the pull would take 20 s.
+    http.set_delay(Duration::from_millis(10));
+    let base = http.requests();
+    let (ctx, _events) = recording_ctx();
+    let cancellable = ctx.cancellable().clone();
+    let before = snapshot(&fx);
+    let sysroot = open(&fx);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Cancel once the pull is demonstrably under way.
+            http.wait_for_requests(base + 50, Duration::from_secs(60))
+                .unwrap();
+            cancellable.cancel();
+        });
+        let err = upgrade(&sysroot, &UpgradeOptions::default(), &ctx).unwrap_err();
+        assert!(strata_core::is_cancelled(&err), "{err:#}");
+    });
+    let served = http.requests() - base;
+    assert!(
+        served < 1000,
+        "the pull ran on after cancel ({served} requests)"
+    );
+    drop(sysroot);
+    assert_eq!(before, snapshot(&fx));
+    // And a retry succeeds.
+    http.set_delay(Duration::ZERO);
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }));
+}
+
+#[test]
+fn locked_sysroot_is_refused() {
+    let fx = fixture();
+    fx.commit(&OsRelease::new("2")).unwrap();
+    let holder = open(&fx);
+    let _lock = holder.lock().unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(err.contains("locked by another process"), "{err}");
+}
+
+#[test]
+fn lock_finalization_needs_a_booted_system() {
+    let fx = fixture();
+    fx.commit(&OsRelease::new("2")).unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(
+            s,
+            &UpgradeOptions {
+                lock_finalization: true,
+                ..Default::default()
+            },
+            &OpContext::silent(),
+        )
+    });
+    assert!(
+        err.contains("--lock-finalization needs a booted system"),
+        "{err}"
+    );
+}
