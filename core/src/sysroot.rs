@@ -46,6 +46,7 @@ impl Sysroot {
     /// Open and load the sysroot at `path`.
     #[context("Opening sysroot {}", path.display())]
     pub fn open(path: &Path) -> Result<Self> {
+        route_glib_output();
         if !path.join("ostree").is_dir() {
             return Err(anyhow!(
                 "{} is not an ostree sysroot (no ostree/ directory)",
@@ -196,6 +197,17 @@ impl Sysroot {
     pub fn finalization_locked(&self) -> bool {
         self.is_booted() && Path::new(STAGED_LOCKED_PATH).exists()
     }
+}
+
+/// libostree reports some things with `g_print` (e.g. "Freed objects: 1.2 kB" after pruning),
+/// which would land on the stdout of whatever process embeds the engine. Send it to the log
+/// instead. Process-wide and idempotent.
+fn route_glib_output() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        glib::set_print_handler(|msg| tracing::info!(target: "libostree", "{}", msg.trim_end()));
+        glib::set_printerr_handler(|msg| tracing::warn!(target: "libostree", "{}", msg.trim_end()));
+    });
 }
 
 /// rpm-ostree's deployment id: `<osname>-<checksum>.<serial>`.

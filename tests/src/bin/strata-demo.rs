@@ -30,11 +30,8 @@ fn printer() -> OpContext {
     OpContext::new(
         |e| match e {
             Event::Message(m) => println!("{m}"),
-            Event::TaskBegin(t) => {
-                print!("{t}... ");
-                let _ = std::io::stdout().flush();
-            }
-            Event::TaskEnd(_) => println!("done"),
+            Event::TaskBegin(t) => println!("{t}..."),
+            Event::TaskEnd(_) => {}
             Event::Download(d) => {
                 print!(
                     "\r  receiving objects: {}/{} ({} bytes)",
@@ -75,19 +72,17 @@ fn print_status(report: &StatusReport) {
     }
 }
 
+/// What the outcome adds to the engine's own messages.
 fn describe(o: &Outcome) -> String {
     match o {
         Outcome::Unchanged => "No changes.".into(),
-        Outcome::UpdateAvailable { checksum, version } => format!(
-            "Update available: {} ({checksum})",
-            version.as_deref().unwrap_or("-")
-        ),
+        Outcome::UpdateAvailable { checksum, .. } => format!("(commit {checksum})"),
         Outcome::Downloaded { checksum, .. } => format!("Downloaded {checksum}"),
-        Outcome::Deployed { id, version, .. } => format!(
-            "New deployment {id} (version {}); it is the default for the next boot",
+        Outcome::Deployed { version, .. } => format!(
+            "Version {} is the default for the next boot",
             version.as_deref().unwrap_or("-")
         ),
-        Outcome::Changed(m) => m.clone(),
+        Outcome::Changed(_) => "Done.".into(),
     }
 }
 

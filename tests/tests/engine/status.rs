@@ -140,3 +140,29 @@ fn status_orders_deployments_for_next_boot() {
     assert_eq!(versions, ["2", "1"]);
     assert_eq!(report.deployments[0].serial, 0);
 }
+
+#[test]
+fn garbage_origin_is_a_clear_error() {
+    let fx = fixture();
+    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
+    let origin = format!("{}.origin", dir.display());
+    let before = snapshot(&fx);
+    let good = std::fs::read_to_string(&origin).unwrap();
+    std::fs::write(&origin, "this is not a keyfile\n").unwrap();
+    let err = match strata_core::Sysroot::open(fx.sysroot().unwrap().path()) {
+        // libostree refuses to load a sysroot with an unparsable origin...
+        Err(e) => format!("{e:#}"),
+        // ...or, if it loads, every operation that needs the origin names the file.
+        Ok(s) => {
+            let e =
+                strata_core::upgrade(&s, &Default::default(), &strata_core::OpContext::silent())
+                    .unwrap_err();
+            format!("{e:#}")
+        }
+    };
+    assert!(err.contains("origin"), "{err}");
+    assert!(err.contains("Opening sysroot"), "{err}");
+    // Nothing else changed: with the origin restored, the sysroot is as before.
+    std::fs::write(&origin, good).unwrap();
+    assert_eq!(before, snapshot(&fx));
+}
