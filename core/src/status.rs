@@ -1,113 +1,16 @@
-//! The status model: what `rpm-ostree status --json` shows, built from a sysroot.
-//!
-//! The types here are plain serde data with no libostree in them (they are the wire shape the
-//! daemon and CLI share); [`load`] fills them from a [`Sysroot`].
+//! Building the status model ([`strata_api::status`]) from a sysroot.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+pub use strata_api::status::*;
 
 use crate::commit;
 use crate::origin::{BaseSource, Origin, RefspecKind};
 use crate::sysroot::{deployment_id, Sysroot, STAGED_LOCKED_PATH};
 use crate::variant;
-
-/// Base commit metadata keys too bulky for status, as rpm-ostree leaves them out.
-pub const BULKY_METADATA_KEYS: &[&str] = &[
-    "rpmostree.rpmdb.pkglist",
-    "rpmostree.advisories",
-    "rpmostree.packages",
-];
-
-/// Top level of `status --json`: always all four keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct StatusReport {
-    pub deployments: Vec<DeploymentStatus>,
-    /// `[method, sender, object path]` of the running transaction.
-    pub transaction: Option<(String, String, String)>,
-    pub cached_update: Option<Value>,
-    pub update_driver: Option<UpdateDriver>,
-}
-
-/// A registered update driver (`deploy --register-driver`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct UpdateDriver {
-    pub driver_name: String,
-    pub driver_sd_unit: String,
-}
-
-/// One deployment, with rpm-ostree's key names and types.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct DeploymentStatus {
-    pub id: String,
-    pub osname: String,
-    pub serial: i32,
-    pub checksum: String,
-    pub booted: bool,
-    pub staged: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finalization_locked: Option<bool>,
-    pub pinned: bool,
-    pub unlocked: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    pub timestamp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_image_reference: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_origin: Option<(String, String)>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpg_enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_error: Option<String>,
-    /// GPG verification results, one tuple per signature, as libostree's
-    /// `ostree_gpg_verify_result_get_all` lays them out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signatures: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_base_checksum: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_base_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_base_timestamp: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_checksum: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_timestamp: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endoflife: Option<String>,
-    pub base_commit_meta: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layered_commit_meta: Option<Map<String, Value>>,
-    pub packages: Vec<String>,
-    pub base_removals: Vec<Value>,
-    pub base_local_replacements: Vec<Value>,
-    pub base_remote_replacements: Map<String, Value>,
-    pub requested_packages: Vec<String>,
-    pub requested_local_packages: Vec<String>,
-    pub requested_local_fileoverride_packages: Vec<String>,
-    pub requested_base_removals: Vec<String>,
-    pub requested_base_local_replacements: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_base_remote_replacements: Option<Vec<(String, Vec<String>)>>,
-    pub regenerate_initramfs: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initramfs_args: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initramfs_etc: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cliwrap: Option<bool>,
-}
 
 /// Build the status of every deployment, in boot order.
 pub fn load(sysroot: &Sysroot) -> Result<StatusReport> {

@@ -1,0 +1,125 @@
+//! Client proxies for rpm-ostree's interfaces (used by the CLI and the tests).
+
+use std::collections::HashMap;
+
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+/// `org.projectatomic.rpmostree1.Sysroot`.
+#[zbus::proxy(
+    interface = "org.projectatomic.rpmostree1.Sysroot",
+    default_service = "org.projectatomic.rpmostree1",
+    default_path = "/org/projectatomic/rpmostree1/Sysroot"
+)]
+pub trait Sysroot {
+    fn register_client(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+    fn unregister_client(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+    fn reload(&self) -> zbus::Result<()>;
+    fn reload_config(&self) -> zbus::Result<()>;
+    #[zbus(name = "GetOS")]
+    fn get_os(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(property)]
+    fn booted(&self) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn path(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn active_transaction(&self) -> zbus::Result<(String, String, String)>;
+    #[zbus(property)]
+    fn active_transaction_path(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn automatic_update_policy(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn deployments(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+}
+
+/// `org.projectatomic.rpmostree1.OS` (the subset Strata implements).
+#[zbus::proxy(
+    interface = "org.projectatomic.rpmostree1.OS",
+    default_service = "org.projectatomic.rpmostree1"
+)]
+pub trait OS {
+    fn upgrade(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn deploy(&self, revision: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn rebase(
+        &self,
+        options: HashMap<&str, Value<'_>>,
+        refspec: &str,
+        packages: &[&str],
+    ) -> zbus::Result<String>;
+    fn rollback(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn clear_rollback_target(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn kernel_args(
+        &self,
+        existing: &str,
+        added: &[&str],
+        replaced: &[&str],
+        removed: &[&str],
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<String>;
+    fn get_deployment_boot_config(
+        &self,
+        deployid: &str,
+        is_pending: bool,
+    ) -> zbus::Result<HashMap<String, OwnedValue>>;
+    fn cleanup(&self, elements: &[&str]) -> zbus::Result<String>;
+    fn finalize_deployment(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn automatic_update_trigger(
+        &self,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<(bool, String)>;
+    fn update_deployment(
+        &self,
+        modifiers: HashMap<&str, Value<'_>>,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn booted_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn default_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn rollback_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn cached_update(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn has_cached_update_rpm_diff(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+}
+
+/// `org.projectatomic.rpmostree1.Transaction`, at `/` on the peer-to-peer connection whose
+/// address a mutating method returned.
+#[zbus::proxy(interface = "org.projectatomic.rpmostree1.Transaction", default_path = "/")]
+pub trait Transaction {
+    fn start(&self) -> zbus::Result<bool>;
+    fn cancel(&self) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn title(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn initiating_client_description(&self) -> zbus::Result<String>;
+
+    #[zbus(signal)]
+    fn finished(&self, success: bool, error_message: String) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn message(&self, text: String) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn task_begin(&self, text: String) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn task_end(&self, text: String) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn percent_progress(&self, text: String, percentage: u32) -> zbus::Result<()>;
+    #[zbus(signal)]
+    #[allow(clippy::too_many_arguments)]
+    fn download_progress(
+        &self,
+        time: (u64, u64),
+        outstanding: (u32, u32),
+        metadata: (u32, u32, u32),
+        delta: (u32, u32, u32, u64),
+        content: (u32, u32),
+        transfer: (u64, u64),
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn progress_end(&self) -> zbus::Result<()>;
+}
