@@ -6,7 +6,10 @@ CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
 	ca-certificates
 
-.PHONY: all build deps check fmt clippy test demo clean
+.PHONY: all build deps check fmt clippy test demo install clean
+
+PREFIX ?= /usr
+DESTDIR ?=
 
 all: build
 
@@ -43,6 +46,26 @@ check: fmt clippy test
 # HTTP on loopback, a sysroot), printing what happens.
 demo: deps
 	$(CARGO) run --quiet -p strata-tests --bin strata-demo
+
+# Install binaries (strata, the rpm-ostree symlink, stratad), systemd unit, D-Bus activation and
+# policy, polkit actions, tmpfiles, default config, man pages and shell completions.
+install: deps
+	$(CARGO) build --release -p strata-cli -p strata-daemon
+	install -D -m 0755 target/release/strata $(DESTDIR)$(PREFIX)/bin/strata
+	ln -sf strata $(DESTDIR)$(PREFIX)/bin/rpm-ostree
+	install -D -m 0755 target/release/stratad $(DESTDIR)$(PREFIX)/libexec/stratad
+	install -D -m 0644 packaging/stratad.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stratad.service
+	install -D -m 0644 packaging/org.projectatomic.rpmostree1.service \
+		$(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.projectatomic.rpmostree1.service
+	install -D -m 0644 packaging/org.projectatomic.rpmostree1.conf \
+		$(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.projectatomic.rpmostree1.conf
+	install -D -m 0644 packaging/org.projectatomic.rpmostree1.policy \
+		$(DESTDIR)$(PREFIX)/share/polkit-1/actions/org.projectatomic.rpmostree1.policy
+	install -D -m 0644 packaging/strata-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/strata.conf
+	install -D -m 0644 packaging/rpm-ostreed.conf $(DESTDIR)/etc/rpm-ostreed.conf
+	mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/strata/completions
+	target/release/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
+		--completions $(DESTDIR)$(PREFIX)/share/strata/completions
 
 clean:
 	$(CARGO) clean

@@ -198,3 +198,33 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod packaging_tests {
+    use super::*;
+
+    const POLICY: &str = include_str!("../../packaging/org.projectatomic.rpmostree1.policy");
+    const BUSCONF: &str = include_str!("../../packaging/org.projectatomic.rpmostree1.conf");
+    const ACTIVATION: &str = include_str!("../../packaging/org.projectatomic.rpmostree1.service");
+
+    #[test]
+    fn polkit_policy_declares_every_action() {
+        let declared = POLICY.matches("<action id=").count();
+        assert_eq!(declared, action::ALL.len());
+        for id in action::ALL {
+            assert!(
+                POLICY.contains(&format!("<action id=\"{id}\">")),
+                "{id} missing from the polkit policy"
+            );
+        }
+    }
+
+    #[test]
+    fn bus_policy_matches_the_interfaces() {
+        assert!(BUSCONF.contains(&format!("<allow own=\"{BUS_NAME}\"/>")));
+        for iface in [OS_INTERFACE, SYSROOT_INTERFACE] {
+            assert!(BUSCONF.contains(&format!("send_interface=\"{iface}\"")), "{iface}");
+        }
+        assert!(ACTIVATION.contains(&format!("Name={BUS_NAME}")));
+    }
+}
