@@ -4,7 +4,7 @@ CARGO ?= cargo
 # System packages the build and the tests use (libostree to link against, the ostree CLI and
 # GnuPG for the test kit's fixtures).
 APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
-	ca-certificates
+	ca-certificates dbus-daemon python3-dbus python3-gi
 
 .PHONY: all build deps check fmt clippy test demo install clean
 
