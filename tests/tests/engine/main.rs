@@ -79,3 +79,13 @@ pub fn read_in_deployment(fx: &Fixture, index: usize, rel: &str) -> Option<Strin
         .expect("deploy dir");
     std::fs::read_to_string(dir.join(rel)).ok()
 }
+
+/// Path of the origin file of the `index`th deployment (`CSUM.SERIAL.origin`).
+pub fn origin_file(fx: &Fixture, index: usize) -> std::path::PathBuf {
+    let dir = fx
+        .sysroot()
+        .expect("sysroot")
+        .deploy_dir(index)
+        .expect("deploy dir");
+    std::path::PathBuf::from(format!("{}.origin", dir.display()))
+}

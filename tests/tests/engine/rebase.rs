@@ -107,8 +107,7 @@ fn layered_origin_is_refused_with_requests_kept() {
         .commit_release(OTHER_REF, &OsRelease::new("10"))
         .unwrap();
     // Give the deployment a layering request, as rpm-ostree would have written it.
-    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
-    let origin_path = format!("{}.origin", dir.display());
+    let origin_path = origin_file(&fx, 0);
     let text = std::fs::read_to_string(&origin_path).unwrap();
     let text = text.replace("refspec=", "baserefspec=") + "\n[packages]\nrequested=htop;\n";
     std::fs::write(&origin_path, &text).unwrap();

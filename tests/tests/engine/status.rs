@@ -144,8 +144,7 @@ fn status_orders_deployments_for_next_boot() {
 #[test]
 fn garbage_origin_is_a_clear_error() {
     let fx = fixture();
-    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
-    let origin = format!("{}.origin", dir.display());
+    let origin = origin_file(&fx, 0);
     let before = snapshot(&fx);
     let good = std::fs::read_to_string(&origin).unwrap();
     std::fs::write(&origin, "this is not a keyfile\n").unwrap();

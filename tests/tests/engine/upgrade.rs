@@ -185,11 +185,7 @@ fn downgrade_is_refused_unless_allowed() {
 fn unknown_ref_fails_cleanly() {
     let fx = fixture();
     // Point the origin at a ref the remote does not have.
-    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
-    let origin = dir.with_extension(format!(
-        "{}.origin",
-        dir.extension().unwrap().to_str().unwrap()
-    ));
+    let origin = origin_file(&fx, 0);
     let text = std::fs::read_to_string(&origin).unwrap();
     std::fs::write(
         &origin,
@@ -235,11 +231,7 @@ fn unreachable_remote_fails_cleanly() {
 #[test]
 fn malformed_origin_fails_cleanly() {
     let fx = fixture();
-    let dir = fx.sysroot().unwrap().deploy_dir(0).unwrap();
-    let origin = dir.with_extension(format!(
-        "{}.origin",
-        dir.extension().unwrap().to_str().unwrap()
-    ));
+    let origin = origin_file(&fx, 0);
     // Syntactically a keyfile, but with two bases.
     let text = std::fs::read_to_string(&origin).unwrap();
     std::fs::write(
