@@ -63,9 +63,14 @@ install: deps
 		$(DESTDIR)$(PREFIX)/share/polkit-1/actions/org.projectatomic.rpmostree1.policy
 	install -D -m 0644 packaging/strata-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/strata.conf
 	install -D -m 0644 packaging/rpm-ostreed.conf $(DESTDIR)/etc/rpm-ostreed.conf
-	mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/strata/completions
+	rm -rf target/docs && mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1
 	target/release/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
-		--completions $(DESTDIR)$(PREFIX)/share/strata/completions
+		--completions target/docs/completions
+	for n in strata rpm-ostree; do \
+	  install -D -m 0644 target/docs/completions/$$n.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$n; \
+	  install -D -m 0644 target/docs/completions/_$$n $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_$$n; \
+	  install -D -m 0644 target/docs/completions/$$n.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$n.fish; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,345 @@
+//! The command line: rpm-ostree's verbs and flags as clap definitions.
+//!
+//! Verbs Strata does not support yet are caught by [`Command::Other`] and answered by
+//! [`crate::unsupported`]; flags we accept for compatibility but cannot honour yet are hidden
+//! arguments that the verb rejects with a clear message.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// strata: manage atomic OS deployments through stratad (rpm-ostree compatible)
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Manage atomic, image-based OS deployments (rpm-ostree compatible)",
+    long_about = "strata talks to the stratad daemon over D-Bus to show, upgrade, deploy, rebase and \
+roll back ostree deployments. It accepts rpm-ostree's verbs, flags and exit codes, and behaves \
+identically when installed as `rpm-ostree`.",
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb accepts (before or after the verb, as rpm-ostree does).
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalOpts {
+    /// Use system root SYSROOT (only / is supported by the client; run `stratad --sysroot DIR`
+    /// to manage another sysroot)
+    #[arg(long, global = true, value_name = "SYSROOT")]
+    pub sysroot: Option<PathBuf>,
+    /// Operate on the provided stateroot (default: the booted one)
+    #[arg(long = "stateroot", alias = "os", global = true, value_name = "NAME")]
+    pub stateroot: Option<String>,
+    /// Avoid printing most informational messages
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Force a peer-to-peer connection instead of using the system message bus (rpm-ostree's
+    /// vestigial flag; not supported)
+    #[arg(long, global = true, hide = true)]
+    pub peer: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Get the version of the booted system
+    Status(StatusArgs),
+    /// Perform a system upgrade
+    #[command(visible_alias = "update")]
+    Upgrade(UpgradeArgs),
+    /// Deploy a specific commit
+    Deploy(DeployArgs),
+    /// Switch to a different tree
+    Rebase(RebaseArgs),
+    /// Revert to the previously booted tree
+    Rollback(RollbackArgs),
+    /// Query or modify kernel arguments
+    Kargs(KargsArgs),
+    /// Clear cached/pending data
+    Cleanup(CleanupArgs),
+    /// Cancel an active transaction
+    Cancel,
+    /// Reload configuration
+    Reload,
+    /// Unset the finalization locking state of the staged deployment and reboot
+    FinalizeDeployment(FinalizeArgs),
+    /// Write man pages and shell completions (used by `make install`)
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+    /// Any other verb: rpm-ostree verbs Strata does not support yet, or a typo
+    #[command(external_subcommand)]
+    Other(Vec<OsString>),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Print additional fields (e.g. StateRoot); implies -a
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Output security advisories (none exist without package layering)
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
+    /// Output JSON
+    #[arg(long, conflicts_with = "jsonpath")]
+    pub json: bool,
+    /// Filter JSONPath expression
+    #[arg(short = 'J', long, value_name = "EXPRESSION")]
+    pub jsonpath: Option<String>,
+    /// Only print the booted deployment
+    #[arg(short, long)]
+    pub booted: bool,
+    /// If a pending deployment exists, exit 77
+    #[arg(long)]
+    pub pending_exit_77: bool,
+    /// Deprecated no-op
+    #[arg(short = 'p', long, hide = true)]
+    pub pretty: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct UpgradeArgs {
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long, conflicts_with_all = ["check", "preview"])]
+    pub reboot: bool,
+    /// Permit deployment of chronologically older trees
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Just check if an upgrade is available, without downloading it or performing a package
+    /// diff; exit 77 if none
+    #[arg(long)]
+    pub check: bool,
+    /// Just preview package differences (treated as --check for now)
+    #[arg(long)]
+    pub preview: bool,
+    /// Do not download latest ostree and RPM data
+    #[arg(short = 'C', long)]
+    pub cache_only: bool,
+    /// Just download latest ostree and RPM data, don't deploy
+    #[arg(long)]
+    pub download_only: bool,
+    /// If no new deployment made, exit 77
+    #[arg(long, alias = "upgrade-unchanged-exit-77")]
+    pub unchanged_exit_77: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+    /// Force an upgrade even if an updates driver is registered
+    #[arg(long)]
+    pub bypass_driver: bool,
+    /// Trigger the automatic update policy configured in the daemon (used by the timer unit)
+    #[arg(long, hide = true)]
+    pub trigger_automatic_update_policy: bool,
+    /// Check for an update and show the package diff (not supported yet)
+    #[arg(long, hide = true)]
+    pub check_diff: bool,
+    /// Overlay additional packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub install: Vec<String>,
+    /// Remove overlayed packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub uninstall: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeployArgs {
+    /// The commit to deploy: a checksum, `revision=CHECKSUM` or `version=VERSION`
+    #[arg(value_name = "REVISION", allow_hyphen_values = false)]
+    pub revision: Option<String>,
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Just preview package differences (not supported yet)
+    #[arg(long)]
+    pub preview: bool,
+    /// Do not download latest ostree and RPM data
+    #[arg(short = 'C', long)]
+    pub cache_only: bool,
+    /// Just download latest ostree and RPM data, don't deploy
+    #[arg(long)]
+    pub download_only: bool,
+    /// Allow deploying a commit on a branch other than the booted one
+    #[arg(long)]
+    pub skip_branch_check: bool,
+    /// Forbid deployment of chronologically older trees
+    #[arg(long)]
+    pub disallow_downgrade: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+    /// If no new deployment made, exit 77
+    #[arg(long)]
+    pub unchanged_exit_77: bool,
+    /// Register the calling agent as the driver for updates; if REVISION is empty, register only
+    #[arg(long, value_name = "DRIVERNAME")]
+    pub register_driver: Option<String>,
+    /// Force a deploy even if an updates driver is registered
+    #[arg(long)]
+    pub bypass_driver: bool,
+    /// Set up cliwrap (not supported)
+    #[arg(long, hide = true)]
+    pub ex_cliwrap: bool,
+    /// Overlay additional packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub install: Vec<String>,
+    /// Remove overlayed packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub uninstall: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RebaseArgs {
+    /// REFSPEC [REVISION], or only [REVISION] with --branch/--remote
+    #[arg(value_name = "REFSPEC [REVISION]", num_args = 0..=2)]
+    pub positional: Vec<String>,
+    /// Rebase to branch BRANCH; use --remote to change remote as well
+    #[arg(short, long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Rebase to current branch name using REMOTE; may also be combined with --branch
+    #[arg(short = 'm', long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Keep previous refspec after rebase
+    #[arg(long)]
+    pub skip_purge: bool,
+    /// Do not download latest ostree and RPM data
+    #[arg(short = 'C', long)]
+    pub cache_only: bool,
+    /// Just download latest ostree and RPM data, don't deploy
+    #[arg(long)]
+    pub download_only: bool,
+    /// Forbid deployment of chronologically older trees
+    #[arg(long)]
+    pub disallow_downgrade: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+    /// Force a rebase even if an updates driver is registered
+    #[arg(long)]
+    pub bypass_driver: bool,
+    /// Human-readable description of a custom origin (not supported yet)
+    #[arg(long, hide = true)]
+    pub custom_origin_description: Option<String>,
+    /// Machine-readable URL of a custom origin (not supported yet)
+    #[arg(long, hide = true)]
+    pub custom_origin_url: Option<String>,
+    /// Enable experimental features (not supported)
+    #[arg(long, hide = true)]
+    pub experimental: bool,
+    /// Overlay additional packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub install: Vec<String>,
+    /// Remove overlayed packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub uninstall: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollbackArgs {
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long)]
+    pub reboot: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct KargsArgs {
+    /// Append kernel argument; useful with e.g. console= that can be used multiple times.
+    /// empty value for an argument is allowed
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub append: Vec<String>,
+    /// Like --append, but does nothing if the key is already present
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub append_if_missing: Vec<String>,
+    /// Delete a specific kernel argument key/val pair or an entire argument with a single
+    /// key/value pair
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub delete: Vec<String>,
+    /// Like --delete, but does nothing if the key is already missing
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub delete_if_present: Vec<String>,
+    /// Replace existing kernel argument, the user is also able to replace an argument with
+    /// KEY=VALUE if only one value exist for that argument
+    #[arg(long, value_name = "KEY=VALUE=NEWVALUE")]
+    pub replace: Vec<String>,
+    /// Use an editor to modify the kernel arguments
+    #[arg(long, conflicts_with_all = ["append", "append_if_missing", "delete", "delete_if_present", "replace", "import_proc_cmdline"])]
+    pub editor: bool,
+    /// Modify the kernel args from a specific deployment based on index. Index is in the form
+    /// of a number (e.g. 0 means the first deployment in the list)
+    #[arg(long, value_name = "INDEX")]
+    pub deploy_index: Option<usize>,
+    /// Instead of modifying old kernel arguments, we modify args from current /proc/cmdline
+    /// (the booted deployment)
+    #[arg(long)]
+    pub import_proc_cmdline: bool,
+    /// Initiate a reboot after operation is complete
+    #[arg(long)]
+    pub reboot: bool,
+    /// If no changes were made, exit 77
+    #[arg(long)]
+    pub unchanged_exit_77: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+}
+
+impl KargsArgs {
+    /// Whether any flag asks for a change (otherwise `kargs` only prints).
+    pub fn modifies(&self) -> bool {
+        !(self.append.is_empty()
+            && self.append_if_missing.is_empty()
+            && self.delete.is_empty()
+            && self.delete_if_present.is_empty()
+            && self.replace.is_empty())
+            || self.editor
+            || self.import_proc_cmdline
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct CleanupArgs {
+    /// Clear temporary files; will leave deployments unchanged
+    #[arg(short, long)]
+    pub base: bool,
+    /// Remove pending deployment
+    #[arg(short, long)]
+    pub pending: bool,
+    /// Remove rollback deployment
+    #[arg(short, long)]
+    pub rollback: bool,
+    /// Delete cached rpm repo metadata
+    #[arg(short = 'm', long)]
+    pub repomd: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct FinalizeArgs {
+    /// Checksum (or sha256 digest) of the staged deployment to finalize
+    #[arg(value_name = "CHECKSUM")]
+    pub checksum: Option<String>,
+    /// Don't verify the checksum of the staged deployment
+    #[arg(long)]
+    pub allow_missing_checksum: bool,
+    /// Don't error out if the staged deployment is not locked
+    #[arg(long)]
+    pub allow_unlocked: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct GenerateDocsArgs {
+    /// Write man pages (section 1) into DIR
+    #[arg(long, value_name = "DIR")]
+    pub man: Option<PathBuf>,
+    /// Write bash, zsh and fish completions into DIR
+    #[arg(long, value_name = "DIR")]
+    pub completions: Option<PathBuf>,
+}

@@ -1,0 +1,307 @@
+//! The connection to stratad: system bus, client registration, OS object lookup and the mapping
+//! of daemon errors to advice.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail, Context, Result};
+use strata_api::names;
+use strata_api::proxy::{OSProxy, SysrootProxy};
+use strata_api::wire::DeploymentDict;
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::Value;
+use zbus::Connection;
+
+use crate::args::GlobalOpts;
+use crate::errors;
+
+/// Environment variable with which agents identify themselves (rpm-ostree's name).
+pub(crate) const CLIENT_ID_ENV: &str = "RPMOSTREE_CLIENT_ID";
+
+/// The id to register with: `$RPMOSTREE_CLIENT_ID` or `cli`.
+pub(crate) fn client_id(env: Option<String>) -> String {
+    env.filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "cli".to_string())
+}
+
+/// Reject what the client cannot do: `--sysroot` other than `/`, `--peer`.
+pub(crate) fn check_global(global: &GlobalOpts) -> Result<()> {
+    if let Some(s) = &global.sysroot {
+        if s.as_os_str() != "/" {
+            bail!(
+                "--sysroot {}: the client only supports /; the daemon decides which sysroot it \
+                 manages (start it with `stratad --sysroot DIR`)",
+                s.display()
+            );
+        }
+    }
+    if global.peer {
+        bail!("--peer is not supported: strata always talks to stratad over the system bus");
+    }
+    Ok(())
+}
+
+/// A connection to stratad on the system bus.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) conn: Connection,
+    pub(crate) sysroot: SysrootProxy<'static>,
+    /// `strata` or `rpm-ostree`, for advice like "run `strata cancel`".
+    pub(crate) program: String,
+}
+
+impl Client {
+    /// Connect to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured) and register as a
+    /// client, which also activates the daemon.
+    pub(crate) async fn connect(program: &str) -> Result<Self> {
+        let conn = Connection::system()
+            .await
+            .map_err(|e| anyhow!(errors::daemon_unreachable(&e.to_string())))?;
+        let sysroot = SysrootProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .context("Creating the Sysroot proxy")?;
+        let client = Self {
+            conn,
+            sysroot,
+            program: program.to_string(),
+        };
+        client.register().await?;
+        Ok(client)
+    }
+
+    async fn register(&self) -> Result<()> {
+        let id = client_id(std::env::var(CLIENT_ID_ENV).ok());
+        // A daemon caught while flushing for idle exit does not answer; try again a few times.
+        for _ in 0..3 {
+            let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+            opts.insert("id", Value::from(id.as_str()));
+            match self.sysroot.register_client(opts).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if errors::dbus_error_name(&e).as_deref()
+                        == Some("org.freedesktop.DBus.Error.NoReply") =>
+                {
+                    continue
+                }
+                Err(e) if errors::is_daemon_unreachable(&e) => {
+                    bail!(errors::daemon_unreachable(&errors::dbus_error_text(&e)))
+                }
+                // Unprivileged callers may not register; that is fine for read-only verbs.
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The OS object for `--stateroot NAME`, or the booted one.
+    pub(crate) async fn os(&self, stateroot: Option<&str>) -> Result<OSProxy<'static>> {
+        let path = match stateroot {
+            Some(name) => self
+                .sysroot
+                .get_os(name)
+                .await
+                .map_err(|e| self.plain_error(e))
+                .with_context(|| format!("Looking up stateroot {name:?}"))?,
+            None => match self.sysroot.booted().await {
+                Ok(p) if p.as_str() != "/" => p,
+                _ => self
+                    .sysroot
+                    .get_os("")
+                    .await
+                    .map_err(|e| self.plain_error(e))
+                    .context("Looking up the booted OS")?,
+            },
+        };
+        OSProxy::builder(&self.conn)
+            .path(path)?
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .context("Creating the OS proxy")
+    }
+
+    /// Ask the daemon to reload the sysroot, so properties read afterwards are fresh.
+    pub(crate) async fn sync(&self) {
+        if let Err(e) = self.sysroot.reload().await {
+            // Not fatal: the properties are at worst slightly stale.
+            let _ = e;
+        }
+    }
+
+    /// All deployments, in boot order.
+    pub(crate) async fn deployments(&self) -> Result<Vec<DeploymentDict>> {
+        self.sysroot
+            .deployments()
+            .await
+            .map_err(|e| self.plain_error(e))
+            .context("Reading the Deployments property")
+    }
+
+    /// The id of the default (next boot) deployment, after a reload.
+    pub(crate) async fn default_deployment_id(&self) -> Result<Option<String>> {
+        self.sync().await;
+        Ok(default_id(&self.deployments().await?))
+    }
+
+    /// The title of the running transaction: the transaction's own `Title` when we may connect
+    /// to it, else the method name from `ActiveTransaction`.
+    pub(crate) async fn active_transaction_title(&self) -> Option<String> {
+        if let Ok(addr) = self.sysroot.active_transaction_path().await {
+            if !addr.is_empty() {
+                if let Ok(title) = transaction_title(&addr).await {
+                    if !title.is_empty() {
+                        return Some(title);
+                    }
+                }
+            }
+        }
+        match self.sysroot.active_transaction().await {
+            Ok((method, _, _)) if !method.is_empty() => Some(method),
+            _ => None,
+        }
+    }
+
+    /// Turn the error of a transaction-starting call into advice: busy, unreachable, or the
+    /// daemon's own message.
+    pub(crate) async fn call_error(&self, err: zbus::Error) -> anyhow::Error {
+        if errors::is_busy(&err) {
+            let title = match self.active_transaction_title().await {
+                Some(t) => t,
+                None => errors::dbus_error_text(&err)
+                    .trim_start_matches("Transaction in progress:")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            return anyhow!(errors::busy(&title, &self.program));
+        }
+        self.plain_error(err)
+    }
+
+    /// Errors of calls that do not start transactions.
+    pub(crate) fn plain_error(&self, err: zbus::Error) -> anyhow::Error {
+        if errors::is_daemon_unreachable(&err) {
+            return anyhow!(errors::daemon_unreachable(&errors::dbus_error_text(&err)));
+        }
+        anyhow!(errors::dbus_error_text(&err))
+    }
+}
+
+/// The `id` of the first deployment.
+pub(crate) fn default_id(deployments: &[DeploymentDict]) -> Option<String> {
+    deployments
+        .first()
+        .and_then(|d| d.get("id"))
+        .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+}
+
+/// Connect to a transaction's peer-to-peer address.
+pub(crate) async fn connect_transaction(address: &str) -> Result<Connection> {
+    zbus::connection::Builder::address(address)
+        .with_context(|| format!("Parsing transaction address {address:?}"))?
+        .p2p()
+        .build()
+        .await
+        .with_context(|| format!("Connecting to the transaction at {address}"))
+}
+
+/// The transaction object on a peer connection. Calls go out without a destination, as a
+/// peer connection has no bus to route by (a generated proxy would insist on one).
+#[derive(Debug, Clone)]
+pub(crate) struct Txn {
+    conn: Connection,
+}
+
+impl Txn {
+    pub(crate) fn new(conn: &Connection) -> Self {
+        Self { conn: conn.clone() }
+    }
+
+    async fn call<B>(&self, interface: &str, method: &str, body: &B) -> zbus::Result<zbus::Message>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        self.conn
+            .call_method(None::<&str>, "/", Some(interface), method, body)
+            .await
+    }
+
+    /// `Start()`: true if this call started it, false if it was already running.
+    pub(crate) async fn start(&self) -> zbus::Result<bool> {
+        let reply = self
+            .call(names::TRANSACTION_INTERFACE, "Start", &())
+            .await?;
+        reply.body().deserialize::<bool>()
+    }
+
+    pub(crate) async fn cancel(&self) -> zbus::Result<()> {
+        self.call(names::TRANSACTION_INTERFACE, "Cancel", &())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn title(&self) -> zbus::Result<String> {
+        let reply = self
+            .call(
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &(names::TRANSACTION_INTERFACE, "Title"),
+            )
+            .await?;
+        let v: zbus::zvariant::OwnedValue = reply.body().deserialize()?;
+        String::try_from(v).map_err(zbus::Error::from)
+    }
+}
+
+async fn transaction_title(address: &str) -> Result<String> {
+    let conn = connect_transaction(address).await?;
+    Ok(Txn::new(&conn).title().await?)
+}
+
+/// The well-known name we watch for crashes.
+pub(crate) const BUS_NAME: &str = names::BUS_NAME;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use zbus::zvariant::OwnedValue;
+
+    #[test]
+    fn client_id_from_env() {
+        assert_eq!(client_id(None), "cli");
+        assert_eq!(client_id(Some(String::new())), "cli");
+        assert_eq!(client_id(Some("zincati".into())), "zincati");
+    }
+
+    #[test]
+    fn sysroot_other_than_root_is_refused() {
+        let mut g = GlobalOpts::default();
+        assert!(check_global(&g).is_ok());
+        g.sysroot = Some(PathBuf::from("/"));
+        assert!(check_global(&g).is_ok());
+        g.sysroot = Some(PathBuf::from("/mnt/sysroot"));
+        let e = check_global(&g).unwrap_err().to_string();
+        assert!(e.contains("--sysroot /mnt/sysroot"), "{e}");
+        assert!(e.contains("stratad --sysroot DIR"), "{e}");
+        let g = GlobalOpts {
+            peer: true,
+            ..Default::default()
+        };
+        assert!(check_global(&g).is_err());
+    }
+
+    #[test]
+    fn default_deployment_id() {
+        let mut d = DeploymentDict::new();
+        d.insert(
+            "id".into(),
+            OwnedValue::from(zbus::zvariant::Str::from("fedora-abc.0")),
+        );
+        assert_eq!(default_id(&[d]).as_deref(), Some("fedora-abc.0"));
+        assert_eq!(default_id(&[]), None);
+    }
+}

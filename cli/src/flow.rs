@@ -1,0 +1,162 @@
+//! What every mutating verb shares: the `a{sv}` options it sends, running its transaction,
+//! and judging the outcome (exit 77 when nothing changed, the reboot hint when something did).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+
+use anyhow::{anyhow, Result};
+use strata_api::names::EXIT_UNCHANGED;
+use zbus::zvariant::Value;
+
+use crate::client::Client;
+use crate::transaction;
+
+/// An `a{sv}` options dictionary as sent to the daemon.
+pub(crate) type Options = HashMap<&'static str, Value<'static>>;
+
+/// Who we are, for every verb: the program name, `-q`, `--stateroot`, the command line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ctx {
+    pub program: String,
+    pub quiet: bool,
+    pub stateroot: Option<String>,
+    /// Sent as `initiating-command-line`, so the daemon's journal says who asked.
+    pub cmdline: String,
+}
+
+impl Ctx {
+    /// Options every transaction gets.
+    pub(crate) fn base_options(&self) -> Options {
+        let mut o = Options::new();
+        o.insert("initiating-command-line", Value::from(self.cmdline.clone()));
+        o
+    }
+}
+
+/// Set a boolean option only when it is true (the daemon treats absence as false).
+pub(crate) fn set_flag(o: &mut Options, key: &'static str, on: bool) {
+    if on {
+        o.insert(key, Value::Bool(true));
+    }
+}
+
+/// How a deployment-changing verb reports its end.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flow {
+    pub reboot: bool,
+    pub unchanged_exit_77: bool,
+    pub lock_finalization: bool,
+    pub quiet: bool,
+    /// Printed before the reboot hint when a new deployment was made (e.g. "Kernel
+    /// arguments updated.").
+    pub changed_note: Option<&'static str>,
+}
+
+/// The hint rpm-ostree prints after a new default deployment.
+pub(crate) const REBOOT_HINT: &str = "Run \"systemctl reboot\" to start a reboot";
+
+/// Exit code and closing lines once the transaction succeeded; `changed` says whether the
+/// default deployment is a different one now.
+pub(crate) fn conclude(flow: &Flow, changed: bool, out: &mut dyn Write) -> i32 {
+    if !changed {
+        return if flow.unchanged_exit_77 {
+            EXIT_UNCHANGED
+        } else {
+            0
+        };
+    }
+    if !flow.quiet {
+        if let Some(note) = flow.changed_note {
+            let _ = writeln!(out, "{note}");
+        }
+        if !flow.reboot && !flow.lock_finalization {
+            let _ = writeln!(out, "{REBOOT_HINT}");
+        }
+    }
+    0
+}
+
+/// Start a transaction with `start` (a method call returning its address), follow it, and
+/// conclude. Whether anything changed is judged by the default deployment's id before and
+/// after, which does not depend on the daemon's wording.
+pub(crate) async fn run_deployment_txn<F>(client: &Client, flow: &Flow, start: F) -> Result<i32>
+where
+    F: Future<Output = zbus::Result<String>>,
+{
+    let before = client.default_deployment_id().await?;
+    run_txn(client, flow.quiet, start).await?;
+    let after = client.default_deployment_id().await?;
+    Ok(conclude(flow, before != after, &mut std::io::stdout()))
+}
+
+/// Start and follow a transaction; `Err` is the daemon's message.
+pub(crate) async fn run_txn<F>(client: &Client, quiet: bool, start: F) -> Result<()>
+where
+    F: Future<Output = zbus::Result<String>>,
+{
+    let address = match start.await {
+        Ok(a) => a,
+        Err(e) => return Err(client.call_error(e).await),
+    };
+    if address.is_empty() {
+        return Err(anyhow!("The daemon did not start a transaction"));
+    }
+    let mut progress = transaction::progress_for_stdout(quiet);
+    transaction::follow(client, &address, progress.as_mut()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(flow: &Flow, changed: bool) -> (i32, String) {
+        let mut out = Vec::new();
+        let code = conclude(flow, changed, &mut out);
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn unchanged_exit_codes() {
+        let mut flow = Flow::default();
+        assert_eq!(run(&flow, false), (0, String::new()));
+        flow.unchanged_exit_77 = true;
+        assert_eq!(run(&flow, false), (77, String::new()));
+        assert_eq!(run(&flow, true).0, 0);
+    }
+
+    #[test]
+    fn reboot_hint() {
+        let mut flow = Flow::default();
+        assert_eq!(run(&flow, true), (0, format!("{REBOOT_HINT}\n")));
+        flow.changed_note = Some("Kernel arguments updated.");
+        assert_eq!(
+            run(&flow, true).1,
+            "Kernel arguments updated.\nRun \"systemctl reboot\" to start a reboot\n"
+        );
+        flow.reboot = true;
+        assert_eq!(run(&flow, true).1, "Kernel arguments updated.\n");
+        flow.reboot = false;
+        flow.lock_finalization = true;
+        assert_eq!(run(&flow, true).1, "Kernel arguments updated.\n");
+        flow.quiet = true;
+        assert_eq!(run(&flow, true).1, "");
+    }
+
+    #[test]
+    fn base_options_and_flags() {
+        let ctx = Ctx {
+            cmdline: "strata upgrade -r".into(),
+            ..Default::default()
+        };
+        let mut o = ctx.base_options();
+        assert_eq!(
+            o["initiating-command-line"],
+            Value::from("strata upgrade -r")
+        );
+        set_flag(&mut o, "reboot", false);
+        assert!(!o.contains_key("reboot"));
+        set_flag(&mut o, "reboot", true);
+        assert_eq!(o["reboot"], Value::Bool(true));
+    }
+}

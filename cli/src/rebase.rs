@@ -1,0 +1,184 @@
+//! `rebase REFSPEC [REVISION]`: switch the origin to another branch, remote or image.
+
+use anyhow::{bail, Result};
+use zbus::zvariant::Value;
+
+use crate::args::RebaseArgs;
+use crate::client::Client;
+use crate::errors::unsupported_flag;
+use crate::flow::{self, set_flag, Ctx, Flow, Options};
+
+/// The refspec and optional revision the arguments name. With `-b`/`-m` the refspec is built
+/// as `REMOTE:BRANCH` (either side may be empty: keep the current one) and the only
+/// positional argument is the revision.
+pub(crate) fn target(a: &RebaseArgs, program: &str) -> Result<(String, Option<String>)> {
+    let layering = "package layering comes with a later release";
+    if !a.install.is_empty() {
+        bail!(unsupported_flag(program, "rebase", "--install", layering));
+    }
+    if !a.uninstall.is_empty() {
+        bail!(unsupported_flag(program, "rebase", "--uninstall", layering));
+    }
+    if a.custom_origin_url.is_some() || a.custom_origin_description.is_some() {
+        bail!(unsupported_flag(
+            program,
+            "rebase",
+            "--custom-origin-url",
+            "custom origins come with a later release"
+        ));
+    }
+    if a.experimental {
+        bail!(unsupported_flag(
+            program,
+            "rebase",
+            "--experimental",
+            "there are no experimental rebase features"
+        ));
+    }
+    if a.branch.is_some() || a.remote.is_some() {
+        if a.positional.len() > 1 {
+            bail!("Too many arguments: with --branch or --remote, only REVISION may be given");
+        }
+        let refspec = format!(
+            "{}:{}",
+            a.remote.as_deref().unwrap_or_default(),
+            a.branch.as_deref().unwrap_or_default()
+        );
+        return Ok((refspec, a.positional.first().cloned()));
+    }
+    match a.positional.as_slice() {
+        [] => bail!("Missing REFSPEC argument (REMOTE:BRANCH, :BRANCH, REMOTE: or a container image reference)"),
+        [refspec] => Ok((refspec.clone(), None)),
+        [refspec, revision] => Ok((refspec.clone(), Some(revision.clone()))),
+        _ => bail!("Too many arguments"),
+    }
+}
+
+/// The `Rebase` options; downgrades are allowed unless `--disallow-downgrade`.
+pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> Options {
+    let mut o = ctx.base_options();
+    o.insert("allow-downgrade", Value::Bool(!a.disallow_downgrade));
+    set_flag(&mut o, "reboot", a.reboot);
+    set_flag(&mut o, "skip-purge", a.skip_purge);
+    set_flag(&mut o, "cache-only", a.cache_only);
+    set_flag(&mut o, "download-only", a.download_only);
+    set_flag(&mut o, "lock-finalization", a.lock_finalization);
+    if let Some(r) = revision {
+        o.insert("revision", Value::from(r.to_string()));
+    }
+    o
+}
+
+pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RebaseArgs) -> Result<i32> {
+    let (refspec, revision) = target(a, &ctx.program)?;
+    let os = client.os(ctx.stateroot.as_deref()).await?;
+    let f = Flow {
+        reboot: a.reboot,
+        unchanged_exit_77: false,
+        lock_finalization: a.lock_finalization,
+        quiet: ctx.quiet,
+        changed_note: None,
+    };
+    let opts = options(a, revision.as_deref(), ctx);
+    flow::run_deployment_txn(client, &f, os.rebase(opts, &refspec, &[])).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(argv: &[&str]) -> RebaseArgs {
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Rebase(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refspec_and_revision() {
+        let a = parse(&["strata", "rebase", "fedora:fedora/41/x86_64/silverblue"]);
+        assert_eq!(
+            target(&a, "strata").unwrap(),
+            ("fedora:fedora/41/x86_64/silverblue".into(), None)
+        );
+        let a = parse(&["strata", "rebase", "os:stable", "abc"]);
+        let (r, rev) = target(&a, "strata").unwrap();
+        assert_eq!((r.as_str(), rev.as_deref()), ("os:stable", Some("abc")));
+        let o = options(&a, rev.as_deref(), &Ctx::default());
+        assert_eq!(o["revision"], Value::from("abc"));
+        assert_eq!(o["allow-downgrade"], Value::Bool(true));
+    }
+
+    #[test]
+    fn zincati_oci_rebase() {
+        let a = parse(&[
+            "rpm-ostree",
+            "rebase",
+            "--lock-finalization",
+            "ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable",
+            "sha256:0123",
+            "--disallow-downgrade",
+        ]);
+        let (r, rev) = target(&a, "rpm-ostree").unwrap();
+        assert_eq!(
+            r,
+            "ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable"
+        );
+        let o = options(&a, rev.as_deref(), &Ctx::default());
+        assert_eq!(o["revision"], Value::from("sha256:0123"));
+        assert_eq!(o["allow-downgrade"], Value::Bool(false));
+        assert_eq!(o["lock-finalization"], Value::Bool(true));
+    }
+
+    #[test]
+    fn branch_and_remote() {
+        let a = parse(&["strata", "rebase", "-b", "testing"]);
+        assert_eq!(target(&a, "strata").unwrap().0, ":testing");
+        let a = parse(&["strata", "rebase", "-m", "mirror"]);
+        assert_eq!(target(&a, "strata").unwrap().0, "mirror:");
+        let a = parse(&[
+            "strata", "rebase", "--remote", "mirror", "--branch", "os/next", "abc",
+        ]);
+        assert_eq!(
+            target(&a, "strata").unwrap(),
+            ("mirror:os/next".into(), Some("abc".into()))
+        );
+        let a = parse(&["strata", "rebase", "-b", "x", "a", "b"]);
+        assert!(target(&a, "strata").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[
+            "strata",
+            "rebase",
+            "os:x",
+            "-r",
+            "--skip-purge",
+            "-C",
+            "--download-only",
+            "--bypass-driver",
+        ]);
+        let o = options(&a, None, &Ctx::default());
+        for k in ["reboot", "skip-purge", "cache-only", "download-only"] {
+            assert_eq!(o[k], Value::Bool(true), "{k}");
+        }
+        assert!(!o.contains_key("revision"));
+    }
+
+    #[test]
+    fn errors() {
+        let a = parse(&["strata", "rebase"]);
+        assert!(target(&a, "strata")
+            .unwrap_err()
+            .to_string()
+            .starts_with("Missing REFSPEC"));
+        assert!(Cli::try_parse_from(["strata", "rebase", "a", "b", "c"]).is_err());
+        let a = parse(&["strata", "rebase", "os:x", "--custom-origin-url", "u"]);
+        assert!(target(&a, "strata").is_err());
+        let a = parse(&["strata", "rebase", "os:x", "--experimental"]);
+        assert!(target(&a, "strata").is_err());
+    }
+}

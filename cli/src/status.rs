@@ -1,0 +1,640 @@
+//! `status`: the deployments and the daemon's state, as text like rpm-ostree prints it, as
+//! JSON (`--json`), or filtered by a JSONPath expression (`--jsonpath`). Reads properties only,
+//! so it works unprivileged.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value as Json};
+use strata_api::wire;
+
+use crate::args::StatusArgs;
+use crate::client::Client;
+
+/// Everything `status` shows, as read from the daemon.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StatusInput {
+    /// Deployment objects (JSON of the `Deployments` dictionaries), in boot order.
+    pub deployments: Vec<Json>,
+    /// `ActiveTransaction` (method, sender, object path), `None` when idle.
+    pub transaction: Option<(String, String, String)>,
+    /// The running transaction's title, when we could read it.
+    pub transaction_title: Option<String>,
+    /// `AutomaticUpdatePolicy`.
+    pub policy: String,
+    /// The OS object's `CachedUpdate`, `None` when empty.
+    pub cached_update: Option<Json>,
+    /// The registered update driver, if known.
+    pub update_driver: Option<Json>,
+}
+
+/// Read the daemon's state.
+pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<StatusInput> {
+    client.sync().await;
+    let deployments = client
+        .deployments()
+        .await?
+        .iter()
+        .map(wire::dict_to_json)
+        .collect();
+    let transaction = match client.sysroot.active_transaction().await {
+        Ok((m, s, p)) if !m.is_empty() => Some((m, s, p)),
+        _ => None,
+    };
+    let transaction_title = if transaction.is_some() {
+        client.active_transaction_title().await
+    } else {
+        None
+    };
+    let policy = client
+        .sysroot
+        .automatic_update_policy()
+        .await
+        .unwrap_or_else(|_| "none".into());
+    let cached_update = match client.os(stateroot).await {
+        Ok(os) => match os.cached_update().await {
+            Ok(d) if !d.is_empty() => Some(wire::dict_to_json(&d)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    Ok(StatusInput {
+        deployments,
+        transaction,
+        transaction_title,
+        policy,
+        cached_update,
+        update_driver: None,
+    })
+}
+
+/// `status`: print and pick the exit code.
+pub(crate) async fn run(
+    client: &Client,
+    args: &StatusArgs,
+    stateroot: Option<&str>,
+) -> Result<i32> {
+    let input = gather(client, stateroot).await?;
+    let out = render(&input, args)?;
+    print!("{out}");
+    Ok(exit_code(&input, args))
+}
+
+/// The whole output for the given flags.
+pub(crate) fn render(input: &StatusInput, args: &StatusArgs) -> Result<String> {
+    if let Some(expr) = &args.jsonpath {
+        let j = apply_jsonpath(&to_json(input, args.booted), expr)?;
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&j)?));
+    }
+    if args.json {
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&to_json(input, args.booted))?
+        ));
+    }
+    Ok(render_text(input, args.verbose, args.booted))
+}
+
+/// 77 with `--pending-exit-77` when the first deployment is not the booted one.
+pub(crate) fn exit_code(input: &StatusInput, args: &StatusArgs) -> i32 {
+    let pending = input
+        .deployments
+        .first()
+        .is_some_and(|d| !d["booted"].as_bool().unwrap_or(false));
+    if args.pending_exit_77 && pending {
+        strata_api::names::EXIT_UNCHANGED
+    } else {
+        0
+    }
+}
+
+/// rpm-ostree's `status --json`: always the four top-level keys.
+pub(crate) fn to_json(input: &StatusInput, booted_only: bool) -> Json {
+    let deployments: Vec<Json> = input
+        .deployments
+        .iter()
+        .filter(|d| !booted_only || d["booted"].as_bool().unwrap_or(false))
+        .cloned()
+        .collect();
+    json!({
+        "deployments": deployments,
+        "transaction": input.transaction.as_ref().map(|(m, s, p)| json!([m, s, p])),
+        "cached-update": input.cached_update,
+        "update-driver": input.update_driver,
+    })
+}
+
+/// Apply a JSONPath expression (RFC 9535); the result is the array of matched nodes, as
+/// rpm-ostree prints it.
+pub(crate) fn apply_jsonpath(j: &Json, expr: &str) -> Result<Json> {
+    let path = serde_json_path::JsonPath::parse(expr)
+        .with_context(|| format!("Invalid JSONPath expression {expr:?}"))?;
+    Ok(Json::Array(
+        path.query(j).all().into_iter().cloned().collect(),
+    ))
+}
+
+/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub(crate) fn iso8601(ts: u64) -> String {
+    let days = (ts / 86_400) as i64;
+    let secs = ts % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Width of the right-aligned key column (rpm-ostree's).
+const KEY_WIDTH: usize = 23;
+
+fn kv(out: &mut String, key: &str, value: &str) {
+    let _ = writeln!(out, "  {key:>KEY_WIDTH$}: {value}");
+}
+
+/// Continuation line aligned under the value column.
+fn cont(out: &mut String, value: &str) {
+    let _ = writeln!(out, "{:width$}{value}", "", width = KEY_WIDTH + 4);
+}
+
+fn str_of<'a>(d: &'a Json, key: &str) -> Option<&'a str> {
+    d.get(key).and_then(Json::as_str).filter(|s| !s.is_empty())
+}
+
+fn strings(d: &Json, key: &str) -> Vec<String> {
+    d.get(key)
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| match v {
+                    Json::String(s) => s.clone(),
+                    // NEVRA tuples: [nevra, name, epoch, version, release, arch]
+                    Json::Array(t) => t
+                        .first()
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One signature tuple (libostree's `ostree_gpg_verify_result_get_all` layout: valid at 0,
+/// fingerprint at 5) → "Valid signature by FPR".
+fn signature_line(sig: &Json) -> String {
+    let fields = sig.as_array().cloned().unwrap_or_default();
+    let valid = fields.first().and_then(Json::as_bool).unwrap_or(false);
+    let fpr = fields
+        .get(5)
+        .and_then(Json::as_str)
+        .or_else(|| fields.iter().find_map(Json::as_str))
+        .unwrap_or("(unknown key)");
+    if valid {
+        format!("Valid signature by {fpr}")
+    } else {
+        format!("Invalid signature by {fpr}")
+    }
+}
+
+/// Text status, in rpm-ostree's layout.
+pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool) -> String {
+    let mut out = String::new();
+    match &input.transaction {
+        None => out.push_str("State: idle\n"),
+        Some((method, _sender, path)) => {
+            out.push_str("State: busy\n");
+            let title = input.transaction_title.as_deref().unwrap_or(method);
+            if verbose {
+                let _ = writeln!(out, "Transaction: {title} ({path})");
+            } else {
+                let _ = writeln!(out, "Transaction: {title}");
+            }
+        }
+    }
+    match input.policy.as_str() {
+        "" | "none" | "off" => out.push_str("AutomaticUpdates: disabled\n"),
+        p => {
+            let _ = writeln!(out, "AutomaticUpdates: {p}");
+        }
+    }
+    if let Some(driver) = &input.update_driver {
+        if let Some(name) = str_of(driver, "driver-name") {
+            let _ = writeln!(out, "AutomaticUpdatesDriver: {name}");
+        }
+    }
+    out.push_str("Deployments:\n");
+    let mut first = true;
+    for d in &input.deployments {
+        let booted = d["booted"].as_bool().unwrap_or(false);
+        if booted_only && !booted {
+            continue;
+        }
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_deployment(&mut out, d, verbose);
+    }
+    out
+}
+
+fn render_deployment(out: &mut String, d: &Json, verbose: bool) {
+    let booted = d["booted"].as_bool().unwrap_or(false);
+    let marker = if booted { "●" } else { " " };
+    let origin = str_of(d, "container-image-reference")
+        .or_else(|| str_of(d, "origin"))
+        .unwrap_or("<unknown origin>");
+    let _ = writeln!(out, "{marker} {origin}");
+    if let Some(digest) = str_of(d, "container-image-reference-digest") {
+        kv(out, "Digest", digest);
+    }
+
+    let layered = str_of(d, "base-checksum").is_some();
+    let (version, timestamp) = if layered {
+        (
+            str_of(d, "base-version").or_else(|| str_of(d, "version")),
+            d.get("base-timestamp")
+                .and_then(Json::as_u64)
+                .or_else(|| d.get("timestamp").and_then(Json::as_u64)),
+        )
+    } else {
+        (
+            str_of(d, "version"),
+            d.get("timestamp").and_then(Json::as_u64),
+        )
+    };
+    match (version, timestamp) {
+        (Some(v), Some(t)) => kv(out, "Version", &format!("{v} ({})", iso8601(t))),
+        (Some(v), None) => kv(out, "Version", v),
+        (None, Some(t)) => kv(out, "Timestamp", &iso8601(t)),
+        (None, None) => {}
+    }
+    if let Some(base) = str_of(d, "base-checksum") {
+        kv(out, "BaseCommit", base);
+        if verbose {
+            if let Some(c) = str_of(d, "checksum") {
+                kv(out, "Commit", c);
+            }
+        }
+    } else if let Some(c) = str_of(d, "checksum") {
+        kv(out, "Commit", c);
+    }
+    if let Some(pending) = str_of(d, "pending-base-checksum") {
+        let v = str_of(d, "pending-base-version")
+            .map(|v| format!("{v} ({pending})"))
+            .unwrap_or_else(|| pending.to_string());
+        kv(out, "PendingBase", &v);
+    }
+
+    let sigs = d.get("signatures").and_then(Json::as_array);
+    match sigs {
+        Some(sigs) if !sigs.is_empty() => {
+            for (i, s) in sigs.iter().enumerate() {
+                if i == 0 {
+                    kv(out, "GPGSignature", &signature_line(s));
+                } else {
+                    cont(out, &signature_line(s));
+                }
+            }
+        }
+        _ if d.get("gpg-enabled").and_then(Json::as_bool) == Some(true) => {
+            kv(out, "GPGSignature", "(unsigned)")
+        }
+        _ => {}
+    }
+    if let Some(err) = str_of(d, "remote-error") {
+        kv(out, "RemoteError", err);
+    }
+    if let Some(eol) = str_of(d, "endoflife") {
+        kv(out, "EndOfLife", eol);
+    }
+    if verbose {
+        if let Some(os) = str_of(d, "osname") {
+            kv(out, "StateRoot", os);
+        }
+    }
+    let removed = strings(d, "base-removals");
+    if !removed.is_empty() {
+        kv(out, "RemovedBasePackages", &removed.join(" "));
+    }
+    let layered_pkgs = strings(d, "packages");
+    if !layered_pkgs.is_empty() {
+        kv(out, "LayeredPackages", &layered_pkgs.join(" "));
+    }
+    let local = strings(d, "requested-local-packages");
+    if !local.is_empty() {
+        kv(out, "LocalPackages", &local.join(" "));
+    }
+    if d.get("pinned").and_then(Json::as_bool) == Some(true) {
+        kv(out, "Pinned", "yes");
+    }
+    if d.get("staged").and_then(Json::as_bool) == Some(true) {
+        kv(out, "Staged", "yes");
+        if d.get("finalization-locked").and_then(Json::as_bool) == Some(true) {
+            kv(out, "FinalizationLocked", "yes");
+        }
+    }
+    if let Some(u) = str_of(d, "unlocked") {
+        if u != "none" {
+            kv(out, "Unlocked", u);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSUM_A: &str = "724ce262d4a27f6b7cb1508e8737e2244d69bb78509d2749cebd7972042bf814";
+    const CSUM_B: &str = "bc49c681f6c1f931db8547f7d18ee3b9fef5dc044ff475b0076d58a655479f90";
+    const FPR: &str = "115DF9AEF857853EE8445D0A0727707EA15B79CC";
+
+    fn fixture() -> StatusInput {
+        let staged = json!({
+            "id": format!("fedora-coreos-{CSUM_B}.1"),
+            "osname": "fedora-coreos",
+            "serial": 1,
+            "checksum": CSUM_B,
+            "booted": false,
+            "staged": true,
+            "finalization-locked": true,
+            "pinned": false,
+            "unlocked": "none",
+            "version": "40.20240616.3.0",
+            "timestamp": 1718560000u64,
+            "origin": "fedora:fedora/x86_64/coreos/stable",
+            "base-commit-meta": {},
+            "packages": [],
+            "requested-packages": [],
+            "base-removals": [],
+        });
+        let booted = json!({
+            "id": format!("fedora-coreos-{CSUM_A}.0"),
+            "osname": "fedora-coreos",
+            "serial": 0,
+            "checksum": CSUM_A,
+            "booted": true,
+            "staged": false,
+            "pinned": true,
+            "unlocked": "none",
+            "version": "40.20240519.3.0",
+            "timestamp": 1717543275u64,
+            "origin": "fedora:fedora/x86_64/coreos/stable",
+            "gpg-enabled": true,
+            "signatures": [[true, false, false, false, false, FPR, 1717543275i64]],
+            "base-commit-meta": {"version": "40.20240519.3.0"},
+            "packages": [],
+            "requested-packages": [],
+            "base-removals": [],
+        });
+        StatusInput {
+            deployments: vec![staged, booted],
+            policy: "none".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_iso8601() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1717543275), "2024-06-04T23:21:15Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn text_like_rpm_ostree() {
+        let out = render_text(&fixture(), false, false);
+        let expected = format!(
+            "State: idle
+AutomaticUpdates: disabled
+Deployments:
+  fedora:fedora/x86_64/coreos/stable
+                  Version: 40.20240616.3.0 (2024-06-16T17:46:40Z)
+                   Commit: {CSUM_B}
+                   Staged: yes
+       FinalizationLocked: yes
+
+● fedora:fedora/x86_64/coreos/stable
+                  Version: 40.20240519.3.0 (2024-06-04T23:21:15Z)
+                   Commit: {CSUM_A}
+             GPGSignature: Valid signature by {FPR}
+                   Pinned: yes
+"
+        );
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn booted_only_and_verbose() {
+        let out = render_text(&fixture(), true, true);
+        assert!(out.contains("● fedora:fedora/x86_64/coreos/stable\n"));
+        assert!(!out.contains("Staged: yes"));
+        assert!(
+            out.contains("                StateRoot: fedora-coreos\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn busy_state_and_policy() {
+        let mut input = fixture();
+        input.transaction = Some(("Upgrade".into(), ":1.5".into(), "/org/x".into()));
+        input.transaction_title = Some("upgrade (download only)".into());
+        input.policy = "stage".into();
+        let out = render_text(&input, false, false);
+        assert!(out.starts_with(
+            "State: busy\nTransaction: upgrade (download only)\nAutomaticUpdates: stage\nDeployments:\n"
+        ));
+        input.transaction_title = None;
+        let out = render_text(&input, false, false);
+        assert!(out.contains("Transaction: Upgrade\n"));
+    }
+
+    #[test]
+    fn layered_and_container_deployments() {
+        let d = json!({
+            "booted": true,
+            "checksum": CSUM_B,
+            "base-checksum": CSUM_A,
+            "base-version": "41.1",
+            "base-timestamp": 0,
+            "version": "41.1",
+            "timestamp": 100,
+            "container-image-reference": "ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable",
+            "container-image-reference-digest": "sha256:abcd",
+            "packages": ["htop", "vim-enhanced"],
+            "base-removals": [["nano-7.2-4.fc39.x86_64", "nano", 0, "7.2", "4.fc39", "x86_64"]],
+            "unlocked": "development",
+            "endoflife": "Use the new stream",
+        });
+        let input = StatusInput {
+            deployments: vec![d],
+            ..Default::default()
+        };
+        let out = render_text(&input, false, false);
+        assert!(
+            out.contains("● ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable\n")
+        );
+        assert!(out.contains("                   Digest: sha256:abcd\n"));
+        assert!(out.contains("                  Version: 41.1 (1970-01-01T00:00:00Z)\n"));
+        assert!(out.contains(&format!("               BaseCommit: {CSUM_A}\n")));
+        assert!(!out.contains("Commit: bc49"), "layered commit only with -v");
+        assert!(out.contains("          LayeredPackages: htop vim-enhanced\n"));
+        assert!(out.contains("      RemovedBasePackages: nano-7.2-4.fc39.x86_64\n"));
+        assert!(out.contains("                 Unlocked: development\n"));
+        assert!(out.contains("                EndOfLife: Use the new stream\n"));
+        let out = render_text(&input, true, false);
+        assert!(out.contains(&format!("                   Commit: {CSUM_B}\n")));
+    }
+
+    #[test]
+    fn unsigned_and_multiple_signatures() {
+        let mut d = json!({"booted": false, "checksum": "c", "gpg-enabled": true});
+        let input = StatusInput {
+            deployments: vec![d.clone()],
+            ..Default::default()
+        };
+        assert!(render_text(&input, false, false).contains("GPGSignature: (unsigned)\n"));
+        d["signatures"] = json!([
+            [true, false, false, false, false, "AAAA"],
+            [false, false, false, false, true, "BBBB"]
+        ]);
+        let input = StatusInput {
+            deployments: vec![d],
+            ..Default::default()
+        };
+        let out = render_text(&input, false, false);
+        assert!(out.contains("GPGSignature: Valid signature by AAAA\n"));
+        assert!(out.contains(&format!("{}Invalid signature by BBBB\n", " ".repeat(27))));
+    }
+
+    #[test]
+    fn json_has_all_top_level_keys() {
+        let j = to_json(&fixture(), false);
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "deployments",
+                "transaction",
+                "cached-update",
+                "update-driver"
+            ]
+        );
+        assert_eq!(j["transaction"], Json::Null);
+        assert_eq!(j["cached-update"], Json::Null);
+        assert_eq!(j["update-driver"], Json::Null);
+        assert_eq!(j["deployments"].as_array().unwrap().len(), 2);
+        assert_eq!(j["deployments"][1]["signatures"][0][5], json!(FPR));
+
+        let mut input = fixture();
+        input.transaction = Some(("Upgrade".into(), ":1.5".into(), "/org/x".into()));
+        let j = to_json(&input, true);
+        assert_eq!(j["transaction"], json!(["Upgrade", ":1.5", "/org/x"]));
+        assert_eq!(j["deployments"].as_array().unwrap().len(), 1);
+        assert_eq!(j["deployments"][0]["booted"], json!(true));
+    }
+
+    #[test]
+    fn json_from_dbus_dictionaries_keeps_every_key() {
+        let ds = strata_api::status::DeploymentStatus {
+            id: "os-abc.0".into(),
+            osname: "os".into(),
+            checksum: "abc".into(),
+            booted: true,
+            unlocked: "none".into(),
+            version: Some("1".into()),
+            ..Default::default()
+        };
+        let dict = strata_api::wire::deployment_to_dict(&ds);
+        let j = wire::dict_to_json(&dict);
+        for key in [
+            "id",
+            "osname",
+            "serial",
+            "checksum",
+            "booted",
+            "staged",
+            "pinned",
+            "unlocked",
+            "version",
+            "timestamp",
+            "base-commit-meta",
+            "packages",
+            "requested-packages",
+            "requested-local-packages",
+            "base-removals",
+            "base-local-replacements",
+            "regenerate-initramfs",
+        ] {
+            assert!(j.get(key).is_some(), "missing {key}");
+        }
+    }
+
+    #[test]
+    fn jsonpath_returns_the_matches() {
+        let j = to_json(&fixture(), false);
+        assert_eq!(
+            apply_jsonpath(&j, "$.deployments[*].booted").unwrap(),
+            json!([false, true])
+        );
+        assert_eq!(
+            apply_jsonpath(&j, "$.deployments[?@.booted == true].version").unwrap(),
+            json!(["40.20240519.3.0"])
+        );
+        let e = apply_jsonpath(&j, "$.[").unwrap_err();
+        assert!(format!("{e:#}").starts_with("Invalid JSONPath expression"));
+    }
+
+    #[test]
+    fn render_picks_the_format() {
+        let input = fixture();
+        let args = StatusArgs {
+            json: true,
+            ..Default::default()
+        };
+        let out = render(&input, &args).unwrap();
+        let parsed: Json = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["deployments"][0]["staged"], json!(true));
+        assert!(out.contains("\n  \"deployments\": ["), "pretty-printed");
+        let args = StatusArgs {
+            jsonpath: Some("$.deployments[0].checksum".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&input, &args).unwrap(),
+            format!("[\n  \"{CSUM_B}\"\n]\n")
+        );
+    }
+
+    #[test]
+    fn pending_exit_77() {
+        let input = fixture();
+        let mut args = StatusArgs::default();
+        assert_eq!(exit_code(&input, &args), 0);
+        args.pending_exit_77 = true;
+        assert_eq!(exit_code(&input, &args), 77);
+        let mut input = input;
+        input.deployments.remove(0);
+        assert_eq!(exit_code(&input, &args), 0);
+    }
+}

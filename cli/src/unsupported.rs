@@ -1,0 +1,112 @@
+//! rpm-ostree verbs Strata does not implement (yet): a clear message instead of a usage error.
+
+use std::ffi::OsString;
+
+use anyhow::{bail, Result};
+
+use crate::errors::unsupported_verb;
+
+/// Why a known rpm-ostree verb is not available; `None` for verbs rpm-ostree does not have.
+pub(crate) fn reason(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "install" | "uninstall" | "remove" | "pkg-add" | "pkg-remove" | "override" | "reset" => {
+            "package layering comes with a later release"
+        }
+        "initramfs" | "initramfs-etc" => "initramfs regeneration comes with a later release",
+        "refresh-md" | "makecache" | "search" | "db" | "rpm" => {
+            "rpm repositories and the rpm database come with package layering in a later release"
+        }
+        "apply-live" | "usroverlay" | "unlock" => {
+            "live changes to the running system come with a later release"
+        }
+        "compose" => "composing OS trees and images is not part of Strata's client",
+        "ex" => "experimental commands are not available",
+        "start-daemon" => {
+            "the daemon is a separate program: run `stratad` (or `systemctl start stratad`)"
+        }
+        "testutils"
+        | "shlib-backend"
+        | "scriptlet-intercept"
+        | "countme"
+        | "cliwrap"
+        | "kernel-install" => "this is an internal rpm-ostree command",
+        _ => return None,
+    })
+}
+
+/// Fail with the right message for `argv` (the verb and its arguments).
+pub(crate) fn run(program: &str, argv: &[OsString]) -> Result<i32> {
+    let verb = argv
+        .first()
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match reason(&verb) {
+        Some(why) => bail!(unsupported_verb(program, &verb, why)),
+        None => bail!("Unknown command \"{verb}\"; see `{program} --help`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn layering_verbs() {
+        let cli = Cli::try_parse_from(["strata", "install", "htop", "--apply-live"]).unwrap();
+        let Command::Other(argv) = cli.command else {
+            panic!()
+        };
+        assert_eq!(argv, ["install", "htop", "--apply-live"]);
+        let e = run("strata", &argv).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "\"strata install\" is not supported yet: package layering comes with a later release"
+        );
+    }
+
+    #[test]
+    fn every_known_verb_has_a_reason() {
+        for verb in [
+            "install",
+            "uninstall",
+            "remove",
+            "pkg-add",
+            "pkg-remove",
+            "override",
+            "reset",
+            "initramfs",
+            "initramfs-etc",
+            "refresh-md",
+            "makecache",
+            "search",
+            "db",
+            "rpm",
+            "apply-live",
+            "usroverlay",
+            "unlock",
+            "compose",
+            "ex",
+            "start-daemon",
+            "testutils",
+            "shlib-backend",
+            "scriptlet-intercept",
+            "countme",
+            "cliwrap",
+            "kernel-install",
+        ] {
+            assert!(reason(verb).is_some(), "{verb}");
+            let cli = Cli::try_parse_from(["rpm-ostree", verb]).unwrap();
+            assert!(matches!(cli.command, Command::Other(_)), "{verb}");
+        }
+    }
+
+    #[test]
+    fn unknown_verb() {
+        let e = run("strata", &["frobnicate".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "Unknown command \"frobnicate\"; see `strata --help`");
+    }
+}
