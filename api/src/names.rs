@@ -90,9 +90,14 @@ pub fn action_for_method(interface: &str, method: &str) -> Option<&'static str> 
         (SYSROOT_INTERFACE, "RegisterClient" | "UnregisterClient") => Some(CLIENT_MANAGEMENT),
         (TRANSACTION_INTERFACE, "Cancel") => Some(CANCEL),
         (OS_INTERFACE, m) => match m {
-            "GetDeploymentsRpmDiff" | "GetCachedUpdateRpmDiff" | "DownloadUpdateRpmDiff"
-            | "GetCachedRebaseRpmDiff" | "DownloadRebaseRpmDiff" | "GetCachedDeployRpmDiff"
-            | "DownloadDeployRpmDiff" | "RefreshMd" => Some(REPO_REFRESH),
+            "GetDeploymentsRpmDiff"
+            | "GetCachedUpdateRpmDiff"
+            | "DownloadUpdateRpmDiff"
+            | "GetCachedRebaseRpmDiff"
+            | "DownloadRebaseRpmDiff"
+            | "GetCachedDeployRpmDiff"
+            | "DownloadDeployRpmDiff"
+            | "RefreshMd" => Some(REPO_REFRESH),
             "ModifyYumRepo" => Some(REPO_MODIFY),
             "Deploy" => Some(DEPLOY),
             "Upgrade" | "AutomaticUpdateTrigger" => Some(UPGRADE),
@@ -113,7 +118,10 @@ pub fn action_for_method(interface: &str, method: &str) -> Option<&'static str> 
 /// `no-pull-base`; install-uninstall for package changes or `no-layering`; install-local for
 /// local packages; override for override changes or `no-overrides`; bootconfig for
 /// `no-initramfs`; override as the fallback when nothing else applies.
-pub fn update_deployment_actions(modifier_keys: &[&str], option_keys: &[&str]) -> Vec<&'static str> {
+pub fn update_deployment_actions(
+    modifier_keys: &[&str],
+    option_keys: &[&str],
+) -> Vec<&'static str> {
     use action::*;
     let has_mod = |k: &str| modifier_keys.contains(&k);
     let has_opt = |k: &str| option_keys.contains(&k);
@@ -125,16 +133,24 @@ pub fn update_deployment_actions(modifier_keys: &[&str], option_keys: &[&str]) -
     } else if !has_opt("no-pull-base") {
         actions.push(UPGRADE);
     }
-    if ["install-packages", "uninstall-packages", "install-modules", "uninstall-modules"]
-        .iter()
-        .any(|k| has_mod(k))
+    if [
+        "install-packages",
+        "uninstall-packages",
+        "install-modules",
+        "uninstall-modules",
+    ]
+    .iter()
+    .any(|k| has_mod(k))
         || has_opt("no-layering")
     {
         actions.push(INSTALL_UNINSTALL_PACKAGES);
     }
-    if ["install-local-packages", "install-local-fileoverride-packages"]
-        .iter()
-        .any(|k| has_mod(k))
+    if [
+        "install-local-packages",
+        "install-local-fileoverride-packages",
+    ]
+    .iter()
+    .any(|k| has_mod(k))
     {
         actions.push(INSTALL_LOCAL_PACKAGES);
     }
@@ -171,27 +187,48 @@ mod tests {
         );
         assert_eq!(os_object_path("a/b"), "/org/projectatomic/rpmostree1/a_b");
         assert_eq!(os_object_path("a.b"), "/org/projectatomic/rpmostree1/a_2eb");
-        assert_eq!(os_object_path("fcos_1"), "/org/projectatomic/rpmostree1/fcos_1");
+        assert_eq!(
+            os_object_path("fcos_1"),
+            "/org/projectatomic/rpmostree1/fcos_1"
+        );
     }
 
     #[test]
     fn method_actions() {
-        assert_eq!(action_for_method(OS_INTERFACE, "Deploy"), Some(action::DEPLOY));
-        assert_eq!(action_for_method(OS_INTERFACE, "GetDeploymentBootConfig"), None);
+        assert_eq!(
+            action_for_method(OS_INTERFACE, "Deploy"),
+            Some(action::DEPLOY)
+        );
+        assert_eq!(
+            action_for_method(OS_INTERFACE, "GetDeploymentBootConfig"),
+            None
+        );
         assert_eq!(action_for_method(SYSROOT_INTERFACE, "GetOS"), None);
-        assert_eq!(action_for_method(OS_INTERFACE, "KernelArgs"), Some(action::BOOTCONFIG));
+        assert_eq!(
+            action_for_method(OS_INTERFACE, "KernelArgs"),
+            Some(action::BOOTCONFIG)
+        );
         assert_eq!(action::ALL.len(), 15);
     }
 
     #[test]
     fn update_deployment_action_sets() {
-        assert_eq!(update_deployment_actions(&["set-refspec"], &[]), [action::REBASE]);
-        assert_eq!(update_deployment_actions(&["set-revision"], &[]), [action::DEPLOY]);
+        assert_eq!(
+            update_deployment_actions(&["set-refspec"], &[]),
+            [action::REBASE]
+        );
+        assert_eq!(
+            update_deployment_actions(&["set-revision"], &[]),
+            [action::DEPLOY]
+        );
         assert_eq!(
             update_deployment_actions(&["install-packages"], &["no-pull-base"]),
             [action::INSTALL_UNINSTALL_PACKAGES]
         );
-        assert_eq!(update_deployment_actions(&[], &["no-pull-base"]), [action::OVERRIDE]);
+        assert_eq!(
+            update_deployment_actions(&[], &["no-pull-base"]),
+            [action::OVERRIDE]
+        );
         assert_eq!(
             update_deployment_actions(&["set-refspec", "install-packages"], &[]),
             [action::REBASE, action::INSTALL_UNINSTALL_PACKAGES]
@@ -223,7 +260,10 @@ mod packaging_tests {
     fn bus_policy_matches_the_interfaces() {
         assert!(BUSCONF.contains(&format!("<allow own=\"{BUS_NAME}\"/>")));
         for iface in [OS_INTERFACE, SYSROOT_INTERFACE] {
-            assert!(BUSCONF.contains(&format!("send_interface=\"{iface}\"")), "{iface}");
+            assert!(
+                BUSCONF.contains(&format!("send_interface=\"{iface}\"")),
+                "{iface}"
+            );
         }
         assert!(ACTIVATION.contains(&format!("Name={BUS_NAME}")));
     }

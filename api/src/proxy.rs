@@ -89,7 +89,10 @@ pub trait OS {
 
 /// `org.projectatomic.rpmostree1.Transaction`, at `/` on the peer-to-peer connection whose
 /// address a mutating method returned.
-#[zbus::proxy(interface = "org.projectatomic.rpmostree1.Transaction", default_path = "/")]
+#[zbus::proxy(
+    interface = "org.projectatomic.rpmostree1.Transaction",
+    default_path = "/"
+)]
 pub trait Transaction {
     fn start(&self) -> zbus::Result<bool>;
     fn cancel(&self) -> zbus::Result<()>;

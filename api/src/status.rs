@@ -99,4 +99,3 @@ pub struct DeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cliwrap: Option<bool>,
 }
-

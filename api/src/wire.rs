@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(d["base-commit-meta"].value_signature().to_string(), "a{sv}");
         assert_eq!(d["custom-origin"].value_signature().to_string(), "(ss)");
         assert_eq!(d["signatures"].value_signature().to_string(), "av");
-        assert!(!d.contains_key("pending-base-checksum"), "None fields are left out");
+        assert!(
+            !d.contains_key("pending-base-checksum"),
+            "None fields are left out"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod bootconfig;
 pub mod cleanup;
 pub mod commit;
 pub mod deploy;
+pub mod finalize;
 pub mod kargs;
 pub mod origin;
 pub mod progress;

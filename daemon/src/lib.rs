@@ -1,1 +1,168 @@
-//! Placeholder until the crate lands.
+//! `stratad`: the D-Bus system daemon that owns the sysroot and runs transactions.
+//!
+//! It serves rpm-ostree's wire contract (`org.projectatomic.rpmostree1`): an ObjectManager at
+//! the base path, the `Sysroot` object, one `OS` object per stateroot, and a peer-to-peer
+//! `Transaction` object per mutating request. See `transaction` for the transaction lifecycle.
+
+mod config;
+mod daemon;
+mod error;
+mod failpoints;
+mod lifecycle;
+mod options;
+mod os_iface;
+mod polkit;
+mod state;
+mod sysroot_iface;
+mod transaction;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+use strata_api::names;
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
+
+pub use lifecycle::init_logging;
+
+/// stratad: the Strata daemon (rpm-ostree compatible D-Bus API).
+#[derive(Debug, Parser)]
+#[command(name = "stratad", version)]
+pub struct Args {
+    /// The ostree sysroot to manage.
+    #[arg(long, default_value = "/")]
+    pub sysroot: PathBuf,
+    /// Serve on this D-Bus address instead of the system bus (tests).
+    #[arg(long, conflicts_with = "session")]
+    pub bus_address: Option<String>,
+    /// Serve on the session bus instead of the system bus.
+    #[arg(long)]
+    pub session: bool,
+    /// Authorize every caller (only with --bus-address or --session).
+    #[arg(long)]
+    pub no_polkit: bool,
+    /// The daemon configuration ([Daemon] keys of rpm-ostreed.conf).
+    #[arg(long, default_value = "/etc/rpm-ostreed.conf")]
+    pub config: PathBuf,
+    /// Where transaction sockets are created.
+    #[arg(long, default_value = "/run/strata")]
+    pub run_dir: PathBuf,
+    /// Exit after this many idle seconds (0: never); overrides IdleExitTimeout.
+    #[arg(long)]
+    pub idle_exit_timeout: Option<u64>,
+}
+
+/// Parse the command line, run the daemon until it exits.
+pub fn main_entry() -> Result<()> {
+    let args = Args::parse();
+    init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Starting the async runtime")?;
+    rt.block_on(run(args))
+}
+
+/// Run the daemon with `args`.
+pub async fn run(args: Args) -> Result<()> {
+    if args.no_polkit && args.bus_address.is_none() && !args.session {
+        return Err(anyhow!(
+            "--no-polkit is only allowed on a private bus (with --bus-address or --session)"
+        ));
+    }
+    let _failpoints = fail::FailScenario::setup();
+    if fail::has_failpoints() {
+        tracing::info!(
+            "Failpoints compiled in; FAILPOINTS={:?}",
+            std::env::var("FAILPOINTS").unwrap_or_default()
+        );
+    }
+    let config = config::Config::load(&args.config)?;
+    let sysroot = std::path::absolute(&args.sysroot)
+        .with_context(|| format!("Resolving {}", args.sysroot.display()))?;
+    if !sysroot.join("ostree").is_dir() {
+        return Err(anyhow!(
+            "{} is not an ostree sysroot (no ostree/ directory)",
+            sysroot.display()
+        ));
+    }
+    let builder = match (&args.bus_address, args.session) {
+        (Some(addr), _) => zbus::connection::Builder::address(addr.as_str())
+            .with_context(|| format!("Invalid bus address {addr:?}"))?,
+        (None, true) => zbus::connection::Builder::session()?,
+        (None, false) => zbus::connection::Builder::system()?,
+    };
+    let conn = builder.build().await.context("Connecting to the bus")?;
+    let settings = daemon::Settings {
+        sysroot,
+        run_dir: args.run_dir.clone(),
+        config_path: args.config.clone(),
+        no_polkit: args.no_polkit,
+        idle_exit_timeout: args.idle_exit_timeout,
+    };
+    let (d, publish_rx) = daemon::Daemon::new(settings, conn.clone(), config);
+    let d = Arc::new(d);
+    let publisher = tokio::spawn(d.clone().run_publisher(publish_rx));
+
+    let server = conn.object_server();
+    server
+        .at(names::BASE_PATH, zbus::fdo::ObjectManager)
+        .await?;
+    server
+        .at(
+            names::SYSROOT_PATH,
+            sysroot_iface::SysrootIface::new(d.clone()),
+        )
+        .await?;
+    d.refresh(true).await.context("Loading the sysroot")?;
+
+    match conn
+        .request_name_with_flags(names::BUS_NAME, RequestNameFlags::DoNotQueue.into())
+        .await
+    {
+        Ok(RequestNameReply::PrimaryOwner) | Ok(RequestNameReply::AlreadyOwner) => {}
+        Ok(_) | Err(zbus::Error::NameTaken) => {
+            return Err(anyhow!(
+                "The bus name {} is already owned: another stratad or rpm-ostreed is running on this bus",
+                names::BUS_NAME
+            ))
+        }
+        Err(e) => return Err(e).context(format!("Requesting the bus name {}", names::BUS_NAME)),
+    }
+    tracing::info!(
+        "stratad ready: {} on sysroot {}",
+        names::BUS_NAME,
+        d.settings.sysroot.display()
+    );
+    lifecycle::sd_notify("READY=1\nSTATUS=clients=0; idle");
+
+    let poll = tokio::spawn(lifecycle::poll_sysroot(d.clone()));
+    let idle = tokio::spawn(lifecycle::idle_watch(d.clone()));
+    let reason = tokio::select! {
+        s = lifecycle::signals() => s?.to_string(),
+        _ = d.shutdown.notified() => "idle".to_string(),
+    };
+    tracing::info!("Shutting down ({reason})");
+    lifecycle::sd_notify("STOPPING=1");
+    poll.abort();
+    publisher.abort();
+    idle.abort();
+    if let Err(e) = conn.release_name(names::BUS_NAME).await {
+        tracing::warn!("Releasing {}: {e}", names::BUS_NAME);
+    }
+    if let Some(t) = d.active_txn() {
+        if t.is_running() {
+            t.cancel();
+            for _ in 0..100 {
+                if !t.is_running() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        t.release().await;
+    }
+    Ok(())
+}

@@ -21,6 +21,7 @@
 //! [`OsRelease`]s, [`GpgKey`] signs, [`HttpServer`] serves, [`TestSysroot`] deploys and
 //! inspects. Everything calls [`init`] itself.
 
+pub mod bus;
 pub mod cmd;
 mod fixture;
 mod gpg;
@@ -28,6 +29,7 @@ mod http;
 mod repo;
 mod sysroot;
 
+pub use bus::{PrivateBus, Stratad};
 pub use fixture::{Fixture, FixtureConfig};
 pub use gpg::{GpgKey, GpgSigner};
 pub use http::{HttpServer, RequestRecord};

@@ -1,0 +1,135 @@
+//! The daemon configuration: rpm-ostree's `/etc/rpm-ostreed.conf`, group `[Daemon]`.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+
+/// `AutomaticUpdatePolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum AutomaticUpdatePolicy {
+    #[default]
+    None,
+    Check,
+    Stage,
+}
+
+impl AutomaticUpdatePolicy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AutomaticUpdatePolicy::None => "none",
+            AutomaticUpdatePolicy::Check => "check",
+            AutomaticUpdatePolicy::Stage => "stage",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "off" => Ok(Self::None),
+            "check" => Ok(Self::Check),
+            // rpm-ostree accepts "apply" as an older spelling of "stage".
+            "stage" | "ex-stage" | "apply" => Ok(Self::Stage),
+            other => Err(anyhow!(
+                "Invalid AutomaticUpdatePolicy {other:?}: expected none, check or stage"
+            )),
+        }
+    }
+}
+
+/// The settings Strata reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub automatic_update_policy: AutomaticUpdatePolicy,
+    /// Seconds of idleness before exiting; 0 disables idle exit.
+    pub idle_exit_timeout: u64,
+    /// Forbid any change to the base (layering, overrides).
+    pub lock_layering: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            automatic_update_policy: AutomaticUpdatePolicy::None,
+            idle_exit_timeout: 60,
+            lock_layering: false,
+        }
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(anyhow!("Invalid {key} {other:?}: expected true or false")),
+    }
+}
+
+impl Config {
+    /// Parse the key-file text. Unknown keys and groups are ignored (with a warning) so a
+    /// config written for rpm-ostree keeps working.
+    pub(crate) fn parse(text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        let mut group = String::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                group = g.to_string();
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(anyhow!(
+                    "line {}: expected KEY=VALUE, found {line:?}",
+                    n + 1
+                ));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if group != "Daemon" {
+                continue;
+            }
+            match k {
+                "AutomaticUpdatePolicy" => {
+                    c.automatic_update_policy = AutomaticUpdatePolicy::parse(v)?
+                }
+                "IdleExitTimeout" => {
+                    c.idle_exit_timeout = v
+                        .parse()
+                        .with_context(|| format!("Invalid IdleExitTimeout {v:?}"))?
+                }
+                "LockLayering" => c.lock_layering = parse_bool(k, v)?,
+                "Recommends" => {}
+                other => tracing::warn!("Ignoring unknown key {other:?} in [Daemon]"),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Read `path`; a missing file means the defaults.
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => Config::parse(&t).with_context(|| format!("Parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(e).with_context(|| format!("Reading {}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_config() {
+        let c = Config::parse(
+            "# comment\n[Daemon]\nAutomaticUpdatePolicy=check\nIdleExitTimeout=5\nLockLayering=true\n[Other]\nX=y\n",
+        )
+        .unwrap();
+        assert_eq!(c.automatic_update_policy, AutomaticUpdatePolicy::Check);
+        assert_eq!(c.idle_exit_timeout, 5);
+        assert!(c.lock_layering);
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert!(Config::parse("[Daemon]\nIdleExitTimeout=x\n").is_err());
+        assert!(Config::parse("[Daemon]\nAutomaticUpdatePolicy=bogus\n").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! `org.projectatomic.rpmostree1.OS`, one object per stateroot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use strata_api::names::{self, action_for_method, update_deployment_actions, OS_INTERFACE};
+use strata_api::wire::deployment_to_dict;
+use zbus::message::Header;
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::daemon::Daemon;
+use crate::error::{Error, Result};
+use crate::options::{self, canonical, Options, Request};
+use crate::polkit;
+use crate::sysroot_iface::sender;
+use crate::transaction::{self, Caller};
+
+#[derive(Debug)]
+pub(crate) struct OsIface {
+    d: Arc<Daemon>,
+    name: String,
+}
+
+impl OsIface {
+    pub(crate) fn new(d: Arc<Daemon>, name: String) -> Self {
+        Self { d, name }
+    }
+
+    async fn authorize(&self, sender: &str, actions: &[&str]) -> Result<u32> {
+        match polkit::authorize(&self.d, sender, actions).await? {
+            Some(uid) => Ok(uid),
+            None => self.d.caller_uid(sender).await,
+        }
+    }
+
+    /// Authorize `method`, then start (or join) its transaction.
+    async fn transaction(
+        &self,
+        method: &str,
+        hdr: &Header<'_>,
+        key: String,
+        make: impl FnOnce() -> Result<Request>,
+    ) -> Result<String> {
+        let sender = sender(hdr)?;
+        let actions: Vec<&str> = action_for_method(OS_INTERFACE, method)
+            .into_iter()
+            .collect();
+        let uid = self.authorize(&sender, &actions).await?;
+        let req = make()?;
+        self.begin(method, key, sender, uid, req).await
+    }
+
+    async fn begin(
+        &self,
+        method: &str,
+        key: String,
+        sender: String,
+        uid: u32,
+        req: Request,
+    ) -> Result<String> {
+        let os_path = names::os_object_path(&self.name);
+        let key = format!("{os_path}\u{1d}{key}");
+        transaction::begin(
+            &self.d,
+            method,
+            key,
+            Caller {
+                sender,
+                uid,
+                os_path,
+            },
+            req,
+        )
+        .await
+    }
+
+    fn deployment(
+        &self,
+        which: fn(&crate::state::OsState) -> Option<usize>,
+    ) -> HashMap<String, OwnedValue> {
+        let snap = self.d.snapshot();
+        snap.os
+            .get(&self.name)
+            .and_then(|st| snap.deployment(which(st)))
+            .map(deployment_to_dict)
+            .unwrap_or_default()
+    }
+
+    fn sysroot(&self) -> &std::path::Path {
+        &self.d.settings.sysroot
+    }
+}
+
+#[zbus::interface(name = "org.projectatomic.rpmostree1.OS")]
+impl OsIface {
+    async fn upgrade(&self, options: Options, #[zbus(header)] hdr: Header<'_>) -> Result<String> {
+        let key = canonical(&[], &[&options]);
+        self.transaction("Upgrade", &hdr, key, || {
+            options::upgrade(&self.name, &options, self.sysroot())
+        })
+        .await
+    }
+
+    async fn deploy(
+        &self,
+        revision: String,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let key = canonical(std::slice::from_ref(&revision), &[&options]);
+        self.transaction("Deploy", &hdr, key, || {
+            options::deploy(&self.name, &revision, &options, self.sysroot())
+        })
+        .await
+    }
+
+    async fn rebase(
+        &self,
+        options: Options,
+        refspec: String,
+        packages: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let mut parts = vec![refspec.clone()];
+        parts.extend(packages.iter().cloned());
+        let key = canonical(&parts, &[&options]);
+        self.transaction("Rebase", &hdr, key, || {
+            options::rebase(&self.name, &options, &refspec, &packages, self.sysroot())
+        })
+        .await
+    }
+
+    async fn rollback(&self, options: Options, #[zbus(header)] hdr: Header<'_>) -> Result<String> {
+        let key = canonical(&[], &[&options]);
+        self.transaction("Rollback", &hdr, key, || {
+            options::rollback(&self.name, &options, self.sysroot())
+        })
+        .await
+    }
+
+    async fn clear_rollback_target(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let key = canonical(&[], &[&options]);
+        self.transaction("ClearRollbackTarget", &hdr, key, || {
+            options::clear_rollback(&self.name, &options, self.sysroot())
+        })
+        .await
+    }
+
+    async fn kernel_args(
+        &self,
+        existing: String,
+        added: Vec<String>,
+        replaced: Vec<String>,
+        removed: Vec<String>,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let parts: Vec<String> = [
+            vec![existing],
+            vec![added.join("\u{1f}")],
+            vec![replaced.join("\u{1f}")],
+            vec![removed.join("\u{1f}")],
+        ]
+        .concat();
+        let key = canonical(&parts, &[&options]);
+        self.transaction("KernelArgs", &hdr, key, || {
+            options::kernel_args(
+                &self.name,
+                &added,
+                &replaced,
+                &removed,
+                &options,
+                self.sysroot(),
+            )
+        })
+        .await
+    }
+
+    async fn cleanup(
+        &self,
+        elements: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let key = canonical(&elements, &[]);
+        self.transaction("Cleanup", &hdr, key, || {
+            options::cleanup(&self.name, &elements)
+        })
+        .await
+    }
+
+    async fn finalize_deployment(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let key = canonical(&[], &[&options]);
+        let is_booted = self.d.snapshot().is_booted;
+        let sysroot = self.sysroot().display().to_string();
+        self.transaction("FinalizeDeployment", &hdr, key, || {
+            let req = options::finalize(&options)?;
+            if !is_booted {
+                return Err(Error::Failed(format!(
+                    "Cannot finalize a deployment in {sysroot}: it is not the booted sysroot; only a booted host has a staged deployment"
+                )));
+            }
+            Ok(req)
+        })
+        .await
+    }
+
+    async fn automatic_update_trigger(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(bool, String)> {
+        let sender = sender(&hdr)?;
+        let uid = self.authorize(&sender, &[names::action::UPGRADE]).await?;
+        let policy = self.d.config().automatic_update_policy.as_str();
+        let Some(mode) = options::trigger_mode(&options, policy)? else {
+            return Ok((false, String::new()));
+        };
+        let req = options::automatic_update(&self.name, mode);
+        let key = canonical(&[mode.to_string()], &[&options]);
+        let addr = self
+            .begin("AutomaticUpdateTrigger", key, sender, uid, req)
+            .await?;
+        Ok((true, addr))
+    }
+
+    async fn update_deployment(
+        &self,
+        modifiers: Options,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let sender = sender(&hdr)?;
+        let mkeys: Vec<&str> = modifiers.keys().map(String::as_str).collect();
+        let okeys: Vec<&str> = options.keys().map(String::as_str).collect();
+        let actions = update_deployment_actions(&mkeys, &okeys);
+        let uid = self.authorize(&sender, &actions).await?;
+        let req = options::update_deployment(&self.name, &modifiers, &options, self.sysroot())?;
+        let key = canonical(&[], &[&modifiers, &options]);
+        self.begin("UpdateDeployment", key, sender, uid, req).await
+    }
+
+    async fn get_deployment_boot_config(
+        &self,
+        deployid: String,
+        is_pending: bool,
+    ) -> Result<HashMap<String, OwnedValue>> {
+        let path = self.d.settings.sysroot.clone();
+        let osname = self.name.clone();
+        let bc =
+            tokio::task::spawn_blocking(move || boot_config(&path, &osname, &deployid, is_pending))
+                .await
+                .map_err(Error::failed)?
+                .map_err(|e| Error::from_anyhow(&e))?;
+        let mut out = HashMap::new();
+        for (k, v) in bc.0 {
+            out.insert(
+                k,
+                OwnedValue::try_from(Value::from(v)).map_err(Error::failed)?,
+            );
+        }
+        out.insert(
+            "staged".to_string(),
+            OwnedValue::try_from(Value::from(bc.1)).map_err(Error::failed)?,
+        );
+        Ok(out)
+    }
+
+    #[zbus(property)]
+    async fn booted_deployment(&self) -> HashMap<String, OwnedValue> {
+        self.d.ensure_fresh().await;
+        self.deployment(|s| s.booted)
+    }
+
+    #[zbus(property)]
+    async fn default_deployment(&self) -> HashMap<String, OwnedValue> {
+        self.d.ensure_fresh().await;
+        self.deployment(|s| s.default)
+    }
+
+    #[zbus(property)]
+    async fn rollback_deployment(&self) -> HashMap<String, OwnedValue> {
+        self.d.ensure_fresh().await;
+        self.deployment(|s| s.rollback)
+    }
+
+    #[zbus(property)]
+    fn cached_update(&self) -> HashMap<String, OwnedValue> {
+        HashMap::new()
+    }
+
+    #[zbus(property)]
+    fn has_cached_update_rpm_diff(&self) -> bool {
+        false
+    }
+
+    #[zbus(property)]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The BLS entry of a deployment and whether it is staged (blocking).
+fn boot_config(
+    path: &std::path::Path,
+    osname: &str,
+    deployid: &str,
+    is_pending: bool,
+) -> anyhow::Result<(std::collections::BTreeMap<String, String>, bool)> {
+    use anyhow::anyhow;
+    let sysroot = strata_core::Sysroot::open(path)?;
+    let all = sysroot.deployments();
+    let d = if deployid.is_empty() {
+        if is_pending {
+            sysroot
+                .ostree()
+                .staged_deployment()
+                .or_else(|| all.iter().find(|d| d.osname() == osname).cloned())
+        } else {
+            sysroot
+                .booted_deployment()
+                .filter(|b| b.osname() == osname)
+                .or_else(|| sysroot.merge_deployment(osname).ok())
+        }
+        .ok_or_else(|| anyhow!("No deployment of {osname} found"))?
+    } else {
+        all.iter()
+            .find(|d| strata_core::sysroot::deployment_id(d) == deployid)
+            .cloned()
+            .ok_or_else(|| anyhow!("Deployment {deployid:?} not found"))?
+    };
+    Ok((strata_core::bootconfig::boot_config(&d), d.is_staged()))
+}

@@ -1,0 +1,570 @@
+//! Transactions: one mutating operation at a time, driven over a per-transaction peer-to-peer
+//! socket that serves `org.projectatomic.rpmostree1.Transaction` at `/`.
+//!
+//! Lifecycle: a mutating method calls [`begin`], which joins an identical running request or
+//! refuses with the busy error, creates the socket (mode 0600, owned by the caller, peers
+//! checked by SO_PEERCRED) and publishes `ActiveTransaction`. `Start()` runs the core operation
+//! on a blocking worker; its events become signals to every connected peer; `Finished` is
+//! replayed to a late `Start()`. The slot is released once finished and every peer has gone, or
+//! 30 s after finishing, or at once if the initiator leaves the bus before `Start()`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ostree::gio;
+use ostree::gio::prelude::*;
+use strata_core::{Event, OpContext, Sysroot};
+use tokio::net::UnixListener;
+use tokio::task::AbortHandle;
+use zbus::object_server::SignalEmitter;
+use zbus::Connection;
+
+use crate::daemon::Daemon;
+use crate::error::{Error, Result};
+use crate::options::{Op, Request};
+
+/// How long finished transactions keep their slot while peers stay connected.
+const FORCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct TxnState {
+    started: bool,
+    finished: Option<(bool, String)>,
+    peers: Vec<(u64, Connection)>,
+    next_peer: u64,
+    released: bool,
+}
+
+/// One transaction.
+#[derive(Debug)]
+pub(crate) struct Txn {
+    pub id: u64,
+    /// The D-Bus method that created it, e.g. `Upgrade`.
+    pub method: String,
+    /// Canonical arguments, to recognise an identical request.
+    key: String,
+    pub title: String,
+    pub sender: String,
+    pub uid: u32,
+    pub os_path: String,
+    pub client_description: String,
+    pub address: String,
+    socket_path: PathBuf,
+    cancellable: gio::Cancellable,
+    reboot: bool,
+    op: Mutex<Option<Op>>,
+    state: Mutex<TxnState>,
+    daemon: Weak<Daemon>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// The identity of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub sender: String,
+    pub uid: u32,
+    pub os_path: String,
+}
+
+/// Start a transaction for `req` (or join the identical running one); returns its address.
+pub(crate) async fn begin(
+    d: &Arc<Daemon>,
+    method: &str,
+    key: String,
+    caller: Caller,
+    req: Request,
+) -> Result<String> {
+    let txn = {
+        let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = slot.as_ref() {
+            if t.method == method && t.key == key {
+                tracing::info!(
+                    "Client {} joining existing transaction {} ({})",
+                    caller.sender,
+                    t.id,
+                    t.title
+                );
+                return Ok(t.address.clone());
+            }
+            return Err(Error::Busy(format!(
+                "Transaction in progress: {}\n You can cancel the current transaction with `strata cancel`",
+                t.title
+            )));
+        }
+        let id = d.next_txn_id();
+        let socket_path = d
+            .settings
+            .run_dir
+            .join(format!("transaction-{}-{id}.sock", std::process::id()));
+        let txn = Arc::new(Txn {
+            id,
+            method: method.to_string(),
+            key,
+            title: req.title.clone(),
+            client_description: d.describe_client(&caller.sender, Some(caller.uid)),
+            sender: caller.sender.clone(),
+            uid: caller.uid,
+            os_path: caller.os_path.clone(),
+            address: format!("unix:path={}", socket_path.display()),
+            socket_path,
+            cancellable: gio::Cancellable::new(),
+            reboot: req.reboot,
+            op: Mutex::new(Some(req.op)),
+            state: Mutex::new(TxnState::default()),
+            daemon: Arc::downgrade(d),
+            tasks: Mutex::new(Vec::new()),
+        });
+        *slot = Some(txn.clone());
+        txn
+    };
+    if let Err(e) = txn.listen() {
+        txn.release().await;
+        return Err(Error::Failed(format!("{e:#}")));
+    }
+    tracing::info!(
+        txn_id = txn.id,
+        client_uid = txn.uid,
+        "Transaction {} ({}) started by {} on {}; address {}",
+        txn.method,
+        txn.title,
+        txn.client_description,
+        txn.os_path,
+        txn.address
+    );
+    txn.watch_initiator();
+    d.publish_txn().await;
+    Ok(txn.address.clone())
+}
+
+impl Txn {
+    fn daemon(&self) -> Option<Arc<Daemon>> {
+        self.daemon.upgrade()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TxnState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add_task(&self, h: AbortHandle) {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(h);
+    }
+
+    /// Create the socket and accept peers.
+    fn listen(self: &Arc<Self>) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let dir = self
+            .socket_path
+            .parent()
+            .unwrap_or(std::path::Path::new("/"));
+        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+        match std::fs::remove_file(&self.socket_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("Removing {}", self.socket_path.display()))
+            }
+        }
+        let listener = UnixListener::bind(&self.socket_path)
+            .with_context(|| format!("Binding {}", self.socket_path.display()))?;
+        std::fs::set_permissions(&self.socket_path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", self.socket_path.display()))?;
+        std::os::unix::fs::chown(&self.socket_path, Some(self.uid), None)
+            .with_context(|| format!("chown {} {}", self.uid, self.socket_path.display()))?;
+        let txn = self.clone();
+        let h = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let txn = txn.clone();
+                        tokio::spawn(async move { txn.serve_peer(stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("Accepting on the transaction socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        self.add_task(h.abort_handle());
+        Ok(())
+    }
+
+    async fn serve_peer(self: Arc<Self>, stream: tokio::net::UnixStream) {
+        let uid = match stream.peer_cred() {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::warn!("Reading the peer credentials of a transaction client: {e}");
+                return;
+            }
+        };
+        if uid != self.uid && uid != 0 {
+            tracing::warn!(
+                "Refusing transaction peer with uid {uid} (initiator uid {})",
+                self.uid
+            );
+            return;
+        }
+        let built = async {
+            zbus::connection::Builder::unix_stream(stream)
+                .server(zbus::Guid::generate())?
+                .p2p()
+                .serve_at(
+                    "/",
+                    TxnIface {
+                        txn: Arc::downgrade(&self),
+                    },
+                )?
+                .build()
+                .await
+        }
+        .await;
+        let conn = match built {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("Setting up a transaction peer connection: {e}");
+                return;
+            }
+        };
+        let peer_id = {
+            let mut st = self.state();
+            if st.released {
+                return;
+            }
+            st.next_peer += 1;
+            let id = st.next_peer;
+            st.peers.push((id, conn.clone()));
+            id
+        };
+        tracing::debug!(
+            "Transaction {}: peer {peer_id} (uid {uid}) connected",
+            self.id
+        );
+        // The stream ends when the peer closes its end.
+        let mut messages = zbus::MessageStream::from(&conn);
+        while let Some(m) = messages.next().await {
+            if m.is_err() {
+                break;
+            }
+        }
+        drop(messages);
+        tracing::debug!("Transaction {}: peer {peer_id} disconnected", self.id);
+        let release = {
+            let mut st = self.state();
+            st.peers.retain(|(i, _)| *i != peer_id);
+            st.finished.is_some() && st.peers.is_empty()
+        };
+        if release {
+            self.release().await;
+        }
+    }
+
+    /// Drop the transaction when its initiator leaves the bus before `Start()`.
+    fn watch_initiator(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let Some(d) = self.daemon() else { return };
+        let sender = self.sender.clone();
+        let h = tokio::spawn(async move {
+            if let Err(e) = d.wait_name_vanished(&sender).await {
+                tracing::warn!("Watching {sender}: {e:#}");
+                return;
+            }
+            drop(d);
+            let Some(txn) = weak.upgrade() else { return };
+            if !txn.state().started {
+                tracing::info!(
+                    "Client {sender} disconnected before calling Start; cancelling transaction {}",
+                    txn.id
+                );
+                txn.cancellable.cancel();
+                txn.release().await;
+            }
+        });
+        self.add_task(h.abort_handle());
+    }
+
+    /// `Start()`: true if this call started the operation.
+    fn start(self: &Arc<Self>) -> bool {
+        let op = {
+            let mut st = self.state();
+            if st.started || st.released {
+                return false;
+            }
+            st.started = true;
+            self.op.lock().unwrap_or_else(|e| e.into_inner()).take()
+        };
+        let Some(op) = op else { return false };
+        let Some(d) = self.daemon() else { return false };
+        tracing::info!("Transaction {} ({}) starting", self.id, self.title);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let path = d.settings.sysroot.clone();
+        let cancellable = self.cancellable.clone();
+        let work = tokio::task::spawn_blocking(move || -> anyhow::Result<strata_core::Outcome> {
+            let ctx = OpContext::new(
+                move |e: &Event| {
+                    let _ = tx.send(e.clone());
+                    // After sending, so a test sees the step begin before the point fires.
+                    crate::failpoints::on_event(e);
+                },
+                cancellable,
+            );
+            ctx.check_cancelled()?;
+            crate::failpoints::lock();
+            let sysroot = Sysroot::open(&path)?;
+            op.run(&sysroot, &ctx)
+        });
+        let txn = self.clone();
+        tokio::spawn(async move {
+            // The channel closes when the worker drops its context.
+            while let Some(e) = rx.recv().await {
+                txn.broadcast(&e).await;
+            }
+            let result = match work.await {
+                Ok(Ok(outcome)) => {
+                    tracing::info!(
+                        "Txn {} on {} successful: {outcome:?}",
+                        txn.method,
+                        txn.os_path
+                    );
+                    (true, String::new())
+                }
+                Ok(Err(e)) => {
+                    let msg = if strata_core::is_cancelled(&e) {
+                        "Operation was cancelled".to_string()
+                    } else {
+                        format!("{e:#}")
+                    };
+                    tracing::warn!("Txn {} on {} failed: {msg}", txn.method, txn.os_path);
+                    (false, msg)
+                }
+                Err(e) => {
+                    tracing::error!("Txn {} on {} crashed: {e}", txn.method, txn.os_path);
+                    (false, format!("The transaction's worker failed: {e}"))
+                }
+            };
+            txn.finish(&d, result).await;
+        });
+        true
+    }
+
+    async fn finish(self: &Arc<Self>, d: &Arc<Daemon>, (success, msg): (bool, String)) {
+        // Properties first, so a client that reacts to Finished reads the new state.
+        if let Err(e) = d.refresh(true).await {
+            tracing::warn!("Reloading the sysroot after the transaction: {e:#}");
+        }
+        let peers = {
+            let mut st = self.state();
+            st.finished = Some((success, msg.clone()));
+            st.peers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()
+        };
+        for c in &peers {
+            if let Ok(em) = SignalEmitter::new(c, "/") {
+                if let Err(e) = TxnIface::finished(&em, success, &msg).await {
+                    tracing::debug!("Sending Finished: {e}");
+                }
+            }
+        }
+        if success && self.reboot {
+            tracing::info!("Rebooting as requested by the transaction");
+            if let Err(e) = tokio::process::Command::new("systemctl")
+                .arg("reboot")
+                .status()
+                .await
+            {
+                tracing::error!("Running systemctl reboot: {e}");
+            }
+        }
+        if peers.is_empty() {
+            self.release().await;
+        } else {
+            let txn = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(FORCE_CLOSE_TIMEOUT).await;
+                if let Some(txn) = txn.upgrade() {
+                    txn.release().await;
+                }
+            });
+        }
+    }
+
+    /// Send an engine event as a signal to every peer.
+    async fn broadcast(&self, e: &Event) {
+        let peers: Vec<Connection> = self.state().peers.iter().map(|(_, c)| c.clone()).collect();
+        for c in &peers {
+            let Ok(em) = SignalEmitter::new(c, "/") else {
+                continue;
+            };
+            let r = match e {
+                Event::Message(t) => TxnIface::message(&em, t).await,
+                Event::TaskBegin(t) => TxnIface::task_begin(&em, t).await,
+                Event::TaskEnd(t) => TxnIface::task_end(&em, t).await,
+                Event::Percent { text, percent } => {
+                    TxnIface::percent_progress(&em, text, *percent).await
+                }
+                Event::Download(p) => {
+                    TxnIface::download_progress(
+                        &em,
+                        (p.start_time, p.elapsed_secs),
+                        (p.outstanding_fetches, p.outstanding_writes),
+                        (
+                            p.scanned_metadata,
+                            p.metadata_fetched,
+                            p.outstanding_metadata_fetches,
+                        ),
+                        (
+                            p.total_delta_parts,
+                            p.fetched_delta_parts,
+                            p.total_delta_superblocks,
+                            p.total_delta_part_size,
+                        ),
+                        (p.fetched, p.requested),
+                        (p.bytes_transferred, p.bytes_per_sec),
+                    )
+                    .await
+                }
+                Event::ProgressEnd => TxnIface::progress_end(&em).await,
+            };
+            if let Err(err) = r {
+                tracing::debug!("Sending a transaction signal: {err}");
+            }
+        }
+    }
+
+    /// Free the slot: idempotent.
+    pub(crate) async fn release(&self) {
+        let peers = {
+            let mut st = self.state();
+            if st.released {
+                return;
+            }
+            st.released = true;
+            std::mem::take(&mut st.peers)
+        };
+        for h in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            h.abort();
+        }
+        if let Err(e) = std::fs::remove_file(&self.socket_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("Removing {}: {e}", self.socket_path.display());
+            }
+        }
+        for (_, c) in peers {
+            let _ = c.close().await;
+        }
+        let Some(d) = self.daemon() else { return };
+        let cleared = {
+            let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|t| t.id == self.id) {
+                *slot = None;
+                true
+            } else {
+                false
+            }
+        };
+        if cleared {
+            tracing::info!("Transaction {} ({}) released", self.id, self.title);
+            d.publish_txn().await;
+        }
+    }
+
+    /// Cancel the operation (cooperatively: the engine checks between and inside steps).
+    pub(crate) fn cancel(&self) {
+        tracing::info!("Transaction {} ({}) cancelled", self.id, self.title);
+        self.cancellable.cancel();
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        let st = self.state();
+        st.started && st.finished.is_none()
+    }
+
+    fn finished(&self) -> Option<(bool, String)> {
+        self.state().finished.clone()
+    }
+}
+
+/// The `Transaction` interface on one peer connection.
+#[derive(Debug)]
+struct TxnIface {
+    txn: Weak<Txn>,
+}
+
+impl TxnIface {
+    fn txn(&self) -> zbus::fdo::Result<Arc<Txn>> {
+        self.txn
+            .upgrade()
+            .ok_or_else(|| zbus::fdo::Error::Failed("The transaction is gone".into()))
+    }
+}
+
+#[zbus::interface(name = "org.projectatomic.rpmostree1.Transaction")]
+impl TxnIface {
+    #[zbus(property)]
+    fn title(&self) -> zbus::fdo::Result<String> {
+        Ok(self.txn()?.title.clone())
+    }
+
+    #[zbus(property)]
+    fn initiating_client_description(&self) -> zbus::fdo::Result<String> {
+        Ok(self.txn()?.client_description.clone())
+    }
+
+    async fn start(
+        &self,
+        #[zbus(signal_emitter)] em: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<bool> {
+        let txn = self.txn()?;
+        if txn.start() {
+            return Ok(true);
+        }
+        if let Some((success, msg)) = txn.finished() {
+            // A late Start(): replay the result to this peer.
+            TxnIface::finished(&em, success, &msg).await?;
+        }
+        Ok(false)
+    }
+
+    async fn cancel(&self) -> zbus::fdo::Result<()> {
+        self.txn()?.cancel();
+        Ok(())
+    }
+
+    #[zbus(signal)]
+    async fn finished(
+        em: &SignalEmitter<'_>,
+        success: bool,
+        error_message: &str,
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn message(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn task_begin(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn task_end(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn percent_progress(
+        em: &SignalEmitter<'_>,
+        text: &str,
+        percentage: u32,
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    #[allow(clippy::too_many_arguments)]
+    async fn download_progress(
+        em: &SignalEmitter<'_>,
+        time: (u64, u64),
+        outstanding: (u32, u32),
+        metadata: (u32, u32, u32),
+        delta: (u32, u32, u32, u64),
+        content: (u32, u32),
+        transfer: (u64, u64),
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn progress_end(em: &SignalEmitter<'_>) -> zbus::Result<()>;
+}

@@ -1,0 +1,164 @@
+//! Properties, ObjectManager and the cached state.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use strata_api::names;
+use strata_tests::{FixtureConfig, OsRelease, DEFAULT_OSNAME};
+use zbus::fdo::ObjectManagerProxy;
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn properties_and_object_manager() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let sysroot = env.sysroot().await;
+    let expected = env.fx.sysroot().unwrap().deployments().unwrap();
+
+    let deps = sysroot.deployments().await.unwrap();
+    assert_eq!(deps.len(), expected.len());
+    assert_eq!(dict_str(&deps[0], "checksum"), expected[0].checksum);
+    assert_eq!(dict_str(&deps[0], "osname"), DEFAULT_OSNAME);
+    assert_eq!(
+        dict_str(&deps[0], "id"),
+        format!(
+            "{DEFAULT_OSNAME}-{}.{}",
+            expected[0].checksum, expected[0].serial
+        )
+    );
+    assert_eq!(deps[0]["serial"].value_signature().to_string(), "i");
+    assert_eq!(deps[0]["booted"].value_signature().to_string(), "b");
+    assert_eq!(deps[0]["packages"].value_signature().to_string(), "as");
+    assert_eq!(dict_str(&deps[0], "origin"), env.fx.refspec());
+
+    assert_eq!(
+        sysroot.path().await.unwrap(),
+        env.fx.sysroot().unwrap().path().display().to_string()
+    );
+    // A test sysroot is not booted.
+    assert_eq!(sysroot.booted().await.unwrap().as_str(), "/");
+    assert_eq!(
+        sysroot.active_transaction().await.unwrap(),
+        (String::new(), String::new(), String::new())
+    );
+    assert_eq!(sysroot.active_transaction_path().await.unwrap(), "");
+    assert_eq!(sysroot.automatic_update_policy().await.unwrap(), "none");
+
+    let os_path = names::os_object_path(DEFAULT_OSNAME);
+    assert_eq!(sysroot.get_os("").await.unwrap().as_str(), os_path);
+    assert_eq!(
+        sysroot.get_os(DEFAULT_OSNAME).await.unwrap().as_str(),
+        os_path
+    );
+    let err = sysroot.get_os("nosuchos").await.unwrap_err();
+    assert!(error_name(&err).1.contains("nosuchos"), "{err}");
+
+    let os = env.os().await;
+    assert_eq!(os.name().await.unwrap(), DEFAULT_OSNAME);
+    assert_eq!(
+        dict_str(&os.default_deployment().await.unwrap(), "checksum"),
+        expected[0].checksum
+    );
+    assert!(os.booted_deployment().await.unwrap().is_empty());
+    assert!(os.rollback_deployment().await.unwrap().is_empty());
+    assert!(os.cached_update().await.unwrap().is_empty());
+    assert!(!os.has_cached_update_rpm_diff().await.unwrap());
+
+    let om = ObjectManagerProxy::builder(&env.conn)
+        .destination(names::BUS_NAME)
+        .unwrap()
+        .path(names::BASE_PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let objects = om.get_managed_objects().await.unwrap();
+    let paths: Vec<String> = objects.keys().map(|p| p.to_string()).collect();
+    assert!(
+        paths.contains(&names::SYSROOT_PATH.to_string()),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&os_path), "{paths:?}");
+    let os_ifaces = &objects[&zbus::zvariant::OwnedObjectPath::try_from(os_path.clone()).unwrap()];
+    let os_props = os_ifaces
+        .iter()
+        .find(|(k, _)| k.as_str() == names::OS_INTERFACE)
+        .map(|(_, v)| v)
+        .expect("OS interface");
+    assert!(os_props.contains_key("DefaultDeployment"));
+    assert_eq!(
+        String::try_from(os_props["Name"].try_clone().unwrap()).unwrap(),
+        DEFAULT_OSNAME
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn escaped_object_path_for_stateroot_with_dash() {
+    let mut config = FixtureConfig::default();
+    config.sysroot_config.osname = "test-os.x".into();
+    let env = Env::new(config).await;
+    let sysroot = env.sysroot().await;
+    let path = sysroot.get_os("").await.unwrap();
+    assert_eq!(path.as_str(), "/org/projectatomic/rpmostree1/test_os_2ex");
+    let os = OSProxy::builder(&env.conn)
+        .path(path)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(os.name().await.unwrap(), "test-os.x");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_change_shows_up_in_properties() {
+    let env = Env::new(FixtureConfig::default()).await;
+    // A caching proxy: it only learns about the change through PropertiesChanged.
+    let cached = SysrootProxy::new(&env.conn).await.unwrap();
+    assert_eq!(cached.deployments().await.unwrap().len(), 1);
+    let mut changes = cached.receive_deployments_changed().await;
+    let v2 = env.fx.commit(&OsRelease::new("2")).unwrap();
+    env.fx.sysroot().unwrap().upgrade_cli().unwrap();
+
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(c) = changes.next().await {
+            let deps = c.get().await.unwrap();
+            if deps.len() == 2 {
+                assert_eq!(dict_str(&deps[0], "checksum"), v2);
+                return;
+            }
+        }
+    })
+    .await
+    .expect("PropertiesChanged for Deployments after ostree admin deploy");
+
+    // An uncached read sees it too, and the OS object now has a rollback deployment.
+    let deps = env.sysroot().await.deployments().await.unwrap();
+    assert_eq!(deps.len(), 2);
+    let os = env.os().await;
+    assert_eq!(
+        dict_str(&os.rollback_deployment().await.unwrap(), "checksum"),
+        env.fx.first_commit()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boot_config_of_a_deployment() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let os = env.os().await;
+    let id = dict_str(&os.default_deployment().await.unwrap(), "id");
+    let bc = os.get_deployment_boot_config(&id, false).await.unwrap();
+    let options = dict_str(&bc, "options");
+    assert!(options.contains("root=LABEL=root"), "{options}");
+    assert!(
+        bc.contains_key("linux") && bc.contains_key("title"),
+        "{bc:?}"
+    );
+    assert!(!bool::try_from(&*bc["staged"]).unwrap());
+    let same = os.get_deployment_boot_config("", false).await.unwrap();
+    assert_eq!(dict_str(&same, "options"), options);
+    let err = os
+        .get_deployment_boot_config("nope", false)
+        .await
+        .unwrap_err();
+    assert!(error_name(&err).1.contains("nope"), "{err}");
+}
