@@ -42,10 +42,12 @@ test: deps
 # The whole suite: formatting, lints, unit and integration tests.
 check: fmt clippy test
 
-# A walk through the engine on a throwaway sandbox (test OS repo with two releases served over
-# HTTP on loopback, a sysroot), printing what happens.
+# Strata end to end on a throwaway sandbox: a test OS repo with two releases served over HTTP on
+# loopback, a sysroot, a private dbus-daemon, the real stratad, and the strata CLI driven through
+# status, upgrade, kargs and rollback.
 demo: deps
-	$(CARGO) run --quiet -p strata-tests --bin strata-demo
+	$(CARGO) build --quiet -p strata-daemon -p strata-cli -p strata-tests --bins
+	target/debug/strata-demo
 
 # Install binaries (strata, the rpm-ostree symlink, stratad), systemd unit, D-Bus activation and
 # policy, polkit actions, tmpfiles, default config, man pages and shell completions.

@@ -1,161 +1,128 @@
-//! `make demo`: a walk through the engine on a throwaway sandbox.
+//! `make demo`: Strata end to end on a throwaway sandbox.
 //!
 //! Builds a test OS repository with two releases served over HTTP on loopback, a sysroot with
-//! release 1 deployed, and drives `strata-core` through status, upgrade --check, upgrade,
-//! kargs, rollback and status --json, printing what a person would see. The daemon and the
-//! `strata` CLI come with the next issue; until then the demo calls the engine in-process.
+//! release 1 deployed and a private `dbus-daemon`, starts the real `stratad` on them and runs the
+//! real `strata` CLI through status, upgrade --check, upgrade, kargs, rollback and status --json,
+//! printing each command and its output as a person would see them. Everything is removed at
+//! the end.
 
-use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::Result;
-use strata_core::kargs::KargsEdit;
-use strata_core::status::StatusReport;
-use strata_core::{Event, OpContext, Outcome, Sysroot};
-use strata_tests::{Fixture, FixtureConfig, OsRelease};
+use anyhow::{anyhow, Context, Result};
+use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
 
 fn main() {
-    if let Err(e) = run() {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn heading(cmd: &str) {
-    println!("\n\x1b[1m$ {cmd}\x1b[0m");
+/// Runs `strata ARGS` against the sandbox's bus, showing the command line and its output.
+struct Cli {
+    strata: PathBuf,
+    bus: String,
 }
 
-/// Print progress events the way a terminal client would.
-fn printer() -> OpContext {
-    OpContext::new(
-        |e| match e {
-            Event::Message(m) => println!("{m}"),
-            Event::TaskBegin(t) => println!("{t}..."),
-            Event::TaskEnd(_) => {}
-            Event::Download(d) => {
-                print!(
-                    "\r  receiving objects: {}/{} ({} bytes)",
-                    d.fetched, d.requested, d.bytes_transferred
-                );
-                let _ = std::io::stdout().flush();
-            }
-            Event::ProgressEnd => println!(),
-            Event::Percent { text, percent } => println!("{text} {percent}%"),
-        },
-        strata_tests::gio::Cancellable::new(),
-    )
-}
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        println!("\n\x1b[1m$ strata {}\x1b[0m", args.join(" "));
+        let mut c = Command::new(&self.strata);
+        c.args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)
+            .env("RPMOSTREE_CLIENT_ID", "demo");
+        c
+    }
 
-fn print_status(report: &StatusReport) {
-    println!("State: idle");
-    println!("Deployments:");
-    for d in &report.deployments {
-        let mark = if d.booted { "●" } else { " " };
-        println!(
-            "{mark} {}",
-            d.origin.as_deref().unwrap_or("(unknown origin)")
-        );
-        println!(
-            "                  Version: {} (timestamp {})",
-            d.version.as_deref().unwrap_or("-"),
-            d.timestamp
-        );
-        println!("                   Commit: {}", d.checksum);
-        if let Some(p) = &d.pending_base_checksum {
-            println!(
-                "             Pending base: {} ({})",
-                p,
-                d.pending_base_version.as_deref().unwrap_or("-")
-            );
+    /// Run with output going straight to the terminal.
+    fn run(&self, args: &[&str]) -> Result<i32> {
+        let status = self
+            .command(args)
+            .status()
+            .with_context(|| format!("Running strata {}", args.join(" ")))?;
+        let code = status.code().unwrap_or(-1);
+        if code != 0 {
+            println!("(exit status {code})");
         }
-        println!();
+        Ok(code)
+    }
+
+    /// Run and show only the first `n` lines of stdout (`| head -n`).
+    fn run_head(&self, args: &[&str], n: usize) -> Result<()> {
+        let out = self
+            .command(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("Running strata {}", args.join(" ")))?;
+        for line in String::from_utf8_lossy(&out.stdout).lines().take(n) {
+            println!("{line}");
+        }
+        println!("...");
+        Ok(())
     }
 }
 
-/// What the outcome adds to the engine's own messages.
-fn describe(o: &Outcome) -> String {
-    match o {
-        Outcome::Unchanged => "No changes.".into(),
-        Outcome::UpdateAvailable { checksum, .. } => format!("(commit {checksum})"),
-        Outcome::Downloaded { checksum, .. } => format!("Downloaded {checksum}"),
-        Outcome::Deployed { version, .. } => format!(
-            "Version {} is the default for the next boot",
-            version.as_deref().unwrap_or("-")
-        ),
-        Outcome::Changed(_) => "Done.".into(),
+fn find_strata() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("Finding the demo executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let bin = dir.join("strata");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(anyhow!("{} is missing; run `make demo`, which builds it", bin.display()))
     }
 }
 
-fn run() -> Result<()> {
+async fn run() -> Result<()> {
     let t0 = Instant::now();
-    println!("Creating a sandbox: test OS repository, HTTP server on loopback, sysroot...");
+    let strata = find_strata()?;
+    println!("Creating a sandbox: a test OS repository with releases 1 and 2 served over HTTP on");
+    println!("loopback, a sysroot with release 1 deployed, and a private D-Bus bus...");
     let fx = Fixture::new(&FixtureConfig {
         http: true,
         release: OsRelease::new("1").extra_files(500),
         ..Default::default()
     })?;
-    fx.commit(
-        &OsRelease::new("2")
-            .extra_files(500)
-            .extra_files_seed("release-2"),
-    )?;
-    let path = fx.sysroot()?.path().to_path_buf();
+    fx.commit(&OsRelease::new("2").extra_files(500).extra_files_seed("release-2"))?;
+    let bus = PrivateBus::start()?;
+    let sysroot = fx.sysroot()?.path().to_path_buf();
+    let daemon = Stratad::start(&bus, &sysroot, &[]).await?;
     println!(
-        "Sandbox ready in {:.1}s: sysroot {}, remote testos at {}",
+        "Sandbox ready in {:.1}s: stratad (pid {}) manages {} on bus {}",
         t0.elapsed().as_secs_f64(),
-        path.display(),
-        fx.url()
+        daemon.pid().unwrap_or_default(),
+        sysroot.display(),
+        bus.address()
     );
-    let open = || Sysroot::open(&path);
+    let cli = Cli {
+        strata,
+        bus: bus.address().to_string(),
+    };
 
-    heading("status");
-    print_status(&strata_core::status::load(&open()?)?);
+    cli.run(&["status"])?;
+    cli.run(&["upgrade", "--check"])?;
+    cli.run(&["upgrade"])?;
+    cli.run(&["status"])?;
+    cli.run(&["kargs", "--append=demo=1"])?;
+    cli.run(&["kargs"])?;
+    cli.run(&["rollback"])?;
+    cli.run(&["status"])?;
+    cli.run_head(&["status", "--json"], 24)?;
 
-    heading("upgrade --check");
-    let o = strata_core::upgrade(
-        &open()?,
-        &strata_core::UpgradeOptions {
-            check_only: true,
-            ..Default::default()
-        },
-        &printer(),
-    )?;
-    println!("{}", describe(&o));
-
-    heading("upgrade");
-    let o = strata_core::upgrade(&open()?, &Default::default(), &printer())?;
-    println!("{}", describe(&o));
-
-    heading("status");
-    print_status(&strata_core::status::load(&open()?)?);
-
-    heading("kargs --append=demo=1");
-    let o = strata_core::kargs(
-        &open()?,
-        &strata_core::KargsOptions {
-            edit: KargsEdit {
-                append: vec!["demo=1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        &printer(),
-    )?;
-    println!("{}", describe(&o));
-    let kargs = strata_core::bootconfig::current_kargs(&open()?, None, None)?;
-    println!("Kernel arguments now: {kargs}");
-
-    heading("rollback");
-    let o = strata_core::rollback(&open()?, &Default::default(), &printer())?;
-    println!("{}", describe(&o));
-
-    heading("status --json | head -20");
-    let json = serde_json::to_string_pretty(&strata_core::status::load(&open()?)?)?;
-    for line in json.lines().take(20) {
-        println!("{line}");
-    }
+    drop(daemon);
+    drop(bus);
+    drop(fx);
     println!(
-        "\nDone in {:.1}s; the sandbox is removed.",
+        "\nDone in {:.1}s; stratad stopped and the sandbox removed.",
         t0.elapsed().as_secs_f64()
     );
     Ok(())
