@@ -2,9 +2,10 @@
 
 CARGO ?= cargo
 # System packages the build and the tests use (libostree to link against, the ostree CLI and
-# GnuPG for the test kit's fixtures).
+# GnuPG for the test kit's fixtures; polkitd, gdbus (libglib2.0-bin) and unshare/mount for the
+# daemon suite's real-polkit test).
 APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
-	ca-certificates dbus-daemon python3-dbus python3-gi
+	ca-certificates dbus-daemon python3-dbus python3-gi polkitd libglib2.0-bin util-linux mount
 
 .PHONY: all build deps check fmt clippy test demo install clean
 

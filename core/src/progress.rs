@@ -42,7 +42,7 @@ pub enum Event {
     Message(String),
     /// A named step starts ("Pulling stratatest/stable", "Deploying").
     TaskBegin(String),
-    /// The named step ended successfully.
+    /// The current step ended successfully; the text ends its line ("done").
     TaskEnd(String),
     /// Percent progress of a step.
     Percent { text: String, percent: u32 },
@@ -111,13 +111,14 @@ impl OpContext {
         Ok(())
     }
 
-    /// Run `f` as a named step: checks cancellation first, emits `TaskBegin`, and `TaskEnd` when
-    /// it succeeded.
+    /// Run `f` as a named step: checks cancellation first, emits `TaskBegin(name)`, and
+    /// `TaskEnd("done")` when it succeeded (rpm-ostree's `TaskEnd` carries the word that ends
+    /// the step's line: "Pulling…... done").
     pub fn task<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_cancelled()?;
         self.emit(Event::TaskBegin(name.to_string()));
         let r = f()?;
-        self.emit(Event::TaskEnd(name.to_string()));
+        self.emit(Event::TaskEnd("done".to_string()));
         Ok(r)
     }
 }

@@ -53,14 +53,31 @@ fn bus_config(socket: &Path) -> String {
 }
 
 impl PrivateBus {
-    /// Start `dbus-daemon --nofork --print-address` with a generated config.
-    #[context("Starting a private dbus-daemon")]
+    /// Start `dbus-daemon --nofork --print-address` with a generated config. The bus directory
+    /// is private to the test's user (mode 0700), so only that user can connect.
     pub fn start() -> Result<PrivateBus> {
+        Self::start_inner(false)
+    }
+
+    /// [`PrivateBus::start`], but with the bus directory world-searchable (mode 0755), so that
+    /// processes running as other users (a `nobody` client, `polkitd` after it drops to its own
+    /// user) can reach the socket. The bus policy already lets every user connect.
+    pub fn start_shared() -> Result<PrivateBus> {
+        Self::start_inner(true)
+    }
+
+    #[context("Starting a private dbus-daemon")]
+    fn start_inner(shared: bool) -> Result<PrivateBus> {
         crate::init();
         let dir = tempfile::Builder::new()
             .prefix("strata-bus-")
             .tempdir()
             .context("Creating the bus directory")?;
+        if shared {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .context("Making the bus directory world-searchable")?;
+        }
         let config = dir.path().join("bus.conf");
         std::fs::write(&config, bus_config(&dir.path().join("bus.sock")))
             .context("Writing the bus config")?;
@@ -69,7 +86,9 @@ impl PrivateBus {
             .args(["--print-address", "--nofork"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // dbus-daemon warns about fd limits it may not raise in containers; a startup
+            // failure shows as a missing address below.
+            .stderr(Stdio::null())
             .spawn()
             .context("Spawning dbus-daemon (apt-get install dbus-daemon)")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
@@ -126,28 +145,47 @@ pub struct Stratad {
 }
 
 impl Stratad {
-    /// `target/<profile>/stratad`, next to the directory holding the test executable.
+    /// `target/<profile>/stratad`: next to the running executable (a binary such as the demo)
+    /// or next to the directory holding it (a test executable in `target/<profile>/deps`).
     pub fn binary() -> Result<PathBuf> {
         let exe = std::env::current_exe().context("Finding the test executable")?;
         let dir = exe
             .parent()
-            .and_then(Path::parent)
-            .ok_or_else(|| anyhow!("Unexpected test executable path {}", exe.display()))?;
-        let bin = dir.join("stratad");
-        if !bin.exists() {
-            return Err(anyhow!(
-                "{} does not exist; build it first (cargo build -p strata-daemon)",
-                bin.display()
-            ));
+            .ok_or_else(|| anyhow!("Unexpected executable path {}", exe.display()))?;
+        let candidates = [Some(dir), dir.parent()];
+        if let Some(bin) = candidates
+            .into_iter()
+            .flatten()
+            .map(|d| d.join("stratad"))
+            .find(|b| b.exists())
+        {
+            return Ok(bin);
         }
-        Ok(bin)
+        Err(anyhow!(
+            "{} does not exist; build it first (cargo build -p strata-daemon)",
+            dir.parent().unwrap_or(dir).join("stratad").display()
+        ))
     }
 
-    /// Start `stratad --bus-address ADDR --sysroot DIR --no-polkit` plus `extra_args`, with its
+    /// Start `stratad --bus-address ADDR --sysroot DIR --no-polkit` plus `extra_args` (a
+    /// `--polkit` there drops `--no-polkit` and is not passed on), with its
     /// own run dir and an empty config (unless `extra_args` give them) and idle exit off
     /// (unless given), and wait until it owns its bus name.
     pub async fn start(bus: &PrivateBus, sysroot: &Path, extra_args: &[&str]) -> Result<Stratad> {
         Self::start_with_env(bus, sysroot, extra_args, &[]).await
+    }
+
+    /// [`Stratad::start`] without `--no-polkit`: callers other than uid 0 are authorized by
+    /// asking `org.freedesktop.PolicyKit1` on `bus` (see [`Polkitd`]). Same as passing
+    /// `--polkit` in `extra_args`.
+    pub async fn start_with_polkit(
+        bus: &PrivateBus,
+        sysroot: &Path,
+        extra_args: &[&str],
+    ) -> Result<Stratad> {
+        let mut args = vec!["--polkit"];
+        args.extend_from_slice(extra_args);
+        Self::start_with_env(bus, sysroot, &args, &[]).await
     }
 
     /// [`Stratad::start`] with extra environment variables (e.g. `FAILPOINTS`).
@@ -297,6 +335,173 @@ impl Stratad {
 }
 
 impl Drop for Stratad {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Debian's `polkitd` (package `polkitd`).
+pub const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+/// Where `polkitd` reads action definitions (`*.policy`).
+pub const POLKIT_ACTIONS_DIR: &str = "/usr/share/polkit-1/actions";
+/// Where `polkitd` reads the admin's JavaScript rules (it also reads
+/// `/usr/share/polkit-1/rules.d`, which is left as it is).
+pub const POLKIT_RULES_DIR: &str = "/etc/polkit-1/rules.d";
+
+/// A real `polkitd` serving `org.freedesktop.PolicyKit1` on a [`PrivateBus`] started with
+/// [`PrivateBus::start_shared`]; killed on drop.
+///
+/// How it runs, and why:
+/// - polkitd always talks to the *system* bus; `DBUS_SYSTEM_BUS_ADDRESS` points it at the
+///   private bus, whose permissive policy lets it own `org.freedesktop.PolicyKit1`.
+/// - It is started as root (so the test must run as root) and switches to the `polkitd` user
+///   the package creates before connecting to the bus ("Successfully changed to user
+///   polkitd"); hence the shared (0755) bus directory, and world-readable policy and rules.
+/// - Its action and rules directories are fixed paths. Instead of copying files into the
+///   host's `/usr/share/polkit-1/actions`, it runs in its own mount namespace
+///   (`unshare --mount`, private propagation) where a temp dir holding only the given
+///   `.policy` files is bind-mounted over [`POLKIT_ACTIONS_DIR`] and a temp dir holding only
+///   the given rules over [`POLKIT_RULES_DIR`]. The host's files are never touched, and tests
+///   running at the same time cannot see each other's policy or rules. This needs
+///   `CAP_SYS_ADMIN` (root on a normal host or a privileged container).
+/// - Without a logind session the caller falls under the action's `allow_any` default
+///   (`auth_admin` for every rpm-ostree action), and with no authentication agent registered
+///   that is a denial, unless a rule returns `polkit.Result.YES` first.
+/// - stdout and stderr (polkitd's debug log: rules loaded, name acquired, JS errors) go to
+///   [`Polkitd::log`].
+#[derive(Debug)]
+pub struct Polkitd {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Polkitd {
+    /// Start polkitd on `bus` with the action definitions in `policies` (copied) and the
+    /// JavaScript `rules` (`(file name, text)`, e.g. `("50-test.rules", "polkit.addRule(...)")`),
+    /// and wait until it owns `org.freedesktop.PolicyKit1`.
+    #[context("Starting polkitd on the private bus")]
+    pub async fn start(
+        bus: &PrivateBus,
+        policies: &[&Path],
+        rules: &[(&str, &str)],
+    ) -> Result<Polkitd> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        crate::init();
+        if !Path::new(POLKITD).exists() {
+            return Err(anyhow!("{POLKITD} is missing (apt-get install polkitd)"));
+        }
+        let euid = std::fs::metadata("/proc/self")
+            .context("Finding our uid")?
+            .uid();
+        if euid != 0 {
+            return Err(anyhow!(
+                "polkitd must be started as root (it switches to user polkitd itself, and its \
+                 policy dir is bind-mounted in a new mount namespace); running as uid {euid}"
+            ));
+        }
+        let bus_mode = std::fs::metadata(bus.dir())?.permissions().mode();
+        if bus_mode & 0o005 != 0o005 {
+            return Err(anyhow!(
+                "the bus dir is not reachable by user polkitd: use PrivateBus::start_shared"
+            ));
+        }
+        let base = bus.dir().join("polkit");
+        let actions = base.join("actions");
+        let rules_dir = base.join("rules.d");
+        for d in [&base, &actions, &rules_dir] {
+            std::fs::create_dir_all(d).with_context(|| format!("Creating {}", d.display()))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let readable =
+            |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644));
+        for policy in policies {
+            let name = policy
+                .file_name()
+                .ok_or_else(|| anyhow!("no file name in {}", policy.display()))?;
+            let dest = actions.join(name);
+            std::fs::copy(policy, &dest)
+                .with_context(|| format!("Copying {}", policy.display()))?;
+            readable(&dest)?;
+        }
+        for (name, text) in rules {
+            let dest = rules_dir.join(name);
+            std::fs::write(&dest, text).with_context(|| format!("Writing {}", dest.display()))?;
+            readable(&dest)?;
+        }
+        let log = base.join("polkitd.log");
+        let out = std::fs::File::create(&log).context("Creating the polkitd log")?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(format!(
+                r#"mount --bind "$1" {POLKIT_ACTIONS_DIR} && mount --bind "$2" {POLKIT_RULES_DIR} && exec {POLKITD}"#
+            ))
+            .arg("sh")
+            .arg(&actions)
+            .arg(&rules_dir)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("Spawning {}", crate::cmd::command_line(&cmd)))?;
+        let mut polkitd = Polkitd {
+            child: Some(child),
+            log,
+        };
+        polkitd.wait_ready(bus).await?;
+        Ok(polkitd)
+    }
+
+    async fn wait_ready(&mut self, bus: &PrivateBus) -> Result<()> {
+        let conn = bus.connect().await?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let name = zbus::names::BusName::try_from("org.freedesktop.PolicyKit1")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if dbus.name_has_owner(name.clone()).await? {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut() {
+                Some(c) => c.try_wait()?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                return Err(anyhow!(
+                    "polkitd exited ({status}) before owning org.freedesktop.PolicyKit1; log:\n{}",
+                    self.log_text()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "polkitd did not own org.freedesktop.PolicyKit1 within 30 s; log:\n{}",
+                    self.log_text()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// polkitd's log file (stdout and stderr).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// What polkitd logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("({e})"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Polkitd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -29,7 +29,7 @@ mod http;
 mod repo;
 mod sysroot;
 
-pub use bus::{PrivateBus, Stratad};
+pub use bus::{Polkitd, PrivateBus, Stratad};
 pub use fixture::{Fixture, FixtureConfig};
 pub use gpg::{GpgKey, GpgSigner};
 pub use http::{HttpServer, RequestRecord};

@@ -14,7 +14,10 @@ use anyhow::{anyhow, Context, Result};
 use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
 
 fn main() {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
@@ -78,7 +81,10 @@ fn find_strata() -> Result<PathBuf> {
     if bin.exists() {
         Ok(bin)
     } else {
-        Err(anyhow!("{} is missing; run `make demo`, which builds it", bin.display()))
+        Err(anyhow!(
+            "{} is missing; run `make demo`, which builds it",
+            bin.display()
+        ))
     }
 }
 
@@ -92,7 +98,11 @@ async fn run() -> Result<()> {
         release: OsRelease::new("1").extra_files(500),
         ..Default::default()
     })?;
-    fx.commit(&OsRelease::new("2").extra_files(500).extra_files_seed("release-2"))?;
+    fx.commit(
+        &OsRelease::new("2")
+            .extra_files(500)
+            .extra_files_seed("release-2"),
+    )?;
     let bus = PrivateBus::start()?;
     let sysroot = fx.sysroot()?.path().to_path_buf();
     let daemon = Stratad::start(&bus, &sysroot, &[]).await?;
@@ -116,6 +126,7 @@ async fn run() -> Result<()> {
     cli.run(&["kargs"])?;
     cli.run(&["rollback"])?;
     cli.run(&["status"])?;
+    cli.run(&["kargs"])?;
     cli.run_head(&["status", "--json"], 24)?;
 
     drop(daemon);

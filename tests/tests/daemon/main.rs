@@ -4,8 +4,10 @@
 //! Build the daemon first (`cargo build -p strata-daemon`; `cargo nextest run --workspace`
 //! builds it too).
 
+mod cockpit;
 mod crash;
 mod lifecycle;
+mod polkit;
 mod properties;
 mod transactions;
 mod validation;

@@ -55,9 +55,11 @@ fn upgrade_file_remote_deploys_new_release() {
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::TaskBegin(t) if t.starts_with("Pulling"))));
-    assert!(events
+    let begin = events
         .iter()
-        .any(|e| matches!(e, Event::TaskEnd(t) if t == "Writing deployment")));
+        .position(|e| matches!(e, Event::TaskBegin(t) if t == "Writing deployment"))
+        .expect("Writing deployment task");
+    assert_eq!(events[begin + 1], Event::TaskEnd("done".into()));
 }
 
 #[test]
