@@ -10,6 +10,14 @@ pub const SYSROOT_PATH: &str = "/org/projectatomic/rpmostree1/Sysroot";
 pub const SYSROOT_INTERFACE: &str = "org.projectatomic.rpmostree1.Sysroot";
 pub const OS_INTERFACE: &str = "org.projectatomic.rpmostree1.OS";
 pub const TRANSACTION_INTERFACE: &str = "org.projectatomic.rpmostree1.Transaction";
+/// Strata's own extension interface on the `Sysroot` object (not part of rpm-ostree's
+/// contract, so its interfaces stay exactly rpm-ostree's): the registered update driver.
+pub const STRATA_EXT_INTERFACE: &str = "org.projectatomic.rpmostree1.StrataExt";
+
+/// Keys of the update driver record (`deploy --register-driver`), as rpm-ostree's JSON names
+/// them.
+pub const DRIVER_NAME: &str = "driver-name";
+pub const DRIVER_SD_UNIT: &str = "driver-sd-unit";
 
 /// rpm-ostree's error domain: `org.projectatomic.rpmostreed.Error.<Name>`.
 pub const ERROR_PREFIX: &str = "org.projectatomic.rpmostreed.Error";

@@ -87,10 +87,26 @@ pub trait OS {
     fn name(&self) -> zbus::Result<String>;
 }
 
+/// Strata's extension interface on the Sysroot object; absent from rpm-ostree, so clients
+/// must tolerate its absence.
+#[zbus::proxy(
+    interface = "org.projectatomic.rpmostree1.StrataExt",
+    default_service = "org.projectatomic.rpmostree1",
+    default_path = "/org/projectatomic/rpmostree1/Sysroot"
+)]
+pub trait StrataExt {
+    /// The registered update driver: `driver-name` and `driver-sd-unit`, empty when none.
+    #[zbus(property)]
+    fn update_driver(&self) -> zbus::Result<HashMap<String, String>>;
+}
+
 /// `org.projectatomic.rpmostree1.Transaction`, at `/` on the peer-to-peer connection whose
-/// address a mutating method returned.
+/// address a mutating method returned. A peer-to-peer connection routes nothing by name, but
+/// zbus's proxy builder insists on a destination: the well-known name serves (and disables
+/// sender filtering of signals).
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.Transaction",
+    default_service = "org.projectatomic.rpmostree1",
     default_path = "/"
 )]
 pub trait Transaction {

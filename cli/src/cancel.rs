@@ -33,7 +33,9 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx) -> Result<i32> {
         }
         match client::connect_transaction(&address).await {
             Ok(conn) => {
-                let proxy = client::Txn::new(&conn);
+                let proxy = client::txn_proxy(&conn)
+                    .await
+                    .context("Creating the transaction proxy")?;
                 let title = proxy.title().await.unwrap_or_default();
                 proxy
                     .cancel()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use strata_api::names;
-use strata_api::proxy::{OSProxy, SysrootProxy};
+use strata_api::proxy::{OSProxy, StrataExtProxy, SysrootProxy, TransactionProxy};
 use strata_api::wire::DeploymentDict;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::Value;
@@ -144,6 +144,23 @@ impl Client {
         Ok(default_id(&self.deployments().await?))
     }
 
+    /// The registered update driver as `status --json` shows it, from Strata's extension
+    /// interface; `None` when none is registered or the daemon has no such interface.
+    pub(crate) async fn update_driver(&self) -> Option<serde_json::Value> {
+        let proxy = StrataExtProxy::builder(&self.conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .ok()?;
+        let d = proxy.update_driver().await.ok()?;
+        let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
+        let unit = d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default();
+        Some(serde_json::json!({
+            names::DRIVER_NAME: name,
+            names::DRIVER_SD_UNIT: unit,
+        }))
+    }
+
     /// The title of the running transaction: the transaction's own `Title` when we may connect
     /// to it, else the method name from `ActiveTransaction`.
     pub(crate) async fn active_transaction_title(&self) -> Option<String> {
@@ -208,57 +225,17 @@ pub(crate) async fn connect_transaction(address: &str) -> Result<Connection> {
         .with_context(|| format!("Connecting to the transaction at {address}"))
 }
 
-/// The transaction object on a peer connection. Calls go out without a destination, as a
-/// peer connection has no bus to route by (a generated proxy would insist on one).
-#[derive(Debug, Clone)]
-pub(crate) struct Txn {
-    conn: Connection,
-}
-
-impl Txn {
-    pub(crate) fn new(conn: &Connection) -> Self {
-        Self { conn: conn.clone() }
-    }
-
-    async fn call<B>(&self, interface: &str, method: &str, body: &B) -> zbus::Result<zbus::Message>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType,
-    {
-        self.conn
-            .call_method(None::<&str>, "/", Some(interface), method, body)
-            .await
-    }
-
-    /// `Start()`: true if this call started it, false if it was already running.
-    pub(crate) async fn start(&self) -> zbus::Result<bool> {
-        let reply = self
-            .call(names::TRANSACTION_INTERFACE, "Start", &())
-            .await?;
-        reply.body().deserialize::<bool>()
-    }
-
-    pub(crate) async fn cancel(&self) -> zbus::Result<()> {
-        self.call(names::TRANSACTION_INTERFACE, "Cancel", &())
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn title(&self) -> zbus::Result<String> {
-        let reply = self
-            .call(
-                "org.freedesktop.DBus.Properties",
-                "Get",
-                &(names::TRANSACTION_INTERFACE, "Title"),
-            )
-            .await?;
-        let v: zbus::zvariant::OwnedValue = reply.body().deserialize()?;
-        String::try_from(v).map_err(zbus::Error::from)
-    }
+/// The transaction object on a peer connection (properties never cached).
+pub(crate) async fn txn_proxy(conn: &Connection) -> zbus::Result<TransactionProxy<'static>> {
+    TransactionProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
 }
 
 async fn transaction_title(address: &str) -> Result<String> {
     let conn = connect_transaction(address).await?;
-    Ok(Txn::new(&conn).title().await?)
+    Ok(txn_proxy(&conn).await?.title().await?)
 }
 
 /// The well-known name we watch for crashes.

@@ -61,6 +61,7 @@ pub(crate) fn options(a: &DeployArgs, ctx: &Ctx) -> Options {
     set_flag(&mut o, "download-only", a.download_only);
     set_flag(&mut o, "skip-branch-check", a.skip_branch_check);
     set_flag(&mut o, "lock-finalization", a.lock_finalization);
+    set_flag(&mut o, "bypass-driver", a.bypass_driver);
     if let Some(d) = &a.register_driver {
         o.insert("register-driver", Value::from(d.clone()));
     }

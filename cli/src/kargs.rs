@@ -18,18 +18,9 @@ pub(crate) const EDITOR_HEADER: &str =
     "# Current kernel arguments are shown below, and can be directly edited.\n\
 # Empty or # lines will be ignored.\n";
 
-/// Check the flag combination before talking to the daemon.
-pub(crate) fn validate(a: &KargsArgs) -> Result<()> {
-    if a.modifies() && a.deploy_index.is_some_and(|i| i != 0) {
-        bail!(
-            "--deploy-index with changes is not supported yet: kernel arguments are changed on a \
-             new deployment based on the default one (index 0)"
-        );
-    }
-    Ok(())
-}
-
-/// Which deployment to read: `(id, is_pending)` for `GetDeploymentBootConfig`.
+/// Which deployment to read (with `--deploy-index=N` and edits, the edits start from
+/// deployment N's arguments, sent as `existing` as rpm-ostree does; the new deployment is
+/// still based on the default one): `(id, is_pending)` for `GetDeploymentBootConfig`.
 pub(crate) fn target(
     deployments: &[DeploymentDict],
     index: Option<usize>,
@@ -138,7 +129,6 @@ fn string_of(d: &std::collections::HashMap<String, OwnedValue>, key: &str) -> St
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &KargsArgs) -> Result<i32> {
-    validate(a)?;
     let os = client.os(ctx.stateroot.as_deref()).await?;
     client.sync().await;
     let deployments = client.deployments().await?;
@@ -214,7 +204,6 @@ mod tests {
         let a = parse(&["strata", "kargs", "--deploy-index=1"]);
         assert!(!a.modifies());
         assert_eq!(a.deploy_index, Some(1));
-        assert!(validate(&a).is_ok());
     }
 
     #[test]
@@ -298,12 +287,8 @@ mod tests {
     #[test]
     fn deploy_index_with_changes() {
         let a = parse(&["strata", "kargs", "--append=x", "--deploy-index=1"]);
-        assert!(validate(&a)
-            .unwrap_err()
-            .to_string()
-            .starts_with("--deploy-index with changes"));
-        let a = parse(&["strata", "kargs", "--append=x", "--deploy-index=0"]);
-        assert!(validate(&a).is_ok());
+        assert!(a.modifies());
+        assert_eq!(a.deploy_index, Some(1));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> Opti
     set_flag(&mut o, "cache-only", a.cache_only);
     set_flag(&mut o, "download-only", a.download_only);
     set_flag(&mut o, "lock-finalization", a.lock_finalization);
+    set_flag(&mut o, "bypass-driver", a.bypass_driver);
     if let Some(r) = revision {
         o.insert("revision", Value::from(r.to_string()));
     }

@@ -64,7 +64,7 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         transaction_title,
         policy,
         cached_update,
-        update_driver: None,
+        update_driver: client.update_driver().await,
     })
 }
 
@@ -95,12 +95,15 @@ pub(crate) fn render(input: &StatusInput, args: &StatusArgs) -> Result<String> {
     Ok(render_text(input, args.verbose, args.booted))
 }
 
-/// 77 with `--pending-exit-77` when the first deployment is not the booted one.
+/// 77 with `--pending-exit-77` when there are several deployments and the first one is not
+/// the booted one (rpm-ostree's rule: a lone deployment is never pending, and on a sysroot
+/// that is not booted, any new deployment is).
 pub(crate) fn exit_code(input: &StatusInput, args: &StatusArgs) -> i32 {
-    let pending = input
-        .deployments
-        .first()
-        .is_some_and(|d| !d["booted"].as_bool().unwrap_or(false));
+    let pending = input.deployments.len() > 1
+        && input
+            .deployments
+            .first()
+            .is_some_and(|d| !d["booted"].as_bool().unwrap_or(false));
     if args.pending_exit_77 && pending {
         strata_api::names::EXIT_UNCHANGED
     } else {

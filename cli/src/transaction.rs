@@ -111,7 +111,9 @@ where
 {
     // Subscribe before Start() so no signal is missed.
     let mut messages = MessageStream::from(conn);
-    let proxy = client::Txn::new(conn);
+    let proxy = client::txn_proxy(conn)
+        .await
+        .map_err(|e| anyhow!("Following the transaction: {}", errors::dbus_error_text(&e)))?;
     let start = proxy.start();
     tokio::pin!(start);
     tokio::pin!(interrupt);

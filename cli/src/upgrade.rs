@@ -58,6 +58,7 @@ pub(crate) fn options(a: &UpgradeArgs, ctx: &Ctx) -> Options {
     set_flag(&mut o, "cache-only", a.cache_only);
     set_flag(&mut o, "download-only", a.download_only);
     set_flag(&mut o, "lock-finalization", a.lock_finalization);
+    set_flag(&mut o, "bypass-driver", a.bypass_driver);
     o
 }
 
@@ -207,10 +208,11 @@ mod tests {
             "cache-only",
             "download-only",
             "lock-finalization",
+            "bypass-driver",
         ] {
             assert_eq!(o[k], Value::Bool(true), "{k}");
         }
-        assert_eq!(o.len(), 6);
+        assert_eq!(o.len(), 7);
         assert!(validate(&a, "strata").is_ok());
     }
 

@@ -14,6 +14,9 @@ use crate::sysroot::Sysroot;
 pub struct KargsOptions {
     pub osname: Option<String>,
     pub edit: KargsEdit,
+    /// Start from this command line (rpm-ostree's `existing`: what the client showed the
+    /// user, or `/proc/cmdline`) instead of a deployment's arguments.
+    pub existing: Option<String>,
     /// Start from the arguments of the deployment at this index (boot order) instead of the
     /// merge deployment's.
     pub deploy_index: Option<usize>,
@@ -60,7 +63,11 @@ pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<
     sysroot.reload()?;
     let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
     let merge = sysroot.merge_deployment(&osname)?;
-    let current = current_kargs(sysroot, Some(&osname), opts.deploy_index)?;
+    let current = match &opts.existing {
+        Some(text) => Kargs::parse(text)
+            .with_context(|| format!("Parsing the existing kernel arguments {text:?}"))?,
+        None => current_kargs(sysroot, Some(&osname), opts.deploy_index)?,
+    };
     let new = opts.edit.apply(&current)?;
     let merge_kargs = Kargs::parse(&sysroot.deployment_kargs(&merge)).unwrap_or_default();
     if new == merge_kargs {

@@ -37,6 +37,14 @@ pub(crate) struct Client {
     pub uid: Option<u32>,
 }
 
+/// An update found by a check (`upgrade --check`, the automatic update timer in check mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CachedUpdate {
+    pub osname: String,
+    pub checksum: String,
+    pub version: Option<String>,
+}
+
 /// Shared daemon state.
 #[derive(Debug)]
 pub(crate) struct Daemon {
@@ -48,6 +56,8 @@ pub(crate) struct Daemon {
     stamp: tokio::sync::Mutex<Option<Stamp>>,
     pub txn: Mutex<Option<Arc<Txn>>>,
     pub clients: Mutex<HashMap<String, Client>>,
+    /// `CachedUpdate` per OS object path: what the last check found.
+    pub cached_updates: Mutex<HashMap<String, CachedUpdate>>,
     next_txn: AtomicU64,
     /// Notified when the daemon should exit.
     pub shutdown: Notify,
@@ -72,6 +82,7 @@ impl Daemon {
             stamp: tokio::sync::Mutex::new(None),
             txn: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
+            cached_updates: Mutex::new(HashMap::new()),
             next_txn: AtomicU64::new(1),
             shutdown: Notify::new(),
             activity: Notify::new(),
@@ -226,11 +237,60 @@ impl Daemon {
         self.activity.notify_waiters();
     }
 
+    /// Emit PropertiesChanged for an OS object's `CachedUpdate`.
+    pub(crate) async fn publish_cached_update(&self, os_path: &str) {
+        let r: anyhow::Result<()> = async {
+            let iface = self
+                .conn
+                .object_server()
+                .interface::<_, OsIface>(os_path)
+                .await?;
+            iface
+                .get()
+                .await
+                .cached_update_changed(iface.signal_emitter())
+                .await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::debug!("Publishing CachedUpdate of {os_path}: {e:#}");
+        }
+    }
+
+    /// Emit PropertiesChanged for StrataExt's `UpdateDriver`.
+    pub(crate) async fn publish_driver(&self) {
+        let r: anyhow::Result<()> = async {
+            let iface = self
+                .conn
+                .object_server()
+                .interface::<_, crate::sysroot_iface::StrataExtIface>(names::SYSROOT_PATH)
+                .await?;
+            iface
+                .get()
+                .await
+                .update_driver_changed(iface.signal_emitter())
+                .await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!("Publishing the update driver: {e:#}");
+        }
+    }
+
     /// The Unix uid of a bus peer.
     pub(crate) async fn caller_uid(&self, sender: &str) -> Result<u32> {
         let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
         let name = zbus::names::BusName::try_from(sender).map_err(Error::failed)?;
         Ok(dbus.get_connection_unix_user(name).await?)
+    }
+
+    /// The process id of a bus peer.
+    pub(crate) async fn caller_pid(&self, sender: &str) -> Result<u32> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+        let name = zbus::names::BusName::try_from(sender).map_err(Error::failed)?;
+        Ok(dbus.get_connection_unix_process_id(name).await?)
     }
 
     /// Resolves when `name` has left the bus (at once if it already has).

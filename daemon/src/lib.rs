@@ -6,6 +6,7 @@
 
 mod config;
 mod daemon;
+mod driver;
 mod error;
 mod failpoints;
 mod lifecycle;
@@ -114,6 +115,12 @@ pub async fn run(args: Args) -> Result<()> {
         .at(
             names::SYSROOT_PATH,
             sysroot_iface::SysrootIface::new(d.clone()),
+        )
+        .await?;
+    server
+        .at(
+            names::SYSROOT_PATH,
+            sysroot_iface::StrataExtIface::new(d.clone()),
         )
         .await?;
     d.refresh(true).await.context("Loading the sysroot")?;

@@ -80,6 +80,20 @@ impl<'a> OptionReader<'a> {
         }
     }
 
+    /// A non-negative index, as `u` or `i` (rpm-ostree's clients differ).
+    pub(crate) fn index(&self, key: &str) -> Result<Option<usize>> {
+        match self.opts.get(key).map(|v| &**v) {
+            None => Ok(None),
+            Some(Value::U32(i)) => Ok(Some(*i as usize)),
+            Some(Value::I32(i)) if *i >= 0 => Ok(Some(*i as usize)),
+            Some(Value::I32(i)) => Err(Error::InvalidArgs(format!(
+                "{} \"{key}\" must not be negative, got {i}",
+                self.what
+            ))),
+            Some(v) => Err(self.wrong(key, "an index (u or i)", v)),
+        }
+    }
+
     pub(crate) fn strv(&self, key: &str) -> Result<Vec<String>> {
         match self.opts.get(key) {
             None => Ok(Vec::new()),
@@ -118,11 +132,53 @@ pub(crate) enum Op {
     Cleanup(CleanupOptions),
     Kargs(KargsOptions),
     Finalize(strata_core::finalize::FinalizeOptions),
+    /// Only record an update driver (`Deploy("", {register-driver})`).
+    RegisterDriver(Registration),
+    /// Record an update driver, then run the operation.
+    Registered(Registration, Box<Op>),
+}
+
+/// An update driver to record in a run dir.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    pub run_dir: std::path::PathBuf,
+    pub driver: crate::driver::UpdateDriver,
+}
+
+impl Registration {
+    fn record(&self, ctx: &OpContext) -> anyhow::Result<()> {
+        crate::driver::save(&self.run_dir, &self.driver)?;
+        ctx.message(format!(
+            "Registered {} as the update driver",
+            self.driver.describe()
+        ));
+        Ok(())
+    }
 }
 
 impl Op {
+    /// Whether the operation leaves a finalization-locked deployment.
+    pub(crate) fn lock_finalization(&self) -> bool {
+        match self {
+            Op::Upgrade(o) => o.lock_finalization && !o.check_only && !o.download_only,
+            Op::Deploy(o) => o.lock_finalization && !o.download_only,
+            Op::Rebase(o) => o.lock_finalization && !o.download_only,
+            Op::Kargs(o) => o.lock_finalization,
+            Op::Registered(_, op) => op.lock_finalization(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn run(&self, sysroot: &Sysroot, ctx: &OpContext) -> anyhow::Result<Outcome> {
         match self {
+            Op::RegisterDriver(r) => {
+                r.record(ctx)?;
+                Ok(Outcome::Unchanged)
+            }
+            Op::Registered(r, op) => {
+                r.record(ctx)?;
+                op.run(sysroot, ctx)
+            }
             Op::Upgrade(o) => strata_core::upgrade(sysroot, o, ctx),
             Op::Deploy(o) => strata_core::deploy(sysroot, o, ctx),
             Op::Rebase(o) => strata_core::rebase(sysroot, o, ctx),
@@ -140,6 +196,29 @@ pub(crate) struct Request {
     pub op: Op,
     pub title: String,
     pub reboot: bool,
+    pub driver: DriverIntent,
+}
+
+/// What a request means for the update driver.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DriverIntent {
+    /// It changes what the system updates to (upgrade, deploy, rebase), so a registered driver
+    /// must agree.
+    pub guarded: bool,
+    /// `bypass-driver`: go ahead even though a driver is registered.
+    pub bypass: bool,
+    /// `register-driver`: the caller registers itself as the driver.
+    pub register: Option<String>,
+}
+
+impl DriverIntent {
+    fn guarded(r: &OptionReader<'_>) -> Result<Self> {
+        Ok(Self {
+            guarded: true,
+            bypass: r.flag("bypass-driver")?,
+            register: None,
+        })
+    }
 }
 
 /// Options every transaction method accepts.
@@ -173,6 +252,7 @@ pub(crate) fn upgrade(osname: &str, opts: &Options, sysroot: &Path) -> Result<Re
             "cache-only",
             "download-only",
             "lock-finalization",
+            "bypass-driver",
         ]),
     )?;
     let o = UpgradeOptions {
@@ -191,6 +271,7 @@ pub(crate) fn upgrade(osname: &str, opts: &Options, sysroot: &Path) -> Result<Re
     Ok(Request {
         title: title.into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver: DriverIntent::guarded(&r)?,
         op: Op::Upgrade(o),
     })
 }
@@ -209,8 +290,32 @@ pub(crate) fn deploy(
             "cache-only",
             "download-only",
             "lock-finalization",
+            "bypass-driver",
+            "register-driver",
         ]),
     )?;
+    let mut driver = DriverIntent::guarded(&r)?;
+    driver.register = r.string("register-driver")?.filter(|s| !s.is_empty());
+    if revision.is_empty() {
+        let Some(name) = driver.register.clone() else {
+            return Err(Error::Failed(
+                "Missing revision: expected a checksum, revision=CHECKSUM or version=VERSION (an empty one only registers an update driver, with \"register-driver\")".into(),
+            ));
+        };
+        // Only the registration; the Op is completed with the caller's unit by the caller.
+        return Ok(Request {
+            title: format!("register update driver {name}"),
+            reboot: reboot_option(&r, sysroot)?,
+            driver,
+            op: Op::RegisterDriver(Registration {
+                run_dir: Default::default(),
+                driver: crate::driver::UpdateDriver {
+                    name,
+                    sd_unit: String::new(),
+                },
+            }),
+        });
+    }
     let mut o = DeployOptions::new(parse_revision(revision)?);
     o.osname = Some(osname.to_string());
     o.skip_branch_check = r.flag("skip-branch-check")?;
@@ -221,6 +326,7 @@ pub(crate) fn deploy(
     Ok(Request {
         title: "deploy".into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver,
         op: Op::Deploy(o),
     })
 }
@@ -247,6 +353,7 @@ pub(crate) fn rebase(
             "cache-only",
             "download-only",
             "lock-finalization",
+            "bypass-driver",
         ]),
     )?;
     if refspec.is_empty() {
@@ -271,6 +378,7 @@ pub(crate) fn rebase(
     Ok(Request {
         title: "rebase".into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver: DriverIntent::guarded(&r)?,
         op: Op::Rebase(o),
     })
 }
@@ -280,6 +388,7 @@ pub(crate) fn rollback(osname: &str, opts: &Options, sysroot: &Path) -> Result<R
     Ok(Request {
         title: "rollback".into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver: DriverIntent::default(),
         op: Op::Rollback(RollbackOptions {
             osname: Some(osname.to_string()),
         }),
@@ -291,6 +400,7 @@ pub(crate) fn clear_rollback(osname: &str, opts: &Options, sysroot: &Path) -> Re
     Ok(Request {
         title: "clear-rollback".into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver: DriverIntent::default(),
         op: Op::Cleanup(CleanupOptions {
             osname: Some(osname.to_string()),
             rollback: true,
@@ -320,12 +430,14 @@ pub(crate) fn cleanup(osname: &str, elements: &[String]) -> Result<Request> {
     Ok(Request {
         title: "cleanup".into(),
         reboot: false,
+        driver: DriverIntent::default(),
         op: Op::Cleanup(o),
     })
 }
 
 pub(crate) fn kernel_args(
     osname: &str,
+    existing: &str,
     added: &[String],
     replaced: &[String],
     removed: &[String],
@@ -339,6 +451,7 @@ pub(crate) fn kernel_args(
             "delete-if-present",
             "final-kernel-args",
             "lock-finalization",
+            "deploy-index",
         ]),
     )?;
     let edit = KargsEdit {
@@ -353,10 +466,12 @@ pub(crate) fn kernel_args(
     Ok(Request {
         title: "kernel-args".into(),
         reboot: reboot_option(&r, sysroot)?,
+        driver: DriverIntent::default(),
         op: Op::Kargs(KargsOptions {
             osname: Some(osname.to_string()),
             edit,
-            deploy_index: None,
+            existing: Some(existing.to_string()).filter(|s| !s.trim().is_empty()),
+            deploy_index: r.index("deploy-index")?,
             lock_finalization: r.flag("lock-finalization")?,
         }),
     })
@@ -376,6 +491,7 @@ pub(crate) fn finalize(opts: &Options) -> Result<Request> {
         title: "finalize-deployment".into(),
         // Finalizing means rebooting into the staged deployment.
         reboot: true,
+        driver: DriverIntent::default(),
         op: Op::Finalize(strata_core::finalize::FinalizeOptions {
             checksum: r.string("checksum")?,
             allow_missing_checksum: r.flag("allow-missing-checksum")?,
@@ -413,6 +529,7 @@ pub(crate) fn automatic_update(osname: &str, mode: &str) -> Request {
             "upgrade".into()
         },
         reboot: false,
+        driver: DriverIntent::default(),
         op: Op::Upgrade(UpgradeOptions {
             osname: Some(osname.to_string()),
             check_only,
@@ -437,6 +554,7 @@ pub(crate) fn update_deployment(
             "cache-only",
             "download-only",
             "lock-finalization",
+            "bypass-driver",
         ]),
     )?;
     let reboot = reboot_option(&r, sysroot)?;
@@ -447,6 +565,10 @@ pub(crate) fn update_deployment(
     let download_only = r.flag("download-only")?;
     // rpm-ostree: allow-downgrade defaults to true when the target is explicit.
     let explicit = refspec.is_some() || revision.is_some();
+    let driver = DriverIntent {
+        guarded: explicit,
+        ..DriverIntent::guarded(&r)?
+    };
     let allow_downgrade = r.bool("allow-downgrade")?.unwrap_or(explicit);
     let (title, op) = match (refspec, revision) {
         (Some(refspec), revision) => {
@@ -498,6 +620,7 @@ pub(crate) fn update_deployment(
     Ok(Request {
         title: title.into(),
         reboot,
+        driver,
         op,
     })
 }
@@ -537,13 +660,13 @@ mod tests {
     #[test]
     fn string_arrays() {
         let o = opts(&[("append-if-missing", Value::from(vec!["a=1".to_string()]))]);
-        let req = kernel_args("os", &[], &[], &[], &o, Path::new("/x")).unwrap();
+        let req = kernel_args("os", "", &[], &[], &[], &o, Path::new("/x")).unwrap();
         match req.op {
             Op::Kargs(k) => assert_eq!(k.edit.append_if_missing, ["a=1"]),
             o => panic!("{o:?}"),
         }
         let o = opts(&[("append-if-missing", Value::from("a=1"))]);
-        let e = kernel_args("os", &[], &[], &[], &o, Path::new("/x")).unwrap_err();
+        let e = kernel_args("os", "", &[], &[], &[], &o, Path::new("/x")).unwrap_err();
         assert_eq!(
             e.message(),
             "Option \"append-if-missing\" must be a string array (as), got s"

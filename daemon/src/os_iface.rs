@@ -9,8 +9,9 @@ use zbus::message::Header;
 use zbus::zvariant::{OwnedValue, Value};
 
 use crate::daemon::Daemon;
+use crate::driver;
 use crate::error::{Error, Result};
-use crate::options::{self, canonical, Options, Request};
+use crate::options::{self, canonical, Op, Options, Request};
 use crate::polkit;
 use crate::sysroot_iface::sender;
 use crate::transaction::{self, Caller};
@@ -47,7 +48,56 @@ impl OsIface {
             .collect();
         let uid = self.authorize(&sender, &actions).await?;
         let req = make()?;
+        let req = self.check_request(&sender, req).await?;
         self.begin(method, key, sender, uid, req).await
+    }
+
+    /// What is refused before a transaction starts: a finalization lock where nothing is
+    /// staged, and a change of update target while another agent drives updates. Completes
+    /// a driver registration with the caller's systemd unit.
+    async fn check_request(&self, sender: &str, mut req: Request) -> Result<Request> {
+        if req.op.lock_finalization() && !self.d.snapshot().is_booted {
+            return Err(Error::Failed(format!(
+                "--lock-finalization needs a booted system: {} is not the booted sysroot, so new deployments are written directly and there is nothing to finalize",
+                self.sysroot().display()
+            )));
+        }
+        let intent = req.driver.clone();
+        if !intent.guarded && intent.register.is_none() {
+            return Ok(req);
+        }
+        let run_dir = self.d.settings.run_dir.clone();
+        let caller_unit = match self.d.caller_pid(sender).await {
+            Ok(pid) => driver::unit_of_pid(pid),
+            Err(e) => {
+                tracing::debug!("No pid for {sender}: {e}");
+                String::new()
+            }
+        };
+        if let Some(current) = driver::load(&run_dir) {
+            let reregistering = intent.register.as_deref() == Some(current.name.as_str());
+            if intent.guarded
+                && !intent.bypass
+                && !reregistering
+                && !current.is_driver_unit(&caller_unit)
+            {
+                return Err(Error::Failed(current.refusal()));
+            }
+        }
+        if let Some(name) = intent.register {
+            let reg = options::Registration {
+                run_dir,
+                driver: driver::UpdateDriver {
+                    name,
+                    sd_unit: caller_unit,
+                },
+            };
+            req.op = match req.op {
+                Op::RegisterDriver(_) => Op::RegisterDriver(reg),
+                op => Op::Registered(reg, Box::new(op)),
+            };
+        }
+        Ok(req)
     }
 
     async fn begin(
@@ -160,7 +210,7 @@ impl OsIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String> {
         let parts: Vec<String> = [
-            vec![existing],
+            vec![existing.clone()],
             vec![added.join("\u{1f}")],
             vec![replaced.join("\u{1f}")],
             vec![removed.join("\u{1f}")],
@@ -170,6 +220,7 @@ impl OsIface {
         self.transaction("KernelArgs", &hdr, key, || {
             options::kernel_args(
                 &self.name,
+                &existing,
                 &added,
                 &replaced,
                 &removed,
@@ -224,6 +275,7 @@ impl OsIface {
             return Ok((false, String::new()));
         };
         let req = options::automatic_update(&self.name, mode);
+        let req = self.check_request(&sender, req).await?;
         let key = canonical(&[mode.to_string()], &[&options]);
         let addr = self
             .begin("AutomaticUpdateTrigger", key, sender, uid, req)
@@ -243,6 +295,7 @@ impl OsIface {
         let actions = update_deployment_actions(&mkeys, &okeys);
         let uid = self.authorize(&sender, &actions).await?;
         let req = options::update_deployment(&self.name, &modifiers, &options, self.sysroot())?;
+        let req = self.check_request(&sender, req).await?;
         let key = canonical(&[], &[&modifiers, &options]);
         self.begin("UpdateDeployment", key, sender, uid, req).await
     }
@@ -291,9 +344,33 @@ impl OsIface {
         self.deployment(|s| s.rollback)
     }
 
+    /// What the last check found (rpm-ostree's keys; no package diff).
     #[zbus(property)]
     fn cached_update(&self) -> HashMap<String, OwnedValue> {
-        HashMap::new()
+        let path = names::os_object_path(&self.name);
+        let Some(u) = self
+            .d
+            .cached_updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&path)
+            .cloned()
+        else {
+            return HashMap::new();
+        };
+        let mut out = HashMap::new();
+        let mut put = |k: &str, v: Value<'_>| {
+            if let Ok(v) = OwnedValue::try_from(v) {
+                out.insert(k.to_string(), v);
+            }
+        };
+        put("osname", Value::from(u.osname));
+        put("checksum", Value::from(u.checksum));
+        if let Some(v) = u.version {
+            put("version", Value::from(v));
+        }
+        put("ref-has-new-commit", Value::from(true));
+        out
     }
 
     #[zbus(property)]

@@ -214,3 +214,31 @@ impl SysrootIface {
             .collect()
     }
 }
+
+/// `org.projectatomic.rpmostree1.StrataExt` on the Sysroot object: what Strata exposes beyond
+/// rpm-ostree's interfaces, which stay exactly rpm-ostree's.
+#[derive(Debug)]
+pub(crate) struct StrataExtIface {
+    d: Arc<Daemon>,
+}
+
+impl StrataExtIface {
+    pub(crate) fn new(d: Arc<Daemon>) -> Self {
+        Self { d }
+    }
+}
+
+#[zbus::interface(name = "org.projectatomic.rpmostree1.StrataExt")]
+impl StrataExtIface {
+    /// The registered update driver (`driver-name`, `driver-sd-unit`); empty when none.
+    #[zbus(property)]
+    fn update_driver(&self) -> HashMap<String, String> {
+        match crate::driver::load(&self.d.settings.run_dir) {
+            Some(d) => HashMap::from([
+                (names::DRIVER_NAME.to_string(), d.name),
+                (names::DRIVER_SD_UNIT.to_string(), d.sd_unit),
+            ]),
+            None => HashMap::new(),
+        }
+    }
+}

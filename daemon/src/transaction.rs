@@ -228,15 +228,28 @@ impl Txn {
                 return;
             }
         };
-        let peer_id = {
+        let registered = {
             let mut st = self.state();
             if st.released {
+                Err(st.finished.clone())
+            } else {
+                st.next_peer += 1;
+                let id = st.next_peer;
+                st.peers.push((id, conn.clone()));
+                Ok(id)
+            }
+        };
+        let peer_id = match registered {
+            Ok(id) => id,
+            Err(finished) => {
+                // A quick operation can start (this peer's Start() is served as soon as the
+                // connection is built), finish and release before we get here: give this
+                // peer its Finished, then let it hang up.
+                if let Some((success, msg)) = finished {
+                    self.replay_to_late_peer(&conn, success, &msg).await;
+                }
                 return;
             }
-            st.next_peer += 1;
-            let id = st.next_peer;
-            st.peers.push((id, conn.clone()));
-            id
         };
         tracing::debug!(
             "Transaction {}: peer {peer_id} (uid {uid}) connected",
@@ -259,6 +272,26 @@ impl Txn {
         if release {
             self.release().await;
         }
+    }
+
+    /// Send `Finished` to a peer that connected as the transaction was released, and keep
+    /// the connection until the peer closes it (at most [`FORCE_CLOSE_TIMEOUT`]).
+    async fn replay_to_late_peer(&self, conn: &Connection, success: bool, msg: &str) {
+        let mut messages = zbus::MessageStream::from(conn);
+        if let Ok(em) = SignalEmitter::new(conn, "/") {
+            if let Err(e) = TxnIface::finished(&em, success, msg).await {
+                tracing::debug!("Sending Finished to a late peer: {e}");
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(FORCE_CLOSE_TIMEOUT, async {
+            while let Some(m) = messages.next().await {
+                if m.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Drop the transaction when its initiator leaves the bus before `Start()`.
@@ -323,6 +356,7 @@ impl Txn {
             }
             let result = match work.await {
                 Ok(Ok(outcome)) => {
+                    txn.remember_update(&d, &outcome).await;
                     tracing::info!(
                         "Txn {} on {} successful: {outcome:?}",
                         txn.method,
@@ -353,6 +387,10 @@ impl Txn {
         // Properties first, so a client that reacts to Finished reads the new state.
         if let Err(e) = d.refresh(true).await {
             tracing::warn!("Reloading the sysroot after the transaction: {e:#}");
+        }
+        if self.method == "Deploy" {
+            // It may have registered an update driver.
+            d.publish_driver().await;
         }
         let peers = {
             let mut st = self.state();
@@ -386,6 +424,38 @@ impl Txn {
                     txn.release().await;
                 }
             });
+        }
+    }
+
+    /// Keep (or drop) the OS's `CachedUpdate` after a check or an update.
+    async fn remember_update(&self, d: &Arc<Daemon>, outcome: &strata_core::Outcome) {
+        use strata_core::Outcome;
+        let osname = d
+            .snapshot()
+            .os
+            .keys()
+            .find(|n| strata_api::names::os_object_path(n) == self.os_path)
+            .cloned()
+            .unwrap_or_default();
+        let new = match outcome {
+            Outcome::UpdateAvailable { checksum, version } => Some(crate::daemon::CachedUpdate {
+                osname,
+                checksum: checksum.clone(),
+                version: version.clone(),
+            }),
+            Outcome::Unchanged | Outcome::Deployed { .. } => None,
+            _ => return,
+        };
+        let changed = {
+            let mut m = d.cached_updates.lock().unwrap_or_else(|e| e.into_inner());
+            let old = match &new {
+                Some(u) => m.insert(self.os_path.clone(), u.clone()),
+                None => m.remove(&self.os_path),
+            };
+            old != new
+        };
+        if changed {
+            d.publish_cached_update(&self.os_path).await;
         }
     }
 

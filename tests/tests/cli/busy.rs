@@ -1,0 +1,94 @@
+//! Concurrency: busy errors, joining, `cancel` and Ctrl-C, with a slow pull.
+
+use std::time::Duration;
+
+use crate::*;
+
+/// A daemon with a big release 2 behind a slow HTTP server.
+async fn slow_env(delay_ms: u64) -> Env {
+    let env = Env::new(http()).await;
+    env.fx.commit(&big_release("2")).unwrap();
+    env.fx
+        .http()
+        .unwrap()
+        .set_delay(Duration::from_millis(delay_ms));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_rollback_is_refused_and_an_identical_upgrade_joins() {
+    let env = slow_env(200).await;
+    let first = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    env.wait_for_transaction().await;
+
+    let busy = env.strata(&["rollback"]).await.expect(1);
+    assert!(busy.stderr.contains("Transaction in progress"), "{busy:#?}");
+    assert!(busy.stderr.contains("upgrade"), "{busy:#?}");
+
+    let second = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    // Let the second one join, then let the pull finish quickly.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.fx.http().unwrap().set_delay(Duration::ZERO);
+    let (a, b) = tokio::join!(wait(first), wait(second));
+    let a = a.expect(0);
+    let b = b.expect(0);
+    assert!(a.stdout.contains("systemctl reboot"), "{a:#?}");
+    // The second client followed the same transaction to its end.
+    assert!(b.stdout.contains("systemctl reboot"), "{b:#?}");
+    assert!(
+        env.daemon.stderr().contains("joining existing transaction"),
+        "{}",
+        env.daemon.stderr()
+    );
+    assert_eq!(env.sysroot().deployments().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_upgrade() {
+    let env = slow_env(400).await;
+    let before = env.sysroot().snapshot().unwrap();
+    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    env.wait_for_transaction().await;
+    env.fx
+        .http()
+        .unwrap()
+        .wait_for_requests(1, Duration::from_secs(30))
+        .unwrap();
+    let c = env.strata(&["cancel"]).await.expect(0);
+    assert!(c.stdout.contains("Cancelled"), "{c:#?}");
+    env.fx.http().unwrap().set_delay(Duration::ZERO);
+    let up = wait(up).await.expect(1);
+    assert!(up.stderr.contains("cancelled"), "{up:#?}");
+    env.wait_idle().await;
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+    env.strata(&["status"]).await.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_cancels_the_transaction() {
+    let env = slow_env(400).await;
+    let before = env.sysroot().snapshot().unwrap();
+    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    env.wait_for_transaction().await;
+    // The pull has begun, so the client is following the transaction (and handles SIGINT).
+    env.fx
+        .http()
+        .unwrap()
+        .wait_for_requests(1, Duration::from_secs(30))
+        .unwrap();
+    let pid = up.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.fx.http().unwrap().set_delay(Duration::ZERO);
+    let up = wait(up).await.expect(1);
+    assert!(
+        up.stdout.contains("Caught SIGINT, cancelling transaction"),
+        "{up:#?}"
+    );
+    assert!(up.stderr.contains("cancelled"), "{up:#?}");
+    env.wait_idle().await;
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+}

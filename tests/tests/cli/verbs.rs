@@ -1,0 +1,99 @@
+//! `deploy`, `rebase`, `rollback`, `kargs` and `cleanup`, end to end.
+
+use strata_tests::{FixtureConfig, OsRelease, DEFAULT_REMOTE};
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_version_rebase_rollback_and_cleanup() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let v1 = env.fx.first_commit().to_string();
+    let v2 = env.fx.commit(&OsRelease::new("2")).unwrap();
+    let _v3 = env.fx.commit(&OsRelease::new("3")).unwrap();
+
+    let out = env.strata(&["deploy", "version=2"]).await.expect(0);
+    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    assert_eq!(checksums(env.sysroot()), [v2.clone(), v1.clone()]);
+
+    let other_ref = "stratatest/other/x86_64";
+    let other = env
+        .fx
+        .repo()
+        .commit_release(other_ref, &OsRelease::new("10"))
+        .unwrap();
+    let refspec = format!("{DEFAULT_REMOTE}:{other_ref}");
+    let out = env.strata(&["rebase", &refspec]).await.expect(0);
+    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    let deps = env.sysroot().deployments().unwrap();
+    assert_eq!(deps[0].checksum, other);
+    assert!(
+        deps[0].origin.as_deref().unwrap().contains(&refspec),
+        "{:?}",
+        deps[0].origin
+    );
+    let j = env.status_json().await;
+    assert_eq!(j["deployments"][0]["origin"], refspec.as_str());
+    assert_eq!(j["deployments"][0]["version"], "10");
+
+    // rollback: the previous deployment (release 2) goes first again.
+    let out = env.strata(&["rollback"]).await.expect(0);
+    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    let after = checksums(env.sysroot());
+    assert_eq!(after[0], v2);
+    assert_eq!(after[1], other);
+
+    // cleanup -r removes the rollback deployment (now the rebased one).
+    let n = after.len();
+    env.strata(&["cleanup", "-r"]).await.expect(0);
+    let cleaned = checksums(env.sysroot());
+    assert_eq!(cleaned.len(), n - 1, "{cleaned:?}");
+    assert_eq!(cleaned[0], v2);
+    assert!(!cleaned.contains(&other), "{cleaned:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kargs_append_show_delete_and_deploy_index() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let out = env.strata(&["kargs", "--append=foo=bar"]).await.expect(0);
+    assert!(
+        out.stdout.contains("Kernel arguments updated.\n"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    let deps = env.sysroot().deployments().unwrap();
+    assert_eq!(deps.len(), 2);
+    assert!(deps[0].options.as_deref().unwrap().contains("foo=bar"));
+
+    let shown = env.strata(&["kargs"]).await.expect(0);
+    assert!(
+        shown.stdout.split_whitespace().any(|a| a == "foo=bar"),
+        "{shown:#?}"
+    );
+    let shown1 = env.strata(&["kargs", "--deploy-index=1"]).await.expect(0);
+    assert!(!shown1.stdout.contains("foo=bar"), "{shown1:#?}");
+
+    let before = env.sysroot().snapshot().unwrap();
+    let bad = env
+        .strata(&["kargs", "--delete=nonexistent"])
+        .await
+        .expect(1);
+    assert!(bad.stderr.starts_with("error: "), "{bad:#?}");
+    assert!(bad.stderr.contains("nonexistent"), "{bad:#?}");
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+
+    // --deploy-index: the edit starts from deployment 1's arguments (without foo=bar).
+    let out = env
+        .strata(&["kargs", "--deploy-index=1", "--append=idx=1"])
+        .await
+        .expect(0);
+    assert!(out.stdout.contains("Kernel arguments updated."), "{out:#?}");
+    let deps = env.sysroot().deployments().unwrap();
+    let args = deps[0].options.clone().unwrap();
+    assert!(args.split_whitespace().any(|a| a == "idx=1"), "{args}");
+    assert!(!args.split_whitespace().any(|a| a == "foo=bar"), "{args}");
+
+    // Unchanged: exit 77 on request.
+    env.strata(&["kargs", "--append-if-missing=idx=1", "--unchanged-exit-77"])
+        .await
+        .expect(77);
+}

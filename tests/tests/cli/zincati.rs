@@ -1,0 +1,123 @@
+//! Zincati's exact command lines, through the `rpm-ostree` symlink.
+
+use strata_tests::{FixtureConfig, OsRelease};
+
+use crate::*;
+
+const DRIVER_REFUSAL: &str = "Updates are driven by Zincati";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn register_driver_deploy_and_cleanup() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let v1 = env.fx.first_commit().to_string();
+
+    let reg = env
+        .zincati(&["deploy", "", "--register-driver=Zincati"])
+        .await
+        .expect(0);
+    assert_eq!(reg.stderr, "", "{reg:#?}");
+    assert_eq!(
+        checksums(env.sysroot()),
+        [v1.as_str()],
+        "registering deploys nothing"
+    );
+    let j = env.status_json().await;
+    assert_eq!(j["update-driver"]["driver-name"], "Zincati", "{j}");
+    assert!(j["update-driver"]["driver-sd-unit"].is_string(), "{j}");
+    let text = env.strata(&["status"]).await.expect(0);
+    assert!(
+        text.stdout.contains("\nAutomaticUpdatesDriver: Zincati\n"),
+        "{text:#?}"
+    );
+    // Zincati retries registration: registering again is fine.
+    env.zincati(&["deploy", "", "--register-driver=Zincati"])
+        .await
+        .expect(0);
+    let record = std::fs::read_to_string(env.daemon.run_dir().join("update-driver.json")).unwrap();
+    assert!(record.contains("\"driver-name\": \"Zincati\""), "{record}");
+
+    let v2 = env.fx.commit(&OsRelease::new("2")).unwrap();
+    let rev = format!("revision={v2}");
+    let before = env.sysroot().snapshot().unwrap();
+    // Zincati's exact argv. Nothing is staged on a sysroot that is not booted, so there is
+    // nothing to lock: a clear refusal, before anything is pulled.
+    let locked = env
+        .zincati(&[
+            "deploy",
+            "--lock-finalization",
+            "--skip-branch-check",
+            &rev,
+            "--disallow-downgrade",
+        ])
+        .await
+        .expect(1);
+    assert!(
+        locked
+            .stderr
+            .contains("--lock-finalization needs a booted system: ")
+            && locked.stderr.contains("is not the booted sysroot"),
+        "{locked:#?}"
+    );
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+
+    // Anyone but the driver (whose unit we are not in) is told who drives updates.
+    let refused = env
+        .zincati(&[
+            "deploy",
+            "--skip-branch-check",
+            &rev,
+            "--disallow-downgrade",
+        ])
+        .await
+        .expect(1);
+    assert!(refused.stderr.contains(DRIVER_REFUSAL), "{refused:#?}");
+    assert!(
+        refused.stderr.contains("use --bypass-driver to override"),
+        "{refused:#?}"
+    );
+    let up = env.strata(&["upgrade"]).await.expect(1);
+    assert!(up.stderr.contains(DRIVER_REFUSAL), "{up:#?}");
+    let rb = env
+        .strata(&[
+            "rebase",
+            &format!("{}:{}", strata_tests::DEFAULT_REMOTE, env.fx.ref_()),
+        ])
+        .await
+        .expect(1);
+    assert!(rb.stderr.contains(DRIVER_REFUSAL), "{rb:#?}");
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+
+    // Read-only and unrelated verbs still work; --bypass-driver deploys.
+    env.strata(&["upgrade", "--check"]).await.expect(0);
+    let ok = env
+        .zincati(&[
+            "deploy",
+            "--skip-branch-check",
+            &rev,
+            "--disallow-downgrade",
+            "--bypass-driver",
+        ])
+        .await
+        .expect(0);
+    assert!(ok.stdout.contains("systemctl reboot"), "{ok:#?}");
+    assert_eq!(checksums(env.sysroot()), [v2.clone(), v1.clone()]);
+    // --disallow-downgrade: going back to release 1 is refused.
+    let down = env
+        .zincati(&[
+            "deploy",
+            "--skip-branch-check",
+            &format!("revision={v1}"),
+            "--disallow-downgrade",
+            "--bypass-driver",
+        ])
+        .await
+        .expect(1);
+    assert!(down.stderr.contains("owngrade"), "{down:#?}");
+
+    // `cleanup -p`, without the client id: nothing is staged here, so nothing changes.
+    let c = output(env.rpm_ostree_cmd(&["cleanup", "-p"]))
+        .await
+        .expect(0);
+    assert_eq!(c.stderr, "", "{c:#?}");
+    assert_eq!(checksums(env.sysroot()), [v2, v1]);
+}
