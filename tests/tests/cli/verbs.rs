@@ -97,3 +97,34 @@ async fn kargs_append_show_delete_and_deploy_index() {
         .await
         .expect(77);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_finalize_and_cleanup_base() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let before = env.sysroot().snapshot().unwrap();
+
+    let out = env.strata(&["reload"]).await.expect(0);
+    assert_eq!(out.stderr, "", "{out:#?}");
+
+    // A directory sysroot has no staged deployment to finalize: a clear error, nothing changes.
+    let csum = env.fx.first_commit().to_string();
+    let out = env.strata(&["finalize-deployment", &csum]).await.expect(1);
+    assert!(out.stderr.starts_with("error: "), "{out:#?}");
+    assert!(
+        out.stderr.to_lowercase().contains("staged") || out.stderr.contains("booted"),
+        "{out:#?}"
+    );
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+
+    // cleanup needs at least one flag; -b -m work on an unlayered sysroot.
+    let out = env.strata(&["cleanup"]).await.expect(1);
+    assert!(
+        out.stderr.contains("-b") || out.stderr.contains("--base"),
+        "{out:#?}"
+    );
+    env.strata(&["cleanup", "-b", "-m"]).await.expect(0);
+    assert_eq!(
+        before.deployments,
+        env.sysroot().snapshot().unwrap().deployments
+    );
+}
