@@ -51,6 +51,31 @@ async fn gdbus_as_nobody(bus: &PrivateBus, object: &str, method: &str, args: &[&
         .unwrap_or_else(|e| panic!("{line}: {e} (apt-get install libglib2.0-bin)"))
 }
 
+/// The real `strata` binary on the private bus (as its system bus) as uid/gid 65534. The
+/// binary is copied to a world-readable directory first: the build tree may sit below a
+/// directory nobody cannot enter.
+async fn strata_as_nobody(bus: &PrivateBus, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let strata = dir.path().join("strata");
+    std::fs::copy(Stratad::binary().unwrap().with_file_name("strata"), &strata).unwrap();
+    std::fs::set_permissions(&strata, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(&strata);
+    cmd.args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus.address())
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY);
+    let line = strata_tests::cmd::command_line(&cmd);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    drop(dir);
+    out
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}\nstdout: {}\nstderr: {}",
@@ -174,6 +199,28 @@ async fn real_polkitd_denies_non_root_mutations_and_allows_reads() {
     .await;
     let bootconfig = assert_ok(&out);
     assert!(bootconfig.contains("'options'"), "{bootconfig}");
+    assert_eq!(sysroot.snapshot().unwrap(), before);
+
+    // The `strata` CLI as nobody: status works (property reads only), upgrade is refused by
+    // polkitd with the action named and exit 1.
+    let out = strata_as_nobody(&bus, &["status", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["deployments"][0]["id"], id.as_str(), "{}", text(&out));
+    let out = strata_as_nobody(&bus, &["status"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Deployments:"),
+        "{}",
+        text(&out)
+    );
+    let out = strata_as_nobody(&bus, &["upgrade"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("org.projectatomic.rpmostree1.upgrade"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(sysroot.snapshot().unwrap(), before);
 
     // The same Upgrade as root is allowed (uid 0 needs no polkit) and works.
