@@ -37,7 +37,10 @@ fmt: deps
 clippy: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The integration tests run the real stratad and strata binaries, which cargo only builds for
+# their own package's tests: build every binary first.
 test: deps
+	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 # The whole suite: formatting, lints, unit and integration tests.
