@@ -7,7 +7,7 @@ CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
 	ca-certificates dbus-daemon python3-dbus python3-gi polkitd libglib2.0-bin util-linux mount
 
-.PHONY: all build deps check fmt clippy test demo install clean
+.PHONY: all build deps check fmt clippy test demo install clean vm-deps vm-check
 
 PREFIX ?= /usr
 DESTDIR ?=
@@ -39,9 +39,29 @@ clippy: deps
 
 # The integration tests run the real stratad and strata binaries, which cargo only builds for
 # their own package's tests: build every binary first.
+# The VM suite (tests/tests/vm) boots QEMU guests and runs with `make vm-check`.
 test: deps
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(vm)'
+
+# Host tools for the VM suite; the guest kernel, ostree-prepare-root and (where apt cannot
+# install it next to the backported qemu-utils) QEMU itself are extracted from .debs by
+# tests/vm/fetch-assets.sh into target/vm-cache, never installed into the host.
+VM_APT_PACKAGES := busybox-static syslinux syslinux-common extlinux kmod fdisk cpio e2fsprogs \
+	libcapstone4 libfdt1 libpmem1 librdmacm1 libibverbs1 libslirp0 libvdeplug2
+
+vm-deps: deps
+	@missing=""; for p in $(VM_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# The VM end-to-end suite (real boots under QEMU/TCG; needs root).
+vm-check: vm-deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run -p strata-tests --no-fail-fast -E 'binary(vm)'
 
 # The whole suite: formatting, lints, unit and integration tests.
 check: fmt clippy test

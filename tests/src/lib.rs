@@ -28,6 +28,7 @@ mod gpg;
 mod http;
 mod repo;
 mod sysroot;
+pub mod vm;
 
 pub use bus::{Polkitd, PrivateBus, Stratad};
 pub use fixture::{Fixture, FixtureConfig};

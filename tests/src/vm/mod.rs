@@ -1,0 +1,307 @@
+//! The VM end-to-end foundation (issue 4): bootable disk images of a test OS and a harness
+//! that boots them under QEMU (TCG only) and reads results from the serial console.
+//!
+//! # State (keep this honest)
+//!
+//! Works:
+//! - [`assets`]: guest kernel (Debian's current `linux-image-*-amd64`), `ostree-prepare-root`
+//!   (from `ostree-boot`) and, because `qemu-system-x86` cannot be installed next to the
+//!   backported `qemu-utils` of these machines, QEMU 7.2 itself are *extracted* from `.deb`s
+//!   by `tests/vm/fetch-assets.sh` into `target/vm-cache/assets/`; the host's `/boot` and
+//!   package set stay untouched apart from [`assets::HOST_PACKAGES`] and
+//!   [`assets::QEMU_LIB_PACKAGES`].
+//! - [`image`]: initramfs + test OS release (busybox userland) committed with the kit's
+//!   [`OsRelease`](crate::OsRelease), a libostree sysroot using the syslinux backend, a raw
+//!   MBR disk (ext4 `/boot` with extlinux, ext4 root), converted to qcow2 and cached under
+//!   `target/vm-cache/images/<hash of inputs>/`.
+//! - [`Vm`]: boots a per-test qcow2 overlay with a read-only control disk (a tar holding
+//!   `control.sh` and any extra files), waits for `STRATA-MARKER <key> <value>` lines on the
+//!   serial log, fails with the log tail, and kills QEMU on drop.
+//! - The guest: syslinux → kernel → initramfs (`ostree-prepare-root`, `/run` moved so
+//!   `/run/ostree-booted` survives) → `switch_root` → busybox `/sbin/init` ([`image::GUEST_INIT`])
+//!   which mounts `/boot`, unpacks `/dev/vdb` into `/run/strata-control`, runs `control.sh`
+//!   and powers off.
+//! - [`strata`]: `strata` (+ `rpm-ostree` symlink), `stratad`, `dbus-daemon` and their shared
+//!   libraries (ldd closure) in the image; [`strata::START_STRATAD`] starts a private system
+//!   bus (allow-all policy, not the project's packaged policy) and `stratad --no-polkit` in
+//!   the guest; `strata status --json` in the guest reports the booted deployment.
+//!
+//! Measured on the 2-core dev machine (2026-11-22): asset fetch+extract (first run only)
+//! about 12 s; busybox image build about 7.6 s cold, 0.1 s cached; image with Strata about
+//! 17 s cold, 1.3 s cached (the binaries are re-stripped every run); boot to guest init about
+//! 6-7 s, boot + control script + poweroff about 7.5 s; `strata status` boot about 9-11 s.
+//!
+//! Not yet (next steps of issue 4):
+//! - The project's packaged D-Bus policy/activation files in the image (bus activation of
+//!   `stratad` instead of starting it from the control script).
+//! - A repo for upgrades reachable from the guest (e.g. the image's `repo/` on the control
+//!   disk or a third disk), multi-boot scenarios (upgrade/rollback/kargs/finalize/power cut).
+//! - Finalization of staged deployments at shutdown: [`image::GUEST_INIT`] powers off without
+//!   running `ostree admin finalize-staged`; the busybox guest needs that in its shutdown path.
+//! - The systemd (debootstrap) guest.
+//!
+//! Debugging: `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log in `DIR`.
+//!
+//! Requirements: root (loop mount for `extlinux --install`, `mknod` for the initramfs), the
+//! packages above, and network to the Debian mirror on the first run. VM tests are
+//! not part of `make check` (its nextest filter leaves the `vm` binary out): run them with
+//! `make vm-check`, which installs the host packages first.
+
+pub mod assets;
+pub mod image;
+pub mod strata;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub use assets::GuestAssets;
+pub use image::{ImageSpec, VmImage, GUEST_KARGS};
+
+use crate::cmd;
+
+/// Prefix of every result line the guest prints on the serial console.
+pub const MARKER: &str = "STRATA-MARKER";
+
+/// Lines of serial log shown in errors.
+const LOG_TAIL_LINES: usize = 60;
+
+/// What one boot runs: `control.sh` (busybox sh, run from `/run/strata-control` with that
+/// directory holding the extra files) and extra files.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// The script's text.
+    pub script: String,
+    /// Extra files: (path relative to the control directory, host file to copy).
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl Control {
+    /// A control disk carrying `script`.
+    pub fn script(script: impl Into<String>) -> Self {
+        Self {
+            script: script.into(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Adds a host file (or directory) as `name` in the control directory.
+    pub fn file(mut self, name: impl Into<String>, source: impl Into<PathBuf>) -> Self {
+        self.files.push((name.into(), source.into()));
+        self
+    }
+
+    /// Writes the tar file to `path`.
+    fn write_tar(&self, path: &Path) -> Result<()> {
+        let stage = tempfile::tempdir()?;
+        fs::write(stage.path().join("control.sh"), &self.script)?;
+        for (name, source) in &self.files {
+            let to = stage.path().join(name);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            cmd::run(Command::new("cp").arg("-a").arg(source).arg(&to))?;
+        }
+        cmd::run(
+            Command::new("tar")
+                .arg("-cf")
+                .arg(path)
+                .arg("-C")
+                .arg(stage.path())
+                .arg("."),
+        )?;
+        Ok(())
+    }
+}
+
+/// A running QEMU guest.
+#[derive(Debug)]
+pub struct Vm {
+    child: Child,
+    log: PathBuf,
+    started: Instant,
+    _work: tempfile::TempDir,
+}
+
+impl Vm {
+    /// Boots `disk` (a qcow2 overlay from [`VmImage::overlay`]) with `control` on a second,
+    /// read-only virtio disk (`/dev/vdb` in the guest).
+    pub fn boot(disk: &Path, control: &Control) -> Result<Vm> {
+        let assets = GuestAssets::get()?;
+        let work = tempfile::Builder::new().prefix("strata-vm-").tempdir()?;
+        let tar = work.path().join("control.tar");
+        control.write_tar(&tar)?;
+        let log = work.path().join("serial.log");
+        let mut cmd = Command::new(&assets.qemu);
+        for dir in &assets.qemu_firmware_dirs {
+            cmd.arg("-L").arg(dir);
+        }
+        cmd.args([
+            "-machine",
+            "pc,accel=tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-smp",
+            "1",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-nic",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-drive")
+        .arg(format!("file={},format=qcow2,if=virtio", disk.display()))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            tar.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(
+            work.path().join("qemu.stderr"),
+        )?));
+        let line = cmd::command_line(&cmd);
+        tracing::debug!("starting {line}");
+        let child = cmd.spawn().with_context(|| format!("Starting `{line}`"))?;
+        Ok(Vm {
+            child,
+            log,
+            started: Instant::now(),
+            _work: work,
+        })
+    }
+
+    /// The serial console log so far.
+    pub fn serial_log(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Time since QEMU started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn error(&self, what: String) -> anyhow::Error {
+        let stderr = fs::read(self._work.path().join("qemu.stderr")).unwrap_or_default();
+        anyhow!(
+            "{what} after {:.1?}; QEMU stderr: {}\nserial log tail:\n{}",
+            self.elapsed(),
+            cmd::tail(&stderr, 10),
+            cmd::tail(self.serial_log().as_bytes(), LOG_TAIL_LINES)
+        )
+    }
+
+    /// Waits until the serial log has a line `STRATA-MARKER <key>` or `STRATA-MARKER <key> <value>`
+    /// and returns `<value>` (empty without one). Fails on timeout, when QEMU exits first, or
+    /// when the initramfs reports a failure; the error carries the serial log tail.
+    pub fn wait_for_marker(&mut self, key: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.serial_log();
+            if let Some(v) = find_marker(&log, key) {
+                return Ok(v);
+            }
+            if let Some(v) = find_marker(&log, "initramfs-failed") {
+                return Err(self.error(format!("the initramfs failed ({v})")));
+            }
+            if let Some(status) = self.child.try_wait()? {
+                // The final lines may land just before exit.
+                if let Some(v) = find_marker(&self.serial_log(), key) {
+                    return Ok(v);
+                }
+                return Err(self.error(format!("QEMU exited ({status}) before `{MARKER} {key}`")));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return Err(self.error(format!("timed out waiting for `{MARKER} {key}`")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for QEMU to exit (the guest powered off or rebooted: `-no-reboot`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!(self.error(format!("QEMU exited with {status}")));
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return Err(self.error("timed out waiting for the guest to power off".into()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills QEMU now (a power cut).
+    pub fn kill(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log as DIR/serial-<pid>-<n>.log.
+        if let Some(dir) = std::env::var_os("STRATA_VM_LOG_DIR") {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = PathBuf::from(dir);
+            let _ = fs::create_dir_all(&dir);
+            let _ = fs::copy(
+                &self.log,
+                dir.join(format!("serial-{}-{n}.log", std::process::id())),
+            );
+        }
+    }
+}
+
+/// The value of the first `STRATA-MARKER <key>[ <value>]` line of `log`.
+pub fn find_marker(log: &str, key: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let line = line.trim_end_matches('\r');
+        let rest = &line[line.find(MARKER)? + MARKER.len()..];
+        let rest = rest.strip_prefix(' ')?;
+        let value = rest.strip_prefix(key)?;
+        if value.is_empty() {
+            Some(String::new())
+        } else {
+            value.strip_prefix(' ').map(str::to_string)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        let log =
+            "noise\r\nSTRATA-MARKER init\r\nxSTRATA-MARKER cmdline a b c\nSTRATA-MARKER initx 1\n";
+        assert_eq!(find_marker(log, "init").as_deref(), Some(""));
+        assert_eq!(find_marker(log, "cmdline").as_deref(), Some("a b c"));
+        assert_eq!(find_marker(log, "nope"), None);
+        assert_eq!(find_marker(log, "ini"), None);
+    }
+}
