@@ -92,3 +92,22 @@ async fn sigint_cancels_the_transaction() {
     env.wait_idle().await;
     assert_eq!(before, env.sysroot().snapshot().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_answers_100_times_while_a_transaction_runs() {
+    // 1 s per object: the pull outlasts the 100 calls even on a loaded machine.
+    let env = slow_env(1000).await;
+    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    env.wait_for_transaction().await;
+    for i in 0..100 {
+        let json = env.status_json().await;
+        // Every answer shows the running transaction and the unchanged deployment list.
+        assert_eq!(json["transaction"][0], "Upgrade", "call {i}: {json:#}");
+        assert_eq!(json["deployments"].as_array().unwrap().len(), 1, "call {i}");
+    }
+    // The text form says the daemon is busy.
+    let text = env.strata(&["status"]).await.expect(0);
+    assert!(text.stdout.contains("State: busy"), "{text:#?}");
+    env.fx.http().unwrap().set_delay(Duration::ZERO);
+    wait(up).await.expect(0);
+}
