@@ -31,7 +31,7 @@ use super::assets::{cache_root, GuestAssets, BUSYBOX, SYSLINUX_MBR};
 use crate::{cmd, FileEntry, OsRelease, SysrootConfig, TestRepo, TestSysroot, DEFAULT_REF};
 
 /// Bump when the build recipe changes in a way the hashed inputs do not show.
-const BUILDER_VERSION: &str = "vm-image-1";
+const BUILDER_VERSION: &str = "vm-image-2";
 
 /// Modules the initramfs loads (with their dependencies).
 const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4"];
@@ -99,6 +99,23 @@ if [ -f /run/strata-control/control.sh ]; then
   cd /
 else
   echo "STRATA-MARKER no-control"
+fi
+sync
+# Shutdown. Stop every other process (stratad, dbus-daemon) first, then finalize a staged
+# deployment the way ostree-finalize-staged.service does on systemd hosts; a control script
+# can create /run/strata-skip-finalize to leave it unfinalized (a power cut after staging).
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}; [ "$pid" = 1 ] || kill -TERM "$pid" 2>/dev/null
+done
+sleep 0.5
+if [ -e /run/ostree/staged-deployment ]; then
+  if [ -e /run/strata-skip-finalize ]; then
+    echo "STRATA-MARKER finalize skipped"
+  elif ostree admin finalize-staged > /run/finalize.log 2>&1; then
+    echo "STRATA-MARKER finalize ok"
+  else
+    echo "STRATA-MARKER finalize failed $(tail -n 5 /run/finalize.log | tr '\n' ' ')"
+  fi
 fi
 sync
 umount /boot 2>/dev/null
@@ -199,6 +216,45 @@ impl VmImage {
             cached,
             build_time: start.elapsed(),
         })
+    }
+
+    /// A raw ext4 disk image holding a copy of this image's archive repo with `spec`'s release
+    /// (same kernel and initramfs as the image) committed on top, on [`DEFAULT_REF`]; cached
+    /// next to the image. Attach it with [`Control::disk`](super::Control::disk) and mount it
+    /// read-only in the guest (`mount -o ro,noload /dev/vdc DIR`), then point the remote at
+    /// `file://DIR`. Returns the disk and the new commit.
+    #[context("Building the upgrade disk of release {} on {}", spec.version, self.dir.display())]
+    pub fn upgrade_disk(&self, spec: &ImageSpec) -> Result<(PathBuf, String)> {
+        let assets = GuestAssets::get()?;
+        let name = format!("upgrade-{}", input_hash(assets, spec)?);
+        let out = self.dir.join(format!("{name}.img"));
+        let commit_file = self.dir.join(format!("{name}.commit"));
+        if !out.exists() || !commit_file.exists() {
+            let work = tempfile::Builder::new()
+                .prefix(&format!("{name}.tmp-"))
+                .tempdir_in(&self.dir)?;
+            let repo_dir = work.path().join("repo");
+            cmd::run(Command::new("cp").arg("-a").arg(&self.repo).arg(&repo_dir))?;
+            let repo = TestRepo::open(&repo_dir)?;
+            let commit = repo.commit_release(
+                DEFAULT_REF,
+                &release(assets, spec, &self.dir.join("initramfs.img"))?,
+            )?;
+            repo.update_summary()?;
+            let du = cmd::run(Command::new("du").args(["-sm"]).arg(&repo_dir))?;
+            let mib: u64 = du
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| anyhow!("unexpected du output {du:?}"))?;
+            let img = work.path().join("disk.img");
+            mkfs(&img, mib * 2 + 32, "upgrade", &repo_dir, &[])?;
+            fs::write(work.path().join("commit"), &commit)?;
+            fs::rename(&img, &out)?;
+            fs::rename(work.path().join("commit"), &commit_file)?;
+        }
+        let commit = fs::read_to_string(&commit_file)?.trim().to_string();
+        Ok((out, commit))
     }
 
     /// Creates a qcow2 overlay of the base disk at `path` (a test's writable disk).
@@ -489,6 +545,8 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
         format!("COMMIT={commit}\nKVER={}\n", assets.kver),
     )?;
     fs::write(dir.join("syslinux.cfg"), cfg)?;
+    // Kept for releases committed later on top of this image (see [`VmImage::upgrade_disk`]).
+    fs::copy(&initramfs, dir.join("initramfs.img"))?;
     Ok(())
 }
 

@@ -21,23 +21,43 @@
 //!   `/run/ostree-booted` survives) → `switch_root` → busybox `/sbin/init` ([`image::GUEST_INIT`])
 //!   which mounts `/boot`, unpacks `/dev/vdb` into `/run/strata-control`, runs `control.sh`
 //!   and powers off.
-//! - [`strata`]: `strata` (+ `rpm-ostree` symlink), `stratad`, `dbus-daemon` and their shared
-//!   libraries (ldd closure) in the image; [`strata::START_STRATAD`] starts a private system
-//!   bus (allow-all policy, not the project's packaged policy) and `stratad --no-polkit` in
-//!   the guest; `strata status --json` in the guest reports the booted deployment.
+//! - [`strata`]: `strata` (+ `rpm-ostree` symlink), `stratad`, `dbus-daemon`, the `ostree` CLI
+//!   and their shared libraries (ldd closure) in the image; [`strata::START_STRATAD`] starts a
+//!   private system bus (allow-all policy, not the project's packaged policy) and
+//!   `stratad --no-polkit` in the guest; `strata status --json` in the guest reports the booted
+//!   deployment.
+//! - Finalization at shutdown: after `control.sh`, [`image::GUEST_INIT`] sends SIGTERM to every
+//!   other process and, when `/run/ostree/staged-deployment` exists, runs
+//!   `ostree admin finalize-staged` before unmounting `/boot` (marker `finalize ok|failed|skipped`;
+//!   a control script can `touch /run/strata-skip-finalize` to leave the staged deployment
+//!   unfinalized).
+//! - Upgrades: [`VmImage::upgrade_disk`] copies the image's archive repo, commits another
+//!   release (same kernel/initramfs, kept as `initramfs.img` in the image directory) and makes
+//!   a raw ext4 disk of it, cached next to the image; [`Control::disk`] attaches it read-only
+//!   (`/dev/vdc`); the guest mounts it and points the remote's `url=` in
+//!   `/sysroot/ostree/repo/config` at it.
+//! - Scenario 1 (`tests/tests/vm/upgrade.rs`): boot v1, `strata upgrade` stages v2 (status
+//!   `staged: true`), `/etc` edited after staging, shutdown finalizes, next boot is v2
+//!   (`strata status` booted version 2, `/usr/lib/os-release` `VERSION=2`) with the `/etc` edit
+//!   kept and v1 as the rollback. Seen failing when finalization is skipped (v1 boots again),
+//!   without the edit, and without the upgrade.
 //!
 //! Measured on the 2-core dev machine (2026-11-22): asset fetch+extract (first run only)
 //! about 12 s; busybox image build about 7.6 s cold, 0.1 s cached; image with Strata about
-//! 17 s cold, 1.3 s cached (the binaries are re-stripped every run); boot to guest init about
-//! 6-7 s, boot + control script + poweroff about 7.5 s; `strata status` boot about 9-11 s.
+//! 17 s cold, 1.3 s cached (the binaries are re-stripped every run); upgrade disk (repo copy +
+//! commit + mkfs) about 9 s cold; boot to guest init about 6-7 s, boot + control script +
+//! poweroff about 7.5 s; `strata status` boot about 9-13 s; upgrade boot (pull, stage,
+//! finalize at shutdown) about 17 s; scenario 1 about 30 s with cached images.
 //!
 //! Not yet (next steps of issue 4):
+//! - Scenario 2 (rollback across reboots): on the booted guest (v2 booted after scenario 1)
+//!   `strata rollback` fails in `write_deployments` with libostree 2022.7's "Attempting to
+//!   remove booted deployment" (a pointer comparison against the sysroot's booted deployment),
+//!   although `ostree admin status` shows v2 booted and v1 as rollback; core's rollback was
+//!   only exercised on unbooted directory sysroots before. Needs a look in `core/`.
 //! - The project's packaged D-Bus policy/activation files in the image (bus activation of
 //!   `stratad` instead of starting it from the control script).
-//! - A repo for upgrades reachable from the guest (e.g. the image's `repo/` on the control
-//!   disk or a third disk), multi-boot scenarios (upgrade/rollback/kargs/finalize/power cut).
-//! - Finalization of staged deployments at shutdown: [`image::GUEST_INIT`] powers off without
-//!   running `ostree admin finalize-staged`; the busybox guest needs that in its shutdown path.
+//! - Scenarios 3-6 (kargs, lock-finalization, power cut, layering).
 //! - The systemd (debootstrap) guest.
 //!
 //! Debugging: `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log in `DIR`.
@@ -77,6 +97,8 @@ pub struct Control {
     pub script: String,
     /// Extra files: (path relative to the control directory, host file to copy).
     pub files: Vec<(String, PathBuf)>,
+    /// Extra raw disk images attached read-only after the control disk (`/dev/vdc`, ...).
+    pub disks: Vec<PathBuf>,
 }
 
 impl Control {
@@ -85,12 +107,19 @@ impl Control {
         Self {
             script: script.into(),
             files: Vec::new(),
+            disks: Vec::new(),
         }
     }
 
     /// Adds a host file (or directory) as `name` in the control directory.
     pub fn file(mut self, name: impl Into<String>, source: impl Into<PathBuf>) -> Self {
         self.files.push((name.into(), source.into()));
+        self
+    }
+
+    /// Attaches a raw disk image read-only (the first one is `/dev/vdc` in the guest).
+    pub fn disk(mut self, image: impl Into<PathBuf>) -> Self {
+        self.disks.push(image.into());
         self
     }
 
@@ -163,12 +192,18 @@ impl Vm {
         .arg(format!(
             "file={},format=raw,if=virtio,readonly=on",
             tar.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(fs::File::create(
-            work.path().join("qemu.stderr"),
-        )?));
+        ));
+        for disk in &control.disks {
+            cmd.arg("-drive").arg(format!(
+                "file={},format=raw,if=virtio,readonly=on",
+                disk.display()
+            ));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(fs::File::create(
+                work.path().join("qemu.stderr"),
+            )?));
         let line = cmd::command_line(&cmd);
         tracing::debug!("starting {line}");
         let child = cmd.spawn().with_context(|| format!("Starting `{line}`"))?;

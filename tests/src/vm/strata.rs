@@ -94,6 +94,8 @@ pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
         (stripped(&stratad)?, "usr/libexec/stratad"),
         (stripped(&strata)?, "usr/bin/strata"),
         (PathBuf::from("/usr/bin/dbus-daemon"), "usr/bin/dbus-daemon"),
+        // The guest's shutdown path runs `ostree admin finalize-staged` (see GUEST_INIT).
+        (PathBuf::from("/usr/bin/ostree"), "usr/bin/ostree"),
     ];
     let mut libs: Vec<String> = Vec::new();
     for (host, dest) in &bins {

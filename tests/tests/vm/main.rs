@@ -1,9 +1,10 @@
 //! VM end-to-end tests (issue 4): real boots of a test OS under QEMU (TCG), driven by a
 //! control script on a second disk, asserted from the host through serial-console markers.
 //!
-//! Ignored by default so `make check` does not run them; run them (as root) with
-//! `make vm-check` (or `cargo nextest run -p strata-tests -E 'binary(vm)'` after
-//! `cargo build --workspace --bins`); `make check` leaves this binary out with a nextest filter.
+//! Run them (as root) with `make vm-check` (or `cargo nextest run -p strata-tests -E
+//! 'binary(vm)'` after `cargo build --workspace --bins`); `make check` leaves this binary out
+//! with a nextest filter.
 //! See `strata_tests::vm` for what the images contain and what works.
 
 mod boot;
+mod upgrade;
