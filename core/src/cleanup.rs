@@ -7,7 +7,7 @@ use crate::commit;
 use crate::progress::OpContext;
 use crate::rollback::{current_index, slots, Slot};
 use crate::stage::Outcome;
-use crate::sysroot::{deployment_id, Sysroot};
+use crate::sysroot::{deployment_id, new_ref, Sysroot};
 
 /// What to clean (`rpm-ostree cleanup -b -p -r -m`).
 #[derive(Debug, Clone, Default)]
@@ -67,7 +67,7 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
                 .map(|i| deployment_id(&deployments[i]))
                 .collect();
             let new: Vec<ostree::Deployment> =
-                keep.iter().map(|&i| deployments[i].clone()).collect();
+                keep.iter().map(|&i| new_ref(&deployments[i])).collect();
             ctx.check_cancelled()?;
             ctx.task("Removing deployments", || {
                 Ok(sysroot

@@ -5,7 +5,7 @@ use ostree::gio;
 
 use crate::progress::OpContext;
 use crate::stage::Outcome;
-use crate::sysroot::{deployment_id, Sysroot};
+use crate::sysroot::{deployment_id, new_ref, Sysroot};
 
 /// What planning needs to know of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn rollback(sysroot: &Sysroot, opts: &RollbackOptions, ctx: &OpContext) -> R
     let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
     let deployments = sysroot.deployments();
     let order = plan_rollback(&slots(sysroot), &osname)?;
-    let new: Vec<ostree::Deployment> = order.iter().map(|&i| deployments[i].clone()).collect();
+    let new: Vec<ostree::Deployment> = order.iter().map(|&i| new_ref(&deployments[i])).collect();
     let id = deployment_id(&new[0]);
     ctx.check_cancelled()?;
     ctx.task("Writing bootloader entries", || {

@@ -210,6 +210,16 @@ fn route_glib_output() {
     });
 }
 
+/// Another reference to the same deployment object.
+///
+/// Not `d.clone()`: the ostree crate's inherent `Deployment::clone` is
+/// `ostree_deployment_clone`, a *copy*, and libostree recognises the booted deployment in a
+/// list passed to `write_deployments` by identity — a list of copies reads as "removing the
+/// booted deployment".
+pub(crate) fn new_ref(d: &ostree::Deployment) -> ostree::Deployment {
+    Clone::clone(d)
+}
+
 /// rpm-ostree's deployment id: `<osname>-<checksum>.<serial>`.
 pub fn deployment_id(d: &ostree::Deployment) -> String {
     format!("{}-{}.{}", d.osname(), d.csum(), d.deployserial())

@@ -200,3 +200,41 @@ fn upgrade_stages_and_shutdown_finalizes() -> Result<()> {
     eprintln!("scenario 1 in {:.1?}", t.elapsed());
     Ok(())
 }
+
+/// Scenario 2: `strata rollback`, reboot → v1 booted; again → v2.
+#[test]
+fn rollback_flips_the_booted_deployment() -> Result<()> {
+    let t = Instant::now();
+    let rel = releases()?;
+    let work = tempfile::tempdir()?;
+    let disk = rel.image.overlay(&work.path().join("disk.qcow2"))?;
+    upgrade_to_v2(&rel, &disk)?;
+    // Each boot reports what it booted, then rolls back; the next boot shows the result.
+    let rollback = r#"
+report_booted
+strata rollback > /run/rollback.log 2>&1
+echo "STRATA-MARKER rollback-exit $?"
+echo "STRATA-MARKER rollback-log $(tail -n 8 /run/rollback.log | tr '\n' ' ')"
+"#;
+    let mut log = boot(&disk, "v2: rollback", rollback, None)?;
+    for (what, version, commit) in [
+        ("after the first rollback", "1", &rel.image.commit),
+        ("after the second rollback", "2", &rel.v2_commit),
+    ] {
+        ensure!(
+            marker(&log, "rollback-exit") == "0",
+            "strata rollback failed: {}\n{log}",
+            marker(&log, "rollback-log")
+        );
+        let last = version == "2";
+        log = boot(
+            &disk,
+            what,
+            if last { "report_booted" } else { rollback },
+            None,
+        )?;
+        assert_booted(&log, version, commit).with_context(|| what.to_string())?;
+    }
+    eprintln!("scenario 2 in {:.1?}", t.elapsed());
+    Ok(())
+}
