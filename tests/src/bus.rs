@@ -30,13 +30,15 @@ pub struct PrivateBus {
     dir: tempfile::TempDir,
 }
 
-fn bus_config(socket: &Path) -> String {
+/// A bus configuration that lets everyone own and call anything: `bus_type` is `custom` for the
+/// test kit's private buses, `system` for the VM guest's bus (see `vm::strata`).
+pub(crate) fn allow_all_bus_config(bus_type: &str, socket: &str) -> String {
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
+  <type>{bus_type}</type>
+  <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -47,8 +49,7 @@ fn bus_config(socket: &Path) -> String {
     <allow eavesdrop="true"/>
   </policy>
 </busconfig>
-"#,
-        socket.display()
+"#
     )
 }
 
@@ -79,8 +80,11 @@ impl PrivateBus {
                 .context("Making the bus directory world-searchable")?;
         }
         let config = dir.path().join("bus.conf");
-        std::fs::write(&config, bus_config(&dir.path().join("bus.sock")))
-            .context("Writing the bus config")?;
+        std::fs::write(
+            &config,
+            allow_all_bus_config("custom", &dir.path().join("bus.sock").display().to_string()),
+        )
+        .context("Writing the bus config")?;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
             .args(["--print-address", "--nofork"])

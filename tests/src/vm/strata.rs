@@ -32,27 +32,6 @@ i=0; while [ ! -S /run/strata-bus.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i
 echo "STRATA-MARKER stratad-started $!"
 "#;
 
-fn bus_config() -> String {
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={GUEST_BUS_SOCKET}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-"#
-    )
-}
-
 /// A stripped copy of `bin` under `target/vm-cache/bin/`.
 fn stripped(bin: &Path) -> Result<PathBuf> {
     let dir = cache_root().join("bin");
@@ -134,7 +113,7 @@ pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
         .entry(
             "usr/share/strata-vm/bus.conf",
             FileEntry::Regular {
-                content: bus_config().into_bytes(),
+                content: crate::bus::allow_all_bus_config("system", GUEST_BUS_SOCKET).into_bytes(),
                 mode: 0o644,
             },
         ))
