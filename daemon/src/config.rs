@@ -43,7 +43,14 @@ pub(crate) struct Config {
     pub idle_exit_timeout: u64,
     /// Forbid any change to the base (layering, overrides).
     pub lock_layering: bool,
+    /// `RebootCommand` (a Strata extension): the program and arguments run when a transaction
+    /// asks for a reboot, split at whitespace and run without a shell. Default
+    /// [`DEFAULT_REBOOT_COMMAND`]; hosts without systemd (the VM suite's busybox guest) set it.
+    pub reboot_command: Vec<String>,
 }
+
+/// What a transaction's reboot runs unless `RebootCommand` says otherwise.
+pub(crate) const DEFAULT_REBOOT_COMMAND: &[&str] = &["systemctl", "reboot"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -51,6 +58,10 @@ impl Default for Config {
             automatic_update_policy: AutomaticUpdatePolicy::None,
             idle_exit_timeout: 60,
             lock_layering: false,
+            reboot_command: DEFAULT_REBOOT_COMMAND
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -98,6 +109,15 @@ impl Config {
                         .with_context(|| format!("Invalid IdleExitTimeout {v:?}"))?
                 }
                 "LockLayering" => c.lock_layering = parse_bool(k, v)?,
+                "RebootCommand" => {
+                    let argv: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+                    if argv.is_empty() {
+                        return Err(anyhow!(
+                            "Invalid RebootCommand: expected a program and its arguments"
+                        ));
+                    }
+                    c.reboot_command = argv;
+                }
                 "Recommends" => {}
                 other => tracing::warn!("Ignoring unknown key {other:?} in [Daemon]"),
             }
@@ -131,5 +151,23 @@ mod tests {
         assert_eq!(Config::parse("").unwrap(), Config::default());
         assert!(Config::parse("[Daemon]\nIdleExitTimeout=x\n").is_err());
         assert!(Config::parse("[Daemon]\nAutomaticUpdatePolicy=bogus\n").is_err());
+    }
+
+    #[test]
+    fn parse_reboot_command() {
+        assert_eq!(
+            Config::default().reboot_command,
+            ["systemctl", "reboot"],
+            "production default"
+        );
+        let c = Config::parse("[Daemon]\nRebootCommand= /bin/busybox  reboot \n").unwrap();
+        assert_eq!(c.reboot_command, ["/bin/busybox", "reboot"]);
+        let c = Config::parse("[Daemon]\nRebootCommand=reboot\n").unwrap();
+        assert_eq!(c.reboot_command, ["reboot"]);
+        // Only [Daemon] counts; an empty value is an error, not a silent no-op reboot.
+        let c = Config::parse("[Other]\nRebootCommand=reboot\n").unwrap();
+        assert_eq!(c.reboot_command, ["systemctl", "reboot"]);
+        assert!(Config::parse("[Daemon]\nRebootCommand=\n").is_err());
+        assert!(Config::parse("[Daemon]\nRebootCommand=   \n").is_err());
     }
 }

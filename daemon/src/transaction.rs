@@ -406,12 +406,22 @@ impl Txn {
         }
         if success && self.reboot {
             tracing::info!("Rebooting as requested by the transaction");
-            if let Err(e) = tokio::process::Command::new("systemctl")
-                .arg("reboot")
-                .status()
-                .await
-            {
-                tracing::error!("Running systemctl reboot: {e}");
+            let argv = d
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reboot_command
+                .clone();
+            let line = argv.join(" ");
+            match argv.split_first() {
+                Some((prog, args)) => {
+                    match tokio::process::Command::new(prog).args(args).status().await {
+                        Ok(s) if s.success() => {}
+                        Ok(s) => tracing::error!("`{line}` exited with {s}"),
+                        Err(e) => tracing::error!("Running `{line}`: {e}"),
+                    }
+                }
+                None => tracing::error!("No reboot command configured"),
             }
         }
         if peers.is_empty() {

@@ -31,7 +31,7 @@ use super::assets::{cache_root, GuestAssets, BUSYBOX, SYSLINUX_MBR};
 use crate::{cmd, FileEntry, OsRelease, SysrootConfig, TestRepo, TestSysroot, DEFAULT_REF};
 
 /// Bump when the build recipe changes in a way the hashed inputs do not show.
-const BUILDER_VERSION: &str = "vm-image-2";
+const BUILDER_VERSION: &str = "vm-image-3";
 
 /// Modules the initramfs loads (with their dependencies).
 const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4"];
@@ -92,10 +92,21 @@ echo "STRATA-MARKER init"
 bootdev=$(findfs LABEL=boot 2>/dev/null) && mount -t ext4 "$bootdev" /boot
 mkdir -p /run/strata-control
 if [ -b /dev/vdb ]; then tar -xf /dev/vdb -C /run/strata-control; fi
+# `reboot`/`poweroff` without -f signal PID 1 (busybox: SIGTERM/SIGUSR2): note the request and
+# take the shutdown path below at once, as a real init would (the control script is stopped).
+shutdown_req=
+trap 'shutdown_req=reboot' TERM
+trap 'shutdown_req=poweroff' USR2
 if [ -f /run/strata-control/control.sh ]; then
   cd /run/strata-control
-  sh ./control.sh
-  echo "STRATA-MARKER control-exit $?"
+  sh ./control.sh &
+  wait $!
+  rc=$?
+  if [ -n "$shutdown_req" ]; then
+    echo "STRATA-MARKER shutdown-requested $shutdown_req"
+  else
+    echo "STRATA-MARKER control-exit $rc"
+  fi
   cd /
 else
   echo "STRATA-MARKER no-control"
@@ -104,6 +115,9 @@ sync
 # Shutdown. Stop every other process (stratad, dbus-daemon) first, then finalize a staged
 # deployment the way ostree-finalize-staged.service does on systemd hosts; a control script
 # can create /run/strata-skip-finalize to leave it unfinalized (a power cut after staging).
+# A deployment staged with --lock-finalization has /run/ostree/staged-deployment-locked:
+# libostree 2022.7's finalize-staged itself declines it ("Not finalizing; found ...", exit 0),
+# reported here as `finalize locked`.
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}; [ "$pid" = 1 ] || kill -TERM "$pid" 2>/dev/null
 done
@@ -112,7 +126,11 @@ if [ -e /run/ostree/staged-deployment ]; then
   if [ -e /run/strata-skip-finalize ]; then
     echo "STRATA-MARKER finalize skipped"
   elif ostree admin finalize-staged > /run/finalize.log 2>&1; then
-    echo "STRATA-MARKER finalize ok"
+    if [ -e /run/ostree/staged-deployment-locked ]; then
+      echo "STRATA-MARKER finalize locked $(tail -n 2 /run/finalize.log | tr '\n' ' ')"
+    else
+      echo "STRATA-MARKER finalize ok"
+    fi
   else
     echo "STRATA-MARKER finalize failed $(tail -n 5 /run/finalize.log | tr '\n' ' ')"
   fi
@@ -122,7 +140,8 @@ umount /boot 2>/dev/null
 mount -o remount,ro /sysroot 2>/dev/null
 sync
 echo "STRATA-MARKER poweroff"
-poweroff -f
+# Either ends QEMU (-no-reboot).
+if [ "$shutdown_req" = reboot ]; then reboot -f; else poweroff -f; fi
 "#;
 
 /// What goes into an image: the OS release's version, kernel arguments and extra files.

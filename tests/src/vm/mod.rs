@@ -20,7 +20,9 @@
 //! - The guest: syslinux → kernel → initramfs (`ostree-prepare-root`, `/run` moved so
 //!   `/run/ostree-booted` survives) → `switch_root` → busybox `/sbin/init` ([`image::GUEST_INIT`])
 //!   which mounts `/boot`, unpacks `/dev/vdb` into `/run/strata-control`, runs `control.sh`
-//!   and powers off.
+//!   (in the background, so a `reboot`/`poweroff` without `-f`, i.e. SIGTERM/SIGUSR2 to
+//!   PID 1, stops it: marker `shutdown-requested reboot|poweroff`) and powers off (or
+//!   `reboot -f`s; with `-no-reboot` both end QEMU).
 //! - [`strata`]: `strata` (+ `rpm-ostree` symlink), `stratad`, `dbus-daemon`, the `ostree` CLI
 //!   and their shared libraries (ldd closure) in the image; [`strata::START_STRATAD`] starts a
 //!   private system bus (allow-all policy, not the project's packaged policy) and
@@ -30,7 +32,13 @@
 //!   other process and, when `/run/ostree/staged-deployment` exists, runs
 //!   `ostree admin finalize-staged` before unmounting `/boot` (marker `finalize ok|failed|skipped`;
 //!   a control script can `touch /run/strata-skip-finalize` to leave the staged deployment
-//!   unfinalized).
+//!   unfinalized). A deployment staged with `--lock-finalization`
+//!   (`/run/ostree/staged-deployment-locked`) is declined by libostree 2022.7's
+//!   `finalize-staged` itself ("Not finalizing; found ...", exit 0): marker `finalize locked`.
+//! - The guest's `/etc/rpm-ostreed.conf` sets `RebootCommand=/usr/bin/reboot`
+//!   ([`strata::GUEST_DAEMON_CONFIG`]): stratad's reboot after a transaction (default
+//!   `systemctl reboot`, which the busybox guest lacks) goes through the guest init's
+//!   shutdown path.
 //! - Upgrades: [`VmImage::upgrade_disk`] copies the image's archive repo, commits another
 //!   release (same kernel/initramfs, kept as `initramfs.img` in the image directory) and makes
 //!   a raw ext4 disk of it, cached next to the image; [`Control::disk`] attaches it read-only
@@ -41,6 +49,16 @@
 //!   (`strata status` booted version 2, `/usr/lib/os-release` `VERSION=2`) with the `/etc` edit
 //!   kept and v1 as the rollback. Seen failing when finalization is skipped (v1 boots again),
 //!   without the edit, and without the upgrade.
+//! - Scenario 2 (`tests/tests/vm/upgrade.rs`): `strata rollback`, reboot → v1; again → v2.
+//! - Scenario 3 (`tests/tests/vm/kargs.rs`): `strata kargs --append=foo=bar` stages the booted
+//!   commit again, finalized at shutdown, next boot's `/proc/cmdline` has `foo=bar`;
+//!   `--delete=foo=bar`, reboot → gone (the image's own arguments kept). Seen failing
+//!   without the `--append`.
+//! - Scenario 4 (`tests/tests/vm/finalize.rs`): `strata deploy --lock-finalization <v2>` →
+//!   status `staged` + `finalization-locked: true`, shutdown → `finalize locked`, v1 boots
+//!   again; locked again, `strata finalize-deployment <v2>` → stratad runs its reboot command
+//!   → the guest's shutdown path finalizes → v2 boots. Seen failing when the lock file is
+//!   removed before the shutdown path's finalization.
 //!
 //! Measured on the 2-core dev machine (2026-11-22): asset fetch+extract (first run only)
 //! about 12 s; busybox image build about 7.6 s cold, 0.1 s cached; image with Strata about
@@ -50,14 +68,9 @@
 //! finalize at shutdown) about 17 s; scenario 1 about 30 s with cached images.
 //!
 //! Not yet (next steps of issue 4):
-//! - Scenario 2 (rollback across reboots): on the booted guest (v2 booted after scenario 1)
-//!   `strata rollback` fails in `write_deployments` with libostree 2022.7's "Attempting to
-//!   remove booted deployment" (a pointer comparison against the sysroot's booted deployment),
-//!   although `ostree admin status` shows v2 booted and v1 as rollback; core's rollback was
-//!   only exercised on unbooted directory sysroots before. Needs a look in `core/`.
 //! - The project's packaged D-Bus policy/activation files in the image (bus activation of
 //!   `stratad` instead of starting it from the control script).
-//! - Scenarios 3-6 (kargs, lock-finalization, power cut, layering).
+//! - Scenarios 5-6 (power cut, layering).
 //! - The systemd (debootstrap) guest.
 //!
 //! Debugging: `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log in `DIR`.

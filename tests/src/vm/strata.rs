@@ -32,6 +32,9 @@ i=0; while [ ! -S /run/strata-bus.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i
 echo "STRATA-MARKER stratad-started $!"
 "#;
 
+/// `/etc/rpm-ostreed.conf` of the guest (see `RebootCommand` in packaging/rpm-ostreed.conf).
+pub const GUEST_DAEMON_CONFIG: &str = "[Daemon]\nRebootCommand=/usr/bin/reboot\n";
+
 /// A stripped copy of `bin` under `target/vm-cache/bin/`.
 fn stripped(bin: &Path) -> Result<PathBuf> {
     let dir = cache_root().join("bin");
@@ -110,6 +113,15 @@ pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
     }
     Ok(spec
         .entry("usr/bin/rpm-ostree", FileEntry::Symlink("strata".into()))
+        // stratad's config: the busybox guest has no `systemctl`; its `reboot` signals the
+        // guest init, which takes the shutdown path (finalization) and ends QEMU.
+        .entry(
+            "usr/etc/rpm-ostreed.conf",
+            FileEntry::Regular {
+                content: GUEST_DAEMON_CONFIG.as_bytes().to_vec(),
+                mode: 0o644,
+            },
+        )
         .entry(
             "usr/share/strata-vm/bus.conf",
             FileEntry::Regular {

@@ -7,4 +7,6 @@
 //! See `strata_tests::vm` for what the images contain and what works.
 
 mod boot;
+mod finalize;
+mod kargs;
 mod upgrade;

@@ -3,9 +3,8 @@
 //! next boot is release 2 with the `/etc` edit made after staging. One qcow2 overlay carries
 //! the scenario across its boots.
 //!
-//! Scenario 2 (`strata rollback`, reboot → v1, again → v2) is not here yet: on the booted
-//! guest `strata rollback` fails with libostree's "Attempting to remove booted deployment"
-//! (see the state notes in `strata_tests::vm`).
+//! Scenario 2: `strata rollback`, reboot → v1, again → v2. The helpers here are shared with
+//! the kargs (scenario 3) and finalization-lock (scenario 4) scenarios.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,14 +15,14 @@ use strata_tests::vm::strata::{with_strata, START_STRATAD};
 use strata_tests::vm::{find_marker, Control, ImageSpec, Vm, VmImage};
 
 /// Generous for TCG on 2 cores.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where the guest mounts the upgrade repo disk (`/dev/vdc`).
-const GUEST_REPO: &str = "/run/strata-upgrade-repo";
+pub(crate) const GUEST_REPO: &str = "/run/strata-upgrade-repo";
 
 /// Shell function (busybox sh) printing `STRATA-MARKER <name> <strata status --json>`, retried
 /// until the daemon answers.
-const STATUS_FN: &str = r#"
+pub(crate) const STATUS_FN: &str = r#"
 status_marker() {
   i=0
   while ! strata status --json > /run/status.json 2>/run/status.err && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
@@ -38,13 +37,13 @@ report_booted() {
 "#;
 
 /// Both releases: the image (release 1) and the upgrade disk carrying release 2.
-struct Releases {
-    image: VmImage,
-    v2_disk: PathBuf,
-    v2_commit: String,
+pub(crate) struct Releases {
+    pub image: VmImage,
+    pub v2_disk: PathBuf,
+    pub v2_commit: String,
 }
 
-fn releases() -> Result<Releases> {
+pub(crate) fn releases() -> Result<Releases> {
     let t = Instant::now();
     let image = VmImage::build(&with_strata(ImageSpec::new("1"))?)?;
     let (v2_disk, v2_commit) = image.upgrade_disk(&with_strata(ImageSpec::new("2"))?)?;
@@ -63,7 +62,7 @@ fn releases() -> Result<Releases> {
 
 /// One boot: runs `body` after starting stratad, waits for `done` and for the poweroff;
 /// returns the serial log.
-fn boot(disk: &Path, what: &str, body: &str, extra: Option<&Path>) -> Result<String> {
+pub(crate) fn boot(disk: &Path, what: &str, body: &str, extra: Option<&Path>) -> Result<String> {
     let script = format!("{START_STRATAD}\n{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
     let mut control = Control::script(script);
     if let Some(d) = extra {
@@ -79,12 +78,12 @@ fn boot(disk: &Path, what: &str, body: &str, extra: Option<&Path>) -> Result<Str
     Ok(vm.serial_log())
 }
 
-fn marker(log: &str, key: &str) -> String {
+pub(crate) fn marker(log: &str, key: &str) -> String {
     find_marker(log, key).unwrap_or_default()
 }
 
 /// `strata status --json` from the `key` marker.
-fn status(log: &str, key: &str) -> Result<Value> {
+pub(crate) fn status(log: &str, key: &str) -> Result<Value> {
     serde_json::from_str(&marker(log, key)).map_err(|e| {
         anyhow!(
             "strata status --json is not JSON ({e}); stderr: {}\n{log}",
@@ -93,7 +92,7 @@ fn status(log: &str, key: &str) -> Result<Value> {
     })
 }
 
-fn deployments(status: &Value) -> Vec<Value> {
+pub(crate) fn deployments(status: &Value) -> Vec<Value> {
     status["deployments"]
         .as_array()
         .cloned()
@@ -101,7 +100,7 @@ fn deployments(status: &Value) -> Vec<Value> {
 }
 
 /// (version, checksum) of the booted deployment.
-fn booted(status: &Value) -> Result<(String, String)> {
+pub(crate) fn booted(status: &Value) -> Result<(String, String)> {
     let d = deployments(status)
         .into_iter()
         .find(|d| d["booted"] == Value::Bool(true))
@@ -114,7 +113,7 @@ fn booted(status: &Value) -> Result<(String, String)> {
 
 /// Asserts the boot in `log` runs release `version` (commit `commit`) per `strata status` and
 /// `/usr/lib/os-release`.
-fn assert_booted(log: &str, version: &str, commit: &str) -> Result<()> {
+pub(crate) fn assert_booted(log: &str, version: &str, commit: &str) -> Result<()> {
     let st = status(log, "status")?;
     let (v, c) = booted(&st)?;
     ensure!(
@@ -133,7 +132,7 @@ fn assert_booted(log: &str, version: &str, commit: &str) -> Result<()> {
 /// Scenario 1 on a fresh overlay at `disk`: boot v1, upgrade (staged), edit /etc, shut down
 /// through finalization, boot → v2 with the edit. Leaves v2 the default on `disk` (the start
 /// of scenario 2).
-fn upgrade_to_v2(rel: &Releases, disk: &Path) -> Result<()> {
+pub(crate) fn upgrade_to_v2(rel: &Releases, disk: &Path) -> Result<()> {
     let body = format!(
         r#"
 mkdir -p {GUEST_REPO}
