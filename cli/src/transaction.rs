@@ -79,9 +79,18 @@ pub(crate) async fn follow(
     address: &str,
     progress: &mut dyn Progress,
 ) -> Result<()> {
+    // Register the SIGINT handler now, before the transaction can start: `ctrl_c()` would only
+    // install it when first polled, and a Ctrl-C in between would kill the client outright
+    // instead of cancelling the transaction.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| anyhow!("Installing the SIGINT handler: {e}"))?;
+    let interrupt = async move {
+        sigint.recv().await;
+        Ok(())
+    };
     let conn = client::connect_transaction(address).await?;
     let owner_changes = owner_changes(&client.conn).await;
-    follow_on(&conn, owner_changes, tokio::signal::ctrl_c(), progress).await
+    follow_on(&conn, owner_changes, interrupt, progress).await
 }
 
 /// A stream that yields when the daemon's bus name changes owner (empty if we cannot watch).

@@ -5,8 +5,9 @@
 //! refuses with the busy error, creates the socket (mode 0600, owned by the caller, peers
 //! checked by SO_PEERCRED) and publishes `ActiveTransaction`. `Start()` runs the core operation
 //! on a blocking worker; its events become signals to every connected peer; `Finished` is
-//! replayed to a late `Start()`. The slot is released once finished and every peer has gone, or
-//! 30 s after finishing, or at once if the initiator leaves the bus before `Start()`.
+//! replayed to a late `Start()`. The slot is released once finished and every peer has gone,
+//! when a new request arrives after it finished, 30 s after finishing, or at once if the
+//! initiator leaves the bus before `Start()`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -77,6 +78,26 @@ pub(crate) async fn begin(
     caller: Caller,
     req: Request,
 ) -> Result<String> {
+    // A transaction that has finished no longer holds the slot, even while its peers are still
+    // connected: otherwise a client running two operations back to back races the daemon
+    // noticing that the first client hung up, and gets the busy error. Its late peers lose the
+    // `Finished` replay once it is released.
+    let finished = {
+        let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|t| t.finished().is_some()) {
+            slot.take()
+        } else {
+            None
+        }
+    };
+    if let Some(prev) = finished {
+        tracing::info!(
+            "Transaction {} ({}) finished; releasing it for a new request",
+            prev.id,
+            prev.title
+        );
+        prev.release().await;
+    }
     let txn = {
         let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = slot.as_ref() {
