@@ -117,7 +117,8 @@ sync
 # can create /run/strata-skip-finalize to leave it unfinalized (a power cut after staging).
 # A deployment staged with --lock-finalization has /run/ostree/staged-deployment-locked:
 # libostree 2022.7's finalize-staged itself declines it ("Not finalizing; found ...", exit 0),
-# reported here as `finalize locked`.
+# reported here as `finalize locked`. `finalize-start` is printed just before finalize-staged
+# runs (the power-cut scenario kills QEMU on it).
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}; [ "$pid" = 1 ] || kill -TERM "$pid" 2>/dev/null
 done
@@ -125,7 +126,7 @@ sleep 0.5
 if [ -e /run/ostree/staged-deployment ]; then
   if [ -e /run/strata-skip-finalize ]; then
     echo "STRATA-MARKER finalize skipped"
-  elif ostree admin finalize-staged > /run/finalize.log 2>&1; then
+  elif echo "STRATA-MARKER finalize-start" && ostree admin finalize-staged > /run/finalize.log 2>&1; then
     if [ -e /run/ostree/staged-deployment-locked ]; then
       echo "STRATA-MARKER finalize locked $(tail -n 2 /run/finalize.log | tr '\n' ' ')"
     else

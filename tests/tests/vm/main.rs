@@ -9,4 +9,5 @@
 mod boot;
 mod finalize;
 mod kargs;
+mod powercut;
 mod upgrade;
