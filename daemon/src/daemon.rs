@@ -71,6 +71,19 @@ pub(crate) struct Daemon {
 pub(crate) type PublishRx = tokio::sync::mpsc::UnboundedReceiver<(Arc<Snapshot>, Arc<Snapshot>)>;
 
 impl Daemon {
+    /// Forget a registered client (it unregistered or left the bus) and wake the idle-exit
+    /// watcher; returns whether it was registered.
+    pub(crate) fn remove_client(&self, sender: &str) -> bool {
+        let removed = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sender)
+            .is_some();
+        self.activity.notify_waiters();
+        removed
+    }
+
     pub(crate) fn new(settings: Settings, conn: Connection, config: Config) -> (Self, PublishRx) {
         let (publish_tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let d = Self {

@@ -73,16 +73,9 @@ impl SysrootIface {
                 if let Err(e) = d.wait_name_vanished(&sender).await {
                     tracing::warn!("Watching client {sender}: {e:#}");
                 }
-                let removed = d
-                    .clients
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&sender)
-                    .is_some();
-                if removed {
+                if d.remove_client(&sender) {
                     tracing::info!("Client {sender} vanished; unregistered");
                 }
-                d.activity.notify_waiters();
             });
         }
         Ok(())
@@ -96,17 +89,9 @@ impl SysrootIface {
         let sender = sender(&hdr)?;
         polkit::authorize(&self.d, &sender, &[names::action::CLIENT_MANAGEMENT]).await?;
         OptionReader::new(&options, &[])?;
-        let removed = self
-            .d
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sender)
-            .is_some();
-        if removed {
+        if self.d.remove_client(&sender) {
             tracing::info!("Client {sender} unregistered");
         }
-        self.d.activity.notify_waiters();
         Ok(())
     }
 

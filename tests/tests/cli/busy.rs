@@ -15,6 +15,18 @@ async fn slow_env(delay_ms: u64) -> Env {
     env
 }
 
+/// Start `strata upgrade` and return once its transaction exists and its pull has begun.
+async fn upgrade_under_way(env: &Env) -> tokio::process::Child {
+    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
+    env.wait_for_transaction().await;
+    env.fx
+        .http()
+        .unwrap()
+        .wait_for_requests(1, Duration::from_secs(30))
+        .unwrap();
+    up
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn busy_rollback_is_refused_and_an_identical_upgrade_joins() {
     let env = slow_env(200).await;
@@ -47,13 +59,7 @@ async fn busy_rollback_is_refused_and_an_identical_upgrade_joins() {
 async fn cancel_stops_a_running_upgrade() {
     let env = slow_env(400).await;
     let before = env.sysroot().snapshot().unwrap();
-    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
-    env.wait_for_transaction().await;
-    env.fx
-        .http()
-        .unwrap()
-        .wait_for_requests(1, Duration::from_secs(30))
-        .unwrap();
+    let up = upgrade_under_way(&env).await;
     let c = env.strata(&["cancel"]).await.expect(0);
     assert!(c.stdout.contains("Cancelled"), "{c:#?}");
     env.fx.http().unwrap().set_delay(Duration::ZERO);
@@ -68,14 +74,8 @@ async fn cancel_stops_a_running_upgrade() {
 async fn sigint_cancels_the_transaction() {
     let env = slow_env(400).await;
     let before = env.sysroot().snapshot().unwrap();
-    let up = env.strata_cmd(&["upgrade"]).spawn().unwrap();
-    env.wait_for_transaction().await;
     // The pull has begun, so the client is following the transaction (and handles SIGINT).
-    env.fx
-        .http()
-        .unwrap()
-        .wait_for_requests(1, Duration::from_secs(30))
-        .unwrap();
+    let up = upgrade_under_way(&env).await;
     let pid = up.id().unwrap();
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
