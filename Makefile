@@ -7,10 +7,14 @@ CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
 	ca-certificates dbus-daemon python3-dbus python3-gi polkitd libglib2.0-bin util-linux mount
 
-.PHONY: all build deps check fmt clippy test demo install clean vm-deps vm-check
+.PHONY: all build deps check fmt clippy test demo install install-files clean vm-deps vm-check
 
 PREFIX ?= /usr
 DESTDIR ?=
+BINDIR ?= target/release
+INSTALL_PROGRAM ?= install
+# Scratch space for generated completions (per DESTDIR, so parallel image builds do not race).
+DOCS_TMP ?= $(if $(DESTDIR),$(DESTDIR).docs,target/docs)
 
 all: build
 
@@ -47,7 +51,7 @@ test: deps
 # Host tools for the VM suite; the guest kernel, ostree-prepare-root and (where apt cannot
 # install it next to the backported qemu-utils) QEMU itself are extracted from .debs by
 # tests/vm/fetch-assets.sh into target/vm-cache, never installed into the host.
-VM_APT_PACKAGES := busybox-static syslinux syslinux-common extlinux kmod fdisk cpio e2fsprogs \
+VM_APT_PACKAGES := busybox-static debootstrap syslinux syslinux-common extlinux kmod fdisk cpio e2fsprogs \
 	libcapstone4 libfdt1 libpmem1 librdmacm1 libibverbs1 libslirp0 libvdeplug2
 
 vm-deps: deps
@@ -77,9 +81,15 @@ demo: deps
 # policy, polkit actions, tmpfiles, default config, man pages and shell completions.
 install: deps
 	$(CARGO) build --release -p strata-cli -p strata-daemon
-	install -D -m 0755 target/release/strata $(DESTDIR)$(PREFIX)/bin/strata
+	$(MAKE) install-files
+
+# Lays out the files of `make install` from an existing build in $(BINDIR) (the VM image
+# builder uses it with BINDIR=target/debug INSTALL_PROGRAM='install -s' to put this project's
+# own build output into the test OS).
+install-files:
+	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/strata $(DESTDIR)$(PREFIX)/bin/strata
 	ln -sf strata $(DESTDIR)$(PREFIX)/bin/rpm-ostree
-	install -D -m 0755 target/release/stratad $(DESTDIR)$(PREFIX)/libexec/stratad
+	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/stratad $(DESTDIR)$(PREFIX)/libexec/stratad
 	install -D -m 0644 packaging/stratad.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stratad.service
 	install -D -m 0644 packaging/org.projectatomic.rpmostree1.service \
 		$(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.projectatomic.rpmostree1.service
@@ -89,14 +99,15 @@ install: deps
 		$(DESTDIR)$(PREFIX)/share/polkit-1/actions/org.projectatomic.rpmostree1.policy
 	install -D -m 0644 packaging/strata-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/strata.conf
 	install -D -m 0644 packaging/rpm-ostreed.conf $(DESTDIR)/etc/rpm-ostreed.conf
-	rm -rf target/docs && mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1
-	target/release/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
-		--completions target/docs/completions
+	rm -rf $(DOCS_TMP) && mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1
+	$(BINDIR)/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
+		--completions $(DOCS_TMP)/completions
 	for n in strata rpm-ostree; do \
-	  install -D -m 0644 target/docs/completions/$$n.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$n; \
-	  install -D -m 0644 target/docs/completions/_$$n $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_$$n; \
-	  install -D -m 0644 target/docs/completions/$$n.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$n.fish; \
+	  install -D -m 0644 $(DOCS_TMP)/completions/$$n.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$n; \
+	  install -D -m 0644 $(DOCS_TMP)/completions/_$$n $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_$$n; \
+	  install -D -m 0644 $(DOCS_TMP)/completions/$$n.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$n.fish; \
 	done
+	rm -rf $(DOCS_TMP)
 
 clean:
 	$(CARGO) clean

@@ -20,6 +20,7 @@ use crate::cmd;
 /// with the backported `qemu-utils` of these machines, so the fetch script extracts it.
 pub const HOST_PACKAGES: &[&str] = &[
     "busybox-static",
+    "debootstrap",
     "syslinux",
     "syslinux-common",
     "extlinux",

@@ -247,34 +247,10 @@ impl VmImage {
     pub fn upgrade_disk(&self, spec: &ImageSpec) -> Result<(PathBuf, String)> {
         let assets = GuestAssets::get()?;
         let name = format!("upgrade-{}", input_hash(assets, spec)?);
-        let out = self.dir.join(format!("{name}.img"));
-        let commit_file = self.dir.join(format!("{name}.commit"));
-        if !out.exists() || !commit_file.exists() {
-            let work = tempfile::Builder::new()
-                .prefix(&format!("{name}.tmp-"))
-                .tempdir_in(&self.dir)?;
-            let repo_dir = work.path().join("repo");
-            cmd::run(Command::new("cp").arg("-a").arg(&self.repo).arg(&repo_dir))?;
-            let repo = TestRepo::open(&repo_dir)?;
-            let commit = repo.commit_release(
-                DEFAULT_REF,
-                &release(assets, spec, &self.dir.join("initramfs.img"))?,
-            )?;
-            repo.update_summary()?;
-            let du = cmd::run(Command::new("du").args(["-sm"]).arg(&repo_dir))?;
-            let mib: u64 = du
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| anyhow!("unexpected du output {du:?}"))?;
-            let img = work.path().join("disk.img");
-            mkfs(&img, mib * 2 + 32, "upgrade", &repo_dir, &[])?;
-            fs::write(work.path().join("commit"), &commit)?;
-            fs::rename(&img, &out)?;
-            fs::rename(work.path().join("commit"), &commit_file)?;
-        }
-        let commit = fs::read_to_string(&commit_file)?.trim().to_string();
-        Ok((out, commit))
+        let initramfs = self.dir.join("initramfs.img");
+        repo_disk(&self.repo, &self.dir, &name, |repo| {
+            repo.commit_release(DEFAULT_REF, &release(assets, spec, &initramfs)?)
+        })
     }
 
     /// Creates a qcow2 overlay of the base disk at `path` (a test's writable disk).
@@ -290,17 +266,40 @@ impl VmImage {
 }
 
 /// FNV-1a 64 over a stream of labelled inputs.
-struct Hasher(u64);
+pub(crate) struct Hasher(pub(crate) u64);
 
 impl Hasher {
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         for x in (b.len() as u64).to_le_bytes().iter().chain(b) {
             self.0 = (self.0 ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3);
         }
     }
     /// The file's content only: the cache must not depend on where the checkout lives.
-    fn file(&mut self, p: &Path) -> Result<()> {
+    pub(crate) fn file(&mut self, p: &Path) -> Result<()> {
         self.bytes(&fs::read(p).with_context(|| format!("Reading {}", p.display()))?);
+        Ok(())
+    }
+    /// Every entry under `dir` (relative paths, modes, file contents, symlink targets), in
+    /// sorted order.
+    pub(crate) fn tree(&mut self, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .with_context(|| format!("Reading {}", dir.display()))?
+            .collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let meta = fs::symlink_metadata(&path)?;
+            self.bytes(e.file_name().as_encoded_bytes());
+            self.bytes(&meta.mode().to_le_bytes());
+            if meta.is_dir() {
+                self.tree(&path)?;
+            } else if meta.file_type().is_symlink() {
+                self.bytes(fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+            } else {
+                self.file(&path)?;
+            }
+        }
         Ok(())
     }
 }
@@ -335,11 +334,11 @@ fn input_hash(assets: &GuestAssets, spec: &ImageSpec) -> Result<String> {
     Ok(format!("{:016x}", h.0))
 }
 
-fn mkdir(p: &Path) -> Result<()> {
+pub(crate) fn mkdir(p: &Path) -> Result<()> {
     fs::create_dir_all(p).with_context(|| format!("Creating {}", p.display()))
 }
 
-fn write_exec(p: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_exec(p: &Path, text: &str) -> Result<()> {
     fs::write(p, text).with_context(|| format!("Writing {}", p.display()))?;
     fs::set_permissions(p, fs::Permissions::from_mode(0o755))?;
     Ok(())
@@ -383,7 +382,7 @@ fn copy_with_libs(bin: &Path, dest_in_root: &str, root: &Path) -> Result<()> {
 }
 
 #[context("Building the initramfs")]
-fn build_initramfs(assets: &GuestAssets, work: &Path) -> Result<PathBuf> {
+pub(crate) fn build_initramfs(assets: &GuestAssets, work: &Path) -> Result<PathBuf> {
     let root = work.join("initramfs");
     for d in [
         "bin",
@@ -487,11 +486,34 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
     let commit = repo.commit_release(DEFAULT_REF, &release(assets, spec, &initramfs)?)?;
     repo.update_summary()?;
 
+    let cfg = write_disk(&repo, &spec.kargs, ROOT_MIB, work, &dir.join("disk.qcow2"))?;
+    fs::write(
+        dir.join("image.env"),
+        format!("COMMIT={commit}\nKVER={}\n", assets.kver),
+    )?;
+    fs::write(dir.join("syslinux.cfg"), cfg)?;
+    // Kept for releases committed later on top of this image (see [`VmImage::upgrade_disk`]).
+    fs::copy(&initramfs, dir.join("initramfs.img"))?;
+    Ok(())
+}
+
+/// Makes the bootable disk `out` (qcow2) of `repo`'s [`DEFAULT_REF`]: a libostree sysroot
+/// prepared for the syslinux backend with that commit deployed with `kargs`, split into an
+/// ext4 `/boot` (extlinux installed) and an ext4 root of `root_mib` MiB, behind syslinux's MBR.
+/// Returns the `syslinux.cfg` libostree wrote.
+#[context("Writing the disk image {}", out.display())]
+pub(crate) fn write_disk(
+    repo: &TestRepo,
+    kargs: &[String],
+    root_mib: u64,
+    work: &Path,
+    out: &Path,
+) -> Result<String> {
     // Sysroot prepared for the syslinux backend, then the first deployment.
     let sysroot_dir = work.join("sysroot");
     let config = SysrootConfig {
         url: repo.file_url(),
-        kargs: spec.kargs.clone(),
+        kargs: kargs.to_vec(),
         deploy: false,
         ..SysrootConfig::new(repo.file_url())
     };
@@ -502,9 +524,9 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
     symlink("loader.0", boot.join("loader"))?;
     mkdir(&boot.join("syslinux"))?;
     symlink("../loader/syslinux.cfg", boot.join("syslinux/syslinux.cfg"))?;
-    let kargs: Vec<&str> = spec.kargs.iter().map(String::as_str).collect();
+    let karg_refs: Vec<&str> = kargs.iter().map(String::as_str).collect();
     sysroot.pull(&config.remote, &config.ref_)?;
-    sysroot.deploy(&config.refspec(), Some(&kargs))?;
+    sysroot.deploy(&config.refspec(), Some(&karg_refs))?;
     let cfg = fs::read_to_string(boot.join("loader/syslinux.cfg"))
         .context("libostree wrote no syslinux.cfg (syslinux backend not detected)")?;
     tracing::debug!("syslinux.cfg:\n{cfg}");
@@ -522,12 +544,12 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
         &bootfs,
         &["-b", "4096", "-O", "^64bit"],
     )?;
-    mkfs(&root_img, ROOT_MIB, "root", &sysroot_dir, &[])?;
+    mkfs(&root_img, root_mib, "root", &sysroot_dir, &[])?;
     install_extlinux(&boot_img, work)?;
 
     // Disk: MBR + boot (active) + root.
     let raw = work.join("disk.raw");
-    let total_mib = 1 + BOOT_MIB + ROOT_MIB + 1;
+    let total_mib = 1 + BOOT_MIB + root_mib + 1;
     cmd::run(
         Command::new("truncate")
             .arg(format!("-s{total_mib}M"))
@@ -539,7 +561,7 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
         sectors(1),
         sectors(BOOT_MIB),
         sectors(1 + BOOT_MIB),
-        sectors(ROOT_MIB)
+        sectors(root_mib)
     );
     let table_file = work.join("table.sfdisk");
     fs::write(&table_file, table)?;
@@ -558,19 +580,58 @@ fn build_into(assets: &GuestAssets, spec: &ImageSpec, dir: &Path) -> Result<()> 
         Command::new("qemu-img")
             .args(["convert", "-q", "-O", "qcow2"])
             .arg(&raw)
-            .arg(dir.join("disk.qcow2")),
+            .arg(out),
     )?;
-    fs::write(
-        dir.join("image.env"),
-        format!("COMMIT={commit}\nKVER={}\n", assets.kver),
-    )?;
-    fs::write(dir.join("syslinux.cfg"), cfg)?;
-    // Kept for releases committed later on top of this image (see [`VmImage::upgrade_disk`]).
-    fs::copy(&initramfs, dir.join("initramfs.img"))?;
-    Ok(())
+    Ok(cfg)
 }
 
-fn mkfs(img: &Path, mib: u64, label: &str, from: &Path, extra: &[&str]) -> Result<()> {
+/// A raw ext4 disk image `<dir>/<name>/disk.img` holding a copy of the archive repo `src`
+/// with one more commit made by `commit` (which returns its checksum), kept with that
+/// checksum in `<dir>/<name>/commit`; cached under that name. The pair is made in a temporary
+/// directory renamed into place in one step: concurrent tests building the same disk each
+/// make their own (with different commit timestamps) and the first rename wins, so a disk
+/// never pairs with another build's checksum. Returns the disk and the commit.
+pub(crate) fn repo_disk(
+    src: &Path,
+    dir: &Path,
+    name: &str,
+    commit: impl FnOnce(&TestRepo) -> Result<String>,
+) -> Result<(PathBuf, String)> {
+    let done = dir.join(name);
+    if !done.join("commit").exists() {
+        let work = tempfile::Builder::new()
+            .prefix(&format!("{name}.tmp-"))
+            .tempdir_in(dir)?;
+        let repo_dir = work.path().join("repo");
+        cmd::run(Command::new("cp").arg("-a").arg(src).arg(&repo_dir))?;
+        let repo = TestRepo::open(&repo_dir)?;
+        let checksum = commit(&repo)?;
+        repo.update_summary()?;
+        let du = cmd::run(Command::new("du").args(["-sm"]).arg(&repo_dir))?;
+        let mib: u64 = du
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow!("unexpected du output {du:?}"))?;
+        mkfs(
+            &work.path().join("disk.img"),
+            mib * 2 + 32,
+            "upgrade",
+            &repo_dir,
+            &[],
+        )?;
+        fs::remove_dir_all(&repo_dir)?;
+        fs::write(work.path().join("commit"), &checksum)?;
+        // Fails when another process got there first: theirs is used (and ours dropped).
+        if fs::rename(work.path(), &done).is_ok() {
+            let _ = work.keep();
+        }
+    }
+    let checksum = fs::read_to_string(done.join("commit"))?.trim().to_string();
+    Ok((done.join("disk.img"), checksum))
+}
+
+pub(crate) fn mkfs(img: &Path, mib: u64, label: &str, from: &Path, extra: &[&str]) -> Result<()> {
     cmd::run(Command::new("truncate").arg(format!("-s{mib}M")).arg(img))?;
     cmd::run(
         Command::new("mkfs.ext4")

@@ -99,6 +99,7 @@
 pub mod assets;
 pub mod image;
 pub mod strata;
+pub mod systemd;
 
 use std::fs;
 use std::path::{Path, PathBuf};

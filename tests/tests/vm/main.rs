@@ -10,4 +10,5 @@ mod boot;
 mod finalize;
 mod kargs;
 mod powercut;
+mod systemd;
 mod upgrade;
