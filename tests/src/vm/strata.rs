@@ -1,59 +1,145 @@
-//! Puts this project's build output into a VM image: `strata` (+ the `rpm-ostree` symlink),
-//! `stratad`, `dbus-daemon` and every shared library they load, plus a bus configuration for a
-//! private system bus inside the guest. Control scripts start the bus and the daemon with
-//! [`START_STRATAD`].
+//! Puts this project's build output into a VM image: what `make install-files` lays out
+//! (`strata` + the `rpm-ostree` symlink, `stratad`, the D-Bus activation file and bus policy,
+//! the systemd unit, the polkit actions, tmpfiles, the default `rpm-ostreed.conf`, man pages
+//! and completions) from the workspace's current `target/<profile>/` build, with stripped
+//! binaries, plus `dbus-daemon`, the `ostree` CLI and every shared library they load.
 //!
-//! The binaries are the workspace's `target/<profile>/` builds (build them first:
-//! `cargo build -p strata-daemon -p strata-cli`), copied with debug info stripped into
-//! `target/vm-cache/bin/` (so the image stays small); their bytes are part of the image hash,
-//! so a rebuild of Strata produces a new image.
+//! On the busybox guest nothing starts `stratad` by hand: [`START_SYSTEM_BUS`] starts a system
+//! bus ([`GUEST_BUS_CONFIG`]: Debian's default deny policy, the packaged policy from
+//! `/usr/share/dbus-1/system.d` and the packaged activation file from
+//! `/usr/share/dbus-1/system-services`), and the first `strata` call bus-activates
+//! `stratad` through that file's `Exec=` line (no systemd there, so no `SystemdService=`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use fn_error_context::context;
 
 use super::assets::cache_root;
-use super::image::ImageSpec;
+use super::image::{Hasher, ImageSpec};
 use crate::{cmd, FileEntry, Stratad};
 
-/// Socket of the guest's private system bus.
-pub const GUEST_BUS_SOCKET: &str = "/run/strata-bus.sock";
+/// Socket of the guest's system bus (the default system bus address).
+pub const GUEST_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
-/// Shell lines (busybox sh) that start `dbus-daemon` on [`GUEST_BUS_SOCKET`] and
-/// `stratad --no-polkit` on it, export `DBUS_SYSTEM_BUS_ADDRESS`, and wait for the daemon's
-/// bus name. The daemon logs to `/run/stratad.log`.
-pub const START_STRATAD: &str = r#"
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/strata-bus.sock
-dbus-daemon --config-file=/usr/share/strata-vm/bus.conf --fork --nopidfile
-i=0; while [ ! -S /run/strata-bus.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-/usr/libexec/stratad --bus-address "$DBUS_SYSTEM_BUS_ADDRESS" --sysroot / --no-polkit > /run/stratad.log 2>&1 &
-echo "STRATA-MARKER stratad-started $!"
+/// The busybox guest's system bus configuration (`/usr/share/strata-vm/system.conf`): the
+/// shape of Debian's `/usr/share/dbus-1/system.conf` without its `<user>`, `<servicehelper>`
+/// and systemd activation (dbus-daemon runs as root and execs activated services itself).
+pub const GUEST_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <standard_system_servicedirs/>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+  <includedir>/etc/dbus-1/system.d</includedir>
+</busconfig>
 "#;
 
-/// `/etc/rpm-ostreed.conf` of the guest (see `RebootCommand` in packaging/rpm-ostreed.conf).
+/// Shell lines (busybox sh) that start the guest's system bus ([`GUEST_BUS_CONFIG`]); its
+/// output, and that of the `stratad` it activates, goes to `/run/dbus.log`.
+pub const START_SYSTEM_BUS: &str = r#"
+mkdir -p /run/dbus
+dbus-daemon --config-file=/usr/share/strata-vm/system.conf --nofork --nopidfile > /run/dbus.log 2>&1 &
+i=0; while [ ! -S /run/dbus/system_bus_socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+echo "STRATA-MARKER bus-started $!"
+"#;
+
+/// `/etc/rpm-ostreed.conf` of the busybox guest (see `RebootCommand` in
+/// packaging/rpm-ostreed.conf).
 pub const GUEST_DAEMON_CONFIG: &str = "[Daemon]\nRebootCommand=/usr/bin/reboot\n";
 
-/// A stripped copy of `bin` under `target/vm-cache/bin/`.
-fn stripped(bin: &Path) -> Result<PathBuf> {
-    let dir = cache_root().join("bin");
-    fs::create_dir_all(&dir)?;
-    let name = bin.file_name().context("binary without a name")?;
-    let out = dir.join(name);
-    let tmp = dir.join(format!(
-        "{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+/// The workspace root (where the Makefile is).
+fn workspace_root() -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+    tests.parent().unwrap_or(tests).to_path_buf()
+}
+
+/// `make install-files` of the workspace's current build into `dest` (stripped binaries).
+#[context("Installing Strata's build output into {}", dest.display())]
+pub(crate) fn install_files(dest: &Path) -> Result<()> {
+    let stratad = Stratad::binary()?;
+    let bindir = stratad
+        .parent()
+        .ok_or_else(|| anyhow!("no directory in {}", stratad.display()))?;
     cmd::run(
-        Command::new("strip")
-            .arg("--strip-debug")
-            .arg("-o")
-            .arg(&tmp)
-            .arg(bin),
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(workspace_root())
+            .arg("install-files")
+            .arg(format!("DESTDIR={}", dest.display()))
+            .arg(format!("BINDIR={}", bindir.display()))
+            .arg("INSTALL_PROGRAM=install -s"),
     )?;
-    fs::rename(&tmp, &out)?;
+    Ok(())
+}
+
+/// The `make install-files` tree of the current build, kept under
+/// `target/vm-cache/install/<hash of its content>/` (older trees are removed).
+pub fn installed_tree() -> Result<PathBuf> {
+    let base = cache_root().join("install");
+    fs::create_dir_all(&base)?;
+    let work = tempfile::Builder::new().prefix("tmp-").tempdir_in(&base)?;
+    let root = work.path().join("root");
+    install_files(&root)?;
+    let mut h = Hasher(0xcbf2_9ce4_8422_2325);
+    h.tree(&root)?;
+    let name = format!("{:016x}", h.0);
+    let dir = base.join(&name);
+    // Fails when another test process installed the same build first: theirs is used.
+    let _ = fs::rename(&root, &dir);
+    for e in fs::read_dir(&base)?.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        if n != name && !n.starts_with("tmp-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(dir)
+}
+
+/// Every file and symlink under `dir`: (path relative to `dir`, host path).
+pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("Reading {}", d.display()))? {
+            let path = e?.path();
+            if fs::symlink_metadata(&path)?.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)?
+                    .to_str()
+                    .ok_or_else(|| anyhow!("non-UTF-8 path {}", path.display()))?
+                    .to_string();
+                out.push((rel, path));
+            }
+        }
+    }
+    out.sort();
     Ok(out)
 }
 
@@ -68,26 +154,49 @@ fn image_path(host: &str) -> String {
     }
 }
 
-/// `spec` plus Strata's binaries, `dbus-daemon`, their libraries and the guest bus config.
+/// `spec` plus [`installed_tree`] (its `/etc` files under `/usr/etc`, the guest's own
+/// `rpm-ostreed.conf` instead of the default), `dbus-daemon`, `ostree`, their libraries and
+/// the guest bus config.
 pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
-    let stratad = Stratad::binary()?;
-    let strata = stratad.with_file_name("strata");
+    use std::os::unix::fs::PermissionsExt;
+    let tree = installed_tree()?;
+    for (rel, path) in walk(&tree)? {
+        if rel == "etc/rpm-ostreed.conf" {
+            continue;
+        }
+        let dest = match rel.strip_prefix("etc/") {
+            Some(r) => format!("usr/etc/{r}"),
+            None => rel,
+        };
+        let meta = fs::symlink_metadata(&path)?;
+        let entry = if meta.file_type().is_symlink() {
+            FileEntry::Symlink(fs::read_link(&path)?.to_string_lossy().into_owned())
+        } else {
+            FileEntry::Copy {
+                source: path.clone(),
+                mode: meta.permissions().mode() & 0o7777,
+            }
+        };
+        spec = spec.entry(dest, entry);
+    }
     let bins = [
-        (stripped(&stratad)?, "usr/libexec/stratad"),
-        (stripped(&strata)?, "usr/bin/strata"),
-        (PathBuf::from("/usr/bin/dbus-daemon"), "usr/bin/dbus-daemon"),
+        tree.join("usr/libexec/stratad"),
+        tree.join("usr/bin/strata"),
+        PathBuf::from("/usr/bin/dbus-daemon"),
         // The guest's shutdown path runs `ostree admin finalize-staged` (see GUEST_INIT).
-        (PathBuf::from("/usr/bin/ostree"), "usr/bin/ostree"),
+        PathBuf::from("/usr/bin/ostree"),
     ];
-    let mut libs: Vec<String> = Vec::new();
-    for (host, dest) in &bins {
+    for host in &bins[2..] {
         spec = spec.entry(
-            *dest,
+            host.to_string_lossy().trim_start_matches('/'),
             FileEntry::Copy {
                 source: host.clone(),
                 mode: 0o755,
             },
         );
+    }
+    let mut libs: Vec<String> = Vec::new();
+    for host in &bins {
         let ldd = cmd::run(Command::new("ldd").arg(host))?;
         for line in ldd.lines() {
             let path = match line.split_once("=>") {
@@ -112,7 +221,6 @@ pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
         );
     }
     Ok(spec
-        .entry("usr/bin/rpm-ostree", FileEntry::Symlink("strata".into()))
         // stratad's config: the busybox guest has no `systemctl`; its `reboot` signals the
         // guest init, which takes the shutdown path (finalization) and ends QEMU.
         .entry(
@@ -123,9 +231,9 @@ pub fn with_strata(mut spec: ImageSpec) -> Result<ImageSpec> {
             },
         )
         .entry(
-            "usr/share/strata-vm/bus.conf",
+            "usr/share/strata-vm/system.conf",
             FileEntry::Regular {
-                content: crate::bus::allow_all_bus_config("system", GUEST_BUS_SOCKET).into_bytes(),
+                content: GUEST_BUS_CONFIG.as_bytes().to_vec(),
                 mode: 0o644,
             },
         ))

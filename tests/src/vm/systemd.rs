@@ -39,7 +39,7 @@ use super::image::{
     build_initramfs, mkdir, repo_disk, write_disk, write_exec, Hasher, VmImage, GUEST_KARGS,
     INITRAMFS_INIT,
 };
-use crate::{cmd, Stratad, TestRepo, DEFAULT_REF};
+use crate::{cmd, TestRepo, DEFAULT_REF};
 
 /// Bump when the recipe changes in a way the hashed inputs do not show.
 const BUILDER_VERSION: &str = "vm-systemd-1";
@@ -237,32 +237,6 @@ pub fn debian_rootfs() -> Result<PathBuf> {
     Ok(root)
 }
 
-/// The workspace root (where the Makefile is).
-fn workspace_root() -> PathBuf {
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tests.parent().unwrap_or(tests).to_path_buf()
-}
-
-/// `make install-files` of the workspace's current build into `dest` (stripped binaries).
-#[context("Installing Strata's build output into {}", dest.display())]
-fn install_strata(dest: &Path) -> Result<()> {
-    let stratad = Stratad::binary()?;
-    let bindir = stratad
-        .parent()
-        .ok_or_else(|| anyhow!("no directory in {}", stratad.display()))?;
-    cmd::run(
-        Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(workspace_root())
-            .arg("install-files")
-            .arg(format!("DESTDIR={}", dest.display()))
-            .arg(format!("BINDIR={}", bindir.display()))
-            .arg("INSTALL_PROGRAM=install -s"),
-    )?;
-    Ok(())
-}
-
 /// `/usr/lib/os-release` of release `version`. No spaces or bare digits in `PRETTY_NAME` (nor
 /// a bare-digit `version`): libostree 2022.7's syslinux label is `PRETTY_NAME VERSION
 /// (ostree:N)` and its words after the first reach the kernel command line, where a bare
@@ -287,7 +261,7 @@ pub fn build(version: &str) -> Result<VmImage> {
         .prefix("install-")
         .tempdir_in(&images)?;
     let strata = install.path().join("root");
-    install_strata(&strata)?;
+    super::strata::install_files(&strata)?;
 
     let mut h = Hasher(0xcbf2_9ce4_8422_2325);
     for s in [

@@ -110,10 +110,10 @@ i=0
 while ! strata status --json > /run/status.json 2>/run/status.err && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
 echo "STRATA-MARKER status-json $(tr -d '\n' < /run/status.json)"
 echo "STRATA-MARKER status-err $(tr '\n' ' ' < /run/status.err)"
-echo "STRATA-MARKER stratad-log $(tail -n 5 /run/stratad.log | tr '\n' ' ')"
+echo "STRATA-MARKER bus-log $(tail -n 5 /run/dbus.log | tr '\n' ' ')"
 echo "STRATA-MARKER done"
 "#,
-        start = strata_tests::vm::strata::START_STRATAD
+        start = strata_tests::vm::strata::START_SYSTEM_BUS
     );
     let mut vm = Vm::boot(&disk, &Control::script(script))?;
     vm.wait_for_marker("done", BOOT_TIMEOUT)?;
@@ -122,9 +122,9 @@ echo "STRATA-MARKER done"
     let m = |k: &str| strata_tests::vm::find_marker(&log, k).unwrap_or_default();
     let status: serde_json::Value = serde_json::from_str(&m("status-json")).map_err(|e| {
         anyhow::anyhow!(
-            "strata status --json is not JSON ({e}); stderr: {}; stratad: {}\n{log}",
+            "strata status --json is not JSON ({e}); stderr: {}; bus and stratad log: {}\n{log}",
             m("status-err"),
-            m("stratad-log")
+            m("bus-log")
         )
     })?;
     let deployments = status["deployments"]

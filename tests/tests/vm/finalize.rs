@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use strata_tests::vm::strata::START_STRATAD;
+use strata_tests::vm::strata::START_SYSTEM_BUS;
 use strata_tests::vm::{Control, Vm};
 
 use crate::upgrade::{
@@ -71,7 +71,7 @@ fn assert_staged_locked(log: &str, rev: &str) -> Result<()> {
 /// One boot that ends however the guest decides (no `done` marker expected: a reboot stops
 /// the control script); returns the serial log.
 fn boot_until_shutdown(disk: &Path, what: &str, body: &str, extra: &Path) -> Result<String> {
-    let script = format!("{START_STRATAD}\n{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
+    let script = format!("{START_SYSTEM_BUS}\n{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
     let mut vm = Vm::boot(disk, &Control::script(script).disk(extra))?;
     vm.wait_for_marker("poweroff", BOOT_TIMEOUT)
         .with_context(|| format!("boot `{what}`"))?;

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use strata_tests::vm::strata::START_STRATAD;
+use strata_tests::vm::strata::START_SYSTEM_BUS;
 use strata_tests::vm::{Control, Vm};
 
 use crate::upgrade::{
@@ -48,7 +48,7 @@ fn boot_and_cut(
     body: &str,
     cut_at: &str,
 ) -> Result<String> {
-    let script = format!("{START_STRATAD}\n{STATUS_FN}\n{body}\n");
+    let script = format!("{START_SYSTEM_BUS}\n{STATUS_FN}\n{body}\n");
     let control = Control::script(script).disk(&rel.v2_disk);
     let mut vm = Vm::boot(disk, &control)?;
     vm.wait_for_marker(cut_at, BOOT_TIMEOUT)

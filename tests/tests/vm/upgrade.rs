@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
 use serde_json::Value;
-use strata_tests::vm::strata::{with_strata, START_STRATAD};
+use strata_tests::vm::strata::{with_strata, START_SYSTEM_BUS};
 use strata_tests::vm::{find_marker, Control, ImageSpec, Vm, VmImage};
 
 /// Generous for TCG on 2 cores.
@@ -63,7 +63,7 @@ pub(crate) fn releases() -> Result<Releases> {
 /// One boot: runs `body` after starting stratad, waits for `done` and for the poweroff;
 /// returns the serial log.
 pub(crate) fn boot(disk: &Path, what: &str, body: &str, extra: Option<&Path>) -> Result<String> {
-    let script = format!("{START_STRATAD}\n{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
+    let script = format!("{START_SYSTEM_BUS}\n{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
     let mut control = Control::script(script);
     if let Some(d) = extra {
         control = control.disk(d);
