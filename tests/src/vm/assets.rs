@@ -98,9 +98,21 @@ impl GuestAssets {
         let dir = cache_root().join("assets");
         let env = dir.join("assets.env");
         if !env.exists() {
+            // Test processes start together on a cold cache: one fetches (under an exclusive
+            // `flock` on `<cache>/assets.lock`), the others wait and find `assets.env`.
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fetch-assets.sh");
-            cmd::run(Command::new("sh").arg(&script).arg(&dir))
-                .context("Fetching the VM guest assets (kernel, ostree-prepare-root, QEMU)")?;
+            fs::create_dir_all(cache_root())?;
+            cmd::run(
+                Command::new("flock")
+                    .arg(cache_root().join("assets.lock"))
+                    .arg("sh")
+                    .arg("-c")
+                    .arg(r#"[ -e "$1/assets.env" ] || sh "$2" "$1""#)
+                    .arg("sh")
+                    .arg(&dir)
+                    .arg(&script),
+            )
+            .context("Fetching the VM guest assets (kernel, ostree-prepare-root, QEMU)")?;
         }
         let text =
             fs::read_to_string(&env).with_context(|| format!("Reading {}", env.display()))?;

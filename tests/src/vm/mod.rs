@@ -23,11 +23,14 @@
 //!   (in the background, so a `reboot`/`poweroff` without `-f`, i.e. SIGTERM/SIGUSR2 to
 //!   PID 1, stops it: marker `shutdown-requested reboot|poweroff`) and powers off (or
 //!   `reboot -f`s; with `-no-reboot` both end QEMU).
-//! - [`strata`]: `strata` (+ `rpm-ostree` symlink), `stratad`, `dbus-daemon`, the `ostree` CLI
-//!   and their shared libraries (ldd closure) in the image; [`strata::START_STRATAD`] starts a
-//!   private system bus (allow-all policy, not the project's packaged policy) and
-//!   `stratad --no-polkit` in the guest; `strata status --json` in the guest reports the booted
-//!   deployment.
+//! - [`strata`]: this project's `make install-files` output (stripped `strata` + the
+//!   `rpm-ostree` symlink, `stratad`, the packaged D-Bus activation file and bus policy, unit,
+//!   polkit actions, tmpfiles, man pages, completions), `dbus-daemon`, the `ostree` CLI and
+//!   their shared libraries (ldd closure) in the image; [`strata::START_SYSTEM_BUS`] starts a
+//!   system bus on the default address whose configuration has Debian's default policy plus the
+//!   packaged policy and activation directories, and the first `strata` call bus-activates
+//!   `stratad` (the activation file's `Exec=`); `strata status --json` in the guest reports the
+//!   booted deployment.
 //! - Finalization at shutdown: after `control.sh`, [`image::GUEST_INIT`] sends SIGTERM to every
 //!   other process and, when `/run/ostree/staged-deployment` exists, runs
 //!   `ostree admin finalize-staged` before unmounting `/boot` (marker `finalize-start` just
@@ -73,28 +76,36 @@
 //!   machine the cut landed before the swap (v1). Seen failing with the expected version
 //!   flipped to v2 in (a) and with a wrong expected `VERSION` in the consistency check.
 //!
+//! - [`systemd`]: the systemd guest, a debootstrapped Debian 12 (`minbase` + systemd, udev,
+//!   dbus, ostree, ostree-boot) with the `make install-files` tree, booted through the same
+//!   initramfs and disk layout. `stratad` is D-Bus-activated by systemd (`SystemdService=
+//!   stratad.service`), and a staged deployment is finalized by `ostree-finalize-staged.service`
+//!   (started by its `.path` unit, `ExecStop=ostree admin finalize-staged`) on the way down.
+//!   Scenario 1 runs there too (`tests/tests/vm/systemd.rs`); seen failing when `ostree` is
+//!   bind-mounted over with `/bin/true` before shutdown (the staged deployment is left
+//!   unfinalized). Skipped, with a message, when the Debian mirror is unreachable.
+//!
 //! Measured on the 2-core dev machine (2026-11-22): asset fetch+extract (first run only)
 //! about 12 s; busybox image build about 7.6 s cold, 0.1 s cached; image with Strata about
-//! 17 s cold, 1.3 s cached (the binaries are re-stripped every run); upgrade disk (repo copy +
+//! 15-17 s cold, 1.3 s cached (`make install-files` runs every time); upgrade disk (repo copy +
 //! commit + mkfs) about 9 s cold; boot to guest init about 6-7 s, boot + control script +
 //! poweroff about 7.5 s; `strata status` boot about 9-13 s; upgrade boot (pull, stage,
 //! finalize at shutdown) about 17 s; scenario 1 about 30 s with cached images; scenario 5a
 //! about 47 s (cut boot about 12 s, check boot 10 s, then scenario 1 again), 5b about 24 s.
+//! systemd guest: debootstrap 41-49 s (first run only), image + upgrade disk 46 s cold, 1.2 s
+//! cached; boot to the control unit about 18-19 s, the upgrade boot (pull, stage, shutdown
+//! with finalization) about 35-37 s, the check boot about 23 s; its scenario 1 about 107 s
+//! cold (image included), about 60 s cached.
 //!
-//! Not yet (next steps of issue 4):
-//! - The project's packaged D-Bus policy/activation files in the image (bus activation of
-//!   `stratad` instead of starting it from the control script).
-//! - Scenario 6 (layering).
-//! - The systemd (debootstrap) guest.
-//! - Running `make vm-check` in CI (`.ci/run`); its cold path (asset fetch, QEMU extraction)
-//!   has not been tried on a fresh machine yet.
+//! Not yet:
+//! - Scenario 6 (layering): package layering has not landed in the engine.
 //!
 //! Debugging: `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log in `DIR`.
 //!
-//! Requirements: root (loop mount for `extlinux --install`, `mknod` for the initramfs), the
-//! packages above, and network to the Debian mirror on the first run. VM tests are
-//! not part of `make check` (its nextest filter leaves the `vm` binary out): run them with
-//! `make vm-check`, which installs the host packages first.
+//! Requirements: root (loop mount for `extlinux --install`, `mknod` for the initramfs,
+//! `debootstrap`), the packages above, and network to the Debian mirror on the first run. VM
+//! tests are not part of `make check` (its nextest filter leaves the `vm` binary out): run
+//! them with `make vm-check`, which installs the host packages first; `.ci/run` runs both.
 
 pub mod assets;
 pub mod image;
