@@ -67,8 +67,9 @@ vm-check: vm-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run -p strata-tests --no-fail-fast -E 'binary(vm)'
 
-# The whole suite: formatting, lints, unit and integration tests.
-check: fmt clippy test
+# The whole suite: formatting, lints, unit and integration tests, then the VM suite (it stays
+# well under 20 minutes on a 2-core machine, so it is part of check; it needs root).
+check: fmt clippy test vm-check
 
 # Strata end to end on a throwaway sandbox: a test OS repo with two releases served over HTTP on
 # loopback, a sysroot, a private dbus-daemon, the real stratad, and the strata CLI driven through

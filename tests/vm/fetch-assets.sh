@@ -19,17 +19,30 @@ mkdir -p "$dest/debs"
 dest=$(cd "$dest" && pwd)
 cd "$dest/debs"
 
-# The current kernel ABI package that linux-image-amd64 points at.
-kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1)
-[ -n "$kpkg" ] || { echo "cannot resolve linux-image-amd64" >&2; exit 1; }
+# The current kernel ABI package that linux-image-amd64 points at (refreshing apt's package
+# lists once if this machine has none yet).
+resolve_kernel() {
+	apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1
+}
+kpkg=$(resolve_kernel)
+if [ -z "$kpkg" ]; then
+	apt-get update >&2
+	kpkg=$(resolve_kernel)
+fi
+[ -n "$kpkg" ] || { echo "cannot resolve linux-image-amd64 (apt-cache depends linux-image-amd64)" >&2; exit 1; }
 pkgs="$kpkg ostree-boot"
 need_qemu=0
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
 	need_qemu=1
 	pkgs="$pkgs qemu-system-x86 qemu-system-common qemu-system-data seabios ipxe-qemu"
 fi
-# apt-get download warns (harmlessly) when _apt cannot write here.
-apt-get download $pkgs 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+# apt-get download warns (harmlessly) when _apt cannot write here. Stale package lists (a
+# version the mirror no longer has) get one refresh and a retry.
+download() { apt-get download $pkgs 2>&1 | grep -v '^W: Download is performed unsandboxed' || true; }
+download
+for p in $pkgs; do
+	ls ${p}_*.deb >/dev/null 2>&1 || { apt-get update >&2; download; break; }
+done
 
 rm -rf "$dest/kernel" "$dest/ostree-boot"
 dpkg-deb -x "$(ls ${kpkg}_*.deb | head -n1)" "$dest/kernel"

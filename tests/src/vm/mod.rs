@@ -103,9 +103,9 @@
 //! Debugging: `STRATA_VM_LOG_DIR=DIR` keeps every boot's serial log in `DIR`.
 //!
 //! Requirements: root (loop mount for `extlinux --install`, `mknod` for the initramfs,
-//! `debootstrap`), the packages above, and network to the Debian mirror on the first run. VM
-//! tests are not part of `make check` (its nextest filter leaves the `vm` binary out): run
-//! them with `make vm-check`, which installs the host packages first; `.ci/run` runs both.
+//! `debootstrap`), the packages above, and network to the Debian mirror on the first run.
+//! `make vm-check` installs the host packages and runs the `vm` test binary; `make check` runs
+//! it after the other tests (whose nextest filter leaves the `vm` binary out).
 
 pub mod assets;
 pub mod image;
