@@ -206,16 +206,28 @@ impl VmImage {
         let start = Instant::now();
         let assets = GuestAssets::get()?;
         let hash = input_hash(assets, spec)?;
+        Self::cached(&hash, start, |work| build_into(assets, spec, work))
+    }
+
+    /// The image `target/vm-cache/images/<name>`, made by `build` (into a temporary directory
+    /// renamed into place, so concurrent builders never see a half-made image) unless it
+    /// is there already. `build` writes `disk.qcow2`, `repo/` and `image.env` (`COMMIT=`,
+    /// `KVER=`).
+    pub(crate) fn cached(
+        name: &str,
+        start: Instant,
+        build: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<VmImage> {
         let images = cache_root().join("images");
         fs::create_dir_all(&images)?;
-        let dir = images.join(&hash);
+        let dir = images.join(name);
         let mut cached = true;
         if !dir.join("image.env").exists() {
             cached = false;
             let work = tempfile::Builder::new()
-                .prefix(&format!("{hash}.tmp-"))
+                .prefix(&format!("{name}.tmp-"))
                 .tempdir_in(&images)?;
-            build_into(assets, spec, work.path())?;
+            build(work.path())?;
             // Another process may have finished the same image first: keep theirs.
             if fs::rename(work.path(), &dir).is_ok() {
                 let _ = work.keep();

@@ -285,32 +285,8 @@ pub fn build(version: &str) -> Result<VmImage> {
         h.file(p)?;
     }
     h.tree(&strata)?;
-    let dir = images.join(format!("systemd-{:016x}", h.0));
-    let mut cached = true;
-    if !dir.join("image.env").exists() {
-        cached = false;
-        let work = tempfile::Builder::new()
-            .prefix("systemd.tmp-")
-            .tempdir_in(&images)?;
-        build_into(assets, &rootfs, &strata, version, work.path())?;
-        if fs::rename(work.path(), &dir).is_ok() {
-            let _ = work.keep();
-        }
-    }
-    let env = fs::read_to_string(dir.join("image.env"))?;
-    let get = |k: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_string))
-            .ok_or_else(|| anyhow!("no {k} in {}", dir.join("image.env").display()))
-    };
-    Ok(VmImage {
-        disk: dir.join("disk.qcow2"),
-        repo: dir.join("repo"),
-        commit: get("COMMIT")?,
-        kver: get("KVER")?,
-        dir,
-        cached,
-        build_time: start.elapsed(),
+    VmImage::cached(&format!("systemd-{:016x}", h.0), start, |work| {
+        build_into(assets, &rootfs, &strata, version, work)
     })
 }
 

@@ -15,20 +15,8 @@ use strata_tests::vm::strata::START_SYSTEM_BUS;
 use strata_tests::vm::{Control, Vm};
 
 use crate::upgrade::{
-    assert_booted, boot, deployments, marker, releases, status, Releases, BOOT_TIMEOUT, GUEST_REPO,
-    STATUS_FN,
+    assert_booted, boot, deployments, marker, releases, status, Releases, BOOT_TIMEOUT, STATUS_FN,
 };
-
-/// Mounts the upgrade disk and points the remote at it.
-fn use_upgrade_repo() -> String {
-    format!(
-        r#"
-mkdir -p {GUEST_REPO}
-mount -t ext4 -o ro,noload /dev/vdc {GUEST_REPO} || echo "STRATA-MARKER repo-mount-failed"
-sed -i 's|^url=.*|url=file://{GUEST_REPO}|' /sysroot/ostree/repo/config
-"#
-    )
-}
 
 /// `strata deploy --lock-finalization REV`, reported as `deploy-exit`/`deploy-log` and the
 /// status after it as `staged`.
@@ -93,10 +81,9 @@ fn lock_finalization_and_finalize_deployment() -> Result<()> {
     let v2 = v2_commit.as_str();
     let work = tempfile::tempdir()?;
     let disk = image.overlay(&work.path().join("disk.qcow2"))?;
-    let use_repo = use_upgrade_repo();
 
     // Boot 1 (v1): stage v2 locked, shut down.
-    let body = format!("{use_repo}\nreport_booted\n{}", deploy_locked(v2));
+    let body = format!("use_upgrade_repo\nreport_booted\n{}", deploy_locked(v2));
     let log = boot(
         &disk,
         "v1: deploy --lock-finalization",
@@ -113,7 +100,7 @@ fn lock_finalization_and_finalize_deployment() -> Result<()> {
 
     // Boot 2 (v1 again): stage v2 locked again, then finalize-deployment, which reboots.
     let body = format!(
-        r#"{use_repo}
+        r#"use_upgrade_repo
 report_booted
 {}
 strata finalize-deployment {v2} > /run/finalize-deployment.log 2>&1

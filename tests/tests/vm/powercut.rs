@@ -25,19 +25,8 @@ use strata_tests::vm::{Control, Vm};
 
 use crate::upgrade::{
     boot, booted, deployments, marker, releases, status, upgrade_to_v2, Releases, BOOT_TIMEOUT,
-    GUEST_REPO, STATUS_FN,
+    STATUS_FN,
 };
-
-/// Mounts the upgrade disk and points the remote at it.
-fn use_upgrade_repo() -> String {
-    format!(
-        r#"
-mkdir -p {GUEST_REPO}
-mount -t ext4 -o ro,noload /dev/vdc {GUEST_REPO} || echo "STRATA-MARKER repo-mount-failed"
-sed -i 's|^url=.*|url=file://{GUEST_REPO}|' /sysroot/ostree/repo/config
-"#
-    )
-}
 
 /// Boots `disk` with `body` (after stratad is up) and the upgrade disk, waits for the
 /// `cut_at` marker and kills QEMU right then. Returns the serial log.
@@ -107,8 +96,7 @@ fn power_cut_during_staging_boots_v1() -> Result<()> {
     let rel = releases()?;
     let work = tempfile::tempdir()?;
     let disk = rel.image.overlay(&work.path().join("disk.qcow2"))?;
-    let body = format!(
-        r#"{}
+    let body = r#"use_upgrade_repo
 status_marker before
 strata upgrade > /run/upgrade.log 2>&1 &
 up=$!
@@ -125,10 +113,8 @@ while [ $i -lt 600 ]; do
   i=$((i+1)); sleep 0.2
 done
 sleep 600
-"#,
-        use_upgrade_repo()
-    );
-    let log = boot_and_cut(&disk, &rel, "v1: upgrade, cut", &body, "upgrade-underway")?;
+"#;
+    let log = boot_and_cut(&disk, &rel, "v1: upgrade, cut", body, "upgrade-underway")?;
     let underway = marker(&log, "upgrade-underway");
     ensure!(
         underway.contains("\"transaction\""),
@@ -161,21 +147,18 @@ fn power_cut_during_finalization_boots_a_complete_deployment() -> Result<()> {
     let rel = releases()?;
     let work = tempfile::tempdir()?;
     let disk = rel.image.overlay(&work.path().join("disk.qcow2"))?;
-    let body = format!(
-        r#"{}
+    let body = r#"use_upgrade_repo
 status_marker before
 strata upgrade > /run/upgrade.log 2>&1
 echo "STRATA-MARKER upgrade-exit $?"
 echo "STRATA-MARKER upgrade-log $(tail -n 8 /run/upgrade.log | tr '\n' ' ')"
 [ -e /run/ostree/staged-deployment ] && echo "STRATA-MARKER staged-file yes"
-"#,
-        use_upgrade_repo()
-    );
+"#;
     let log = boot_and_cut(
         &disk,
         &rel,
         "v1: upgrade, cut in finalization",
-        &body,
+        body,
         "finalize-start",
     )?;
     ensure!(

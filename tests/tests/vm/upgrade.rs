@@ -17,12 +17,16 @@ use strata_tests::vm::{find_marker, Control, ImageSpec, Vm, VmImage};
 /// Generous for TCG on 2 cores.
 pub(crate) const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Where the guest mounts the upgrade repo disk (`/dev/vdc`).
-pub(crate) const GUEST_REPO: &str = "/run/strata-upgrade-repo";
-
-/// Shell function (busybox sh) printing `STRATA-MARKER <name> <strata status --json>`, retried
-/// until the daemon answers.
+/// Shell functions (busybox sh and dash): `use_upgrade_repo` mounts the upgrade repo disk
+/// (`/dev/vdc`) at `/run/strata-upgrade-repo` and points the remote at it; `status_marker NAME` prints
+/// `STRATA-MARKER <name> <strata status --json>`, retried until the daemon answers;
+/// `report_booted` prints the status, os-release `VERSION` and `/etc/strata-test.conf`.
 pub(crate) const STATUS_FN: &str = r#"
+use_upgrade_repo() {
+  mkdir -p /run/strata-upgrade-repo
+  mount -t ext4 -o ro,noload /dev/vdc /run/strata-upgrade-repo || echo "STRATA-MARKER repo-mount-failed"
+  sed -i 's|^url=.*|url=file:///run/strata-upgrade-repo|' /sysroot/ostree/repo/config
+}
 status_marker() {
   i=0
   while ! strata status --json > /run/status.json 2>/run/status.err && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done
@@ -133,11 +137,8 @@ pub(crate) fn assert_booted(log: &str, version: &str, commit: &str) -> Result<()
 /// through finalization, boot → v2 with the edit. Leaves v2 the default on `disk` (the start
 /// of scenario 2).
 pub(crate) fn upgrade_to_v2(rel: &Releases, disk: &Path) -> Result<()> {
-    let body = format!(
-        r#"
-mkdir -p {GUEST_REPO}
-mount -t ext4 -o ro,noload /dev/vdc {GUEST_REPO} || echo "STRATA-MARKER repo-mount-failed"
-sed -i 's|^url=.*|url=file://{GUEST_REPO}|' /sysroot/ostree/repo/config
+    let body = r#"
+use_upgrade_repo
 status_marker before
 strata upgrade > /run/upgrade.log 2>&1
 echo "STRATA-MARKER upgrade-exit $?"
@@ -145,9 +146,8 @@ echo "STRATA-MARKER upgrade-log $(tail -n 8 /run/upgrade.log | tr '\n' ' ')"
 status_marker staged
 echo "edited=after-staging" >> /etc/strata-test.conf
 [ -e /run/ostree/staged-deployment ] && echo "STRATA-MARKER staged-file yes"
-"#
-    );
-    let log = boot(disk, "v1: upgrade", &body, Some(&rel.v2_disk))?;
+"#;
+    let log = boot(disk, "v1: upgrade", body, Some(&rel.v2_disk))?;
     let before = status(&log, "before")?;
     ensure!(
         booted(&before)? == ("1".to_string(), rel.image.commit.clone()),
@@ -158,16 +158,7 @@ echo "edited=after-staging" >> /etc/strata-test.conf
         "strata upgrade failed: {}\n{log}",
         marker(&log, "upgrade-log")
     );
-    let staged = status(&log, "staged")?;
-    let ds = deployments(&staged);
-    ensure!(
-        ds.len() == 2
-            && ds[0]["staged"] == Value::Bool(true)
-            && ds[0]["version"].as_str() == Some("2")
-            && ds[0]["checksum"].as_str() == Some(rel.v2_commit.as_str())
-            && ds[1]["booted"] == Value::Bool(true),
-        "release 2 is not staged ahead of the booted v1: {staged:#}"
-    );
+    assert_staged(&log, "2", &rel.v2_commit)?;
     ensure!(
         marker(&log, "finalize") == "ok",
         "the shutdown path did not finalize: {:?}\n{log}",
@@ -175,16 +166,43 @@ echo "edited=after-staging" >> /etc/strata-test.conf
     );
 
     let log = boot(disk, "v2: check", "report_booted", None)?;
-    assert_booted(&log, "2", &rel.v2_commit)?;
-    let etc = marker(&log, "etc-conf");
+    assert_upgraded(&log, "2", &rel.v2_commit, &rel.image.commit)
+}
+
+/// Asserts the `staged` status marker of `log` shows release `version` (`commit`) staged
+/// ahead of the booted deployment.
+pub(crate) fn assert_staged(log: &str, version: &str, commit: &str) -> Result<()> {
+    let staged = status(log, "staged")?;
+    let ds = deployments(&staged);
+    ensure!(
+        ds.len() == 2
+            && ds[0]["staged"] == Value::Bool(true)
+            && ds[0]["version"].as_str() == Some(version)
+            && ds[0]["checksum"].as_str() == Some(commit)
+            && ds[1]["booted"] == Value::Bool(true),
+        "release {version} is not staged ahead of the booted deployment: {staged:#}"
+    );
+    Ok(())
+}
+
+/// Asserts the boot in `log` (a `report_booted` boot after an upgrade) runs release `version`
+/// (`commit`) with the `/etc` edit made after staging, and `previous` as the rollback.
+pub(crate) fn assert_upgraded(
+    log: &str,
+    version: &str,
+    commit: &str,
+    previous: &str,
+) -> Result<()> {
+    assert_booted(log, version, commit)?;
+    let etc = marker(log, "etc-conf");
     ensure!(
         etc.contains("edited=after-staging"),
-        "the /etc edit made after staging is lost in v2: /etc/strata-test.conf = {etc:?}"
+        "the /etc edit made after staging is lost in v{version}: /etc/strata-test.conf = {etc:?}"
     );
-    let ds = deployments(&status(&log, "status")?);
+    let ds = deployments(&status(log, "status")?);
     ensure!(
-        ds.len() == 2 && ds[1]["checksum"].as_str() == Some(rel.image.commit.as_str()),
-        "v1 is not kept as the rollback deployment: {ds:#?}"
+        ds.len() == 2 && ds[1]["checksum"].as_str() == Some(previous),
+        "the previous release is not kept as the rollback deployment: {ds:#?}"
     );
     Ok(())
 }
