@@ -68,6 +68,7 @@ fn systemd_guest_finalizes_the_upgrade_at_shutdown() -> Result<()> {
 use_upgrade_repo
 status_marker before
 echo "STRATA-MARKER stratad-unit $(systemctl show -P ActiveState stratad.service)"
+echo "STRATA-MARKER rpm-ostree-booted $(rpm-ostree status --json | grep -c '"booted": *true')"
 strata upgrade > /run/upgrade.log 2>&1
 echo "STRATA-MARKER upgrade-exit $?"
 echo "STRATA-MARKER upgrade-log $(tail -n 8 /run/upgrade.log | tr '\n' ' ')"
@@ -85,6 +86,11 @@ echo "STRATA-MARKER finalize-unit $(systemctl show -P ActiveState ostree-finaliz
         marker(&log, "stratad-unit") == "active",
         "stratad.service was not activated through D-Bus: {:?}\n{log}",
         marker(&log, "stratad-unit")
+    );
+    ensure!(
+        marker(&log, "rpm-ostree-booted") == "1",
+        "`rpm-ostree status --json` (the installed symlink) does not show one booted deployment: {:?}\n{log}",
+        marker(&log, "rpm-ostree-booted")
     );
     ensure!(
         marker(&log, "upgrade-exit") == "0",
