@@ -96,6 +96,9 @@
 //! cached; boot to the control unit about 18-19 s, the upgrade boot (pull, stage, shutdown
 //! with finalization) about 35-37 s, the check boot about 23 s; its scenario 1 about 107 s
 //! cold (image included), about 60 s cached.
+//! Whole suite (9 tests, 2 at a time): about 2 min 45 s warm (`make vm-check` incl. the
+//! cargo build check), about 4 min 30 s from a fresh clone's cold cache (assets, debootstrap,
+//! images); a fresh clone's `.ci/run` (`make check`, VM suite included) took 11 min 20-40 s.
 //!
 //! Not yet:
 //! - Scenario 6 (layering): package layering has not landed in the engine.
