@@ -233,6 +233,12 @@ impl VmImage {
                 let _ = work.keep();
             }
         }
+        eprintln!(
+            "image {} ({}) in {:.1?}",
+            dir.display(),
+            if cached { "cached" } else { "built" },
+            start.elapsed()
+        );
         let env = fs::read_to_string(dir.join("image.env"))?;
         let get = |k: &str| {
             env.lines()
@@ -611,6 +617,7 @@ pub(crate) fn repo_disk(
 ) -> Result<(PathBuf, String)> {
     let done = dir.join(name);
     if !done.join("commit").exists() {
+        let start = Instant::now();
         let work = tempfile::Builder::new()
             .prefix(&format!("{name}.tmp-"))
             .tempdir_in(dir)?;
@@ -638,6 +645,11 @@ pub(crate) fn repo_disk(
         if fs::rename(work.path(), &done).is_ok() {
             let _ = work.keep();
         }
+        eprintln!(
+            "upgrade disk {} built in {:.1?}",
+            done.display(),
+            start.elapsed()
+        );
     }
     let checksum = fs::read_to_string(done.join("commit"))?.trim().to_string();
     Ok((done.join("disk.img"), checksum))

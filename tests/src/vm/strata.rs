@@ -79,7 +79,7 @@ fn workspace_root() -> PathBuf {
 
 /// `make install-files` of the workspace's current build into `dest` (stripped binaries).
 #[context("Installing Strata's build output into {}", dest.display())]
-pub(crate) fn install_files(dest: &Path) -> Result<()> {
+fn install_files(dest: &Path) -> Result<()> {
     let stratad = Stratad::binary()?;
     let bindir = stratad
         .parent()
@@ -98,8 +98,18 @@ pub(crate) fn install_files(dest: &Path) -> Result<()> {
 }
 
 /// The `make install-files` tree of the current build, kept under
-/// `target/vm-cache/install/<hash of its content>/` (older trees are removed).
+/// `target/vm-cache/install/<hash of its content>/` (older trees are removed); installed once
+/// per process.
 pub fn installed_tree() -> Result<PathBuf> {
+    static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(t) = TREE.get() {
+        return Ok(t.clone());
+    }
+    let t = install_tree_now()?;
+    Ok(TREE.get_or_init(|| t).clone())
+}
+
+fn install_tree_now() -> Result<PathBuf> {
     let base = cache_root().join("install");
     fs::create_dir_all(&base)?;
     let work = tempfile::Builder::new().prefix("tmp-").tempdir_in(&base)?;

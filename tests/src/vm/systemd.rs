@@ -255,13 +255,8 @@ pub fn build(version: &str) -> Result<VmImage> {
     let start = Instant::now();
     let assets = GuestAssets::get()?;
     let rootfs = debian_rootfs()?;
-    let images = cache_root().join("images");
-    mkdir(&images)?;
-    let install = tempfile::Builder::new()
-        .prefix("install-")
-        .tempdir_in(&images)?;
-    let strata = install.path().join("root");
-    super::strata::install_files(&strata)?;
+    // Named by a hash of its content: hashing the path covers every installed file.
+    let strata = super::strata::installed_tree()?;
 
     let mut h = Hasher(0xcbf2_9ce4_8422_2325);
     for s in [
@@ -273,6 +268,7 @@ pub fn build(version: &str) -> Result<VmImage> {
         &assets.kver,
         version,
         &rootfs.display().to_string(),
+        &strata.display().to_string(),
     ] {
         h.bytes(s.as_bytes());
     }
@@ -284,7 +280,6 @@ pub fn build(version: &str) -> Result<VmImage> {
     ] {
         h.file(p)?;
     }
-    h.tree(&strata)?;
     VmImage::cached(&format!("systemd-{:016x}", h.0), start, |work| {
         build_into(assets, &rootfs, &strata, version, work)
     })

@@ -1,7 +1,7 @@
 //! First boot: release 1 boots through syslinux, the initramfs and ostree-prepare-root into
 //! its deployment, and the control script runs there.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use strata_tests::vm::{Control, ImageSpec, Vm, VmImage};
@@ -24,14 +24,7 @@ echo "STRATA-MARKER done"
 
 #[test]
 fn first_boot_reaches_the_deployment() -> Result<()> {
-    let t = Instant::now();
     let image = VmImage::build(&ImageSpec::new("1"))?;
-    eprintln!(
-        "image {} ({}) in {:.1?}",
-        image.dir.display(),
-        if image.cached { "cached" } else { "built" },
-        t.elapsed()
-    );
     let work = tempfile::tempdir()?;
     let disk = image.overlay(&work.path().join("disk.qcow2"))?;
     let mut vm = Vm::boot(&disk, &Control::script(CONTROL))?;
@@ -94,14 +87,7 @@ fn first_boot_reaches_the_deployment() -> Result<()> {
 /// `dbus-daemon` inside the guest report the booted deployment.
 #[test]
 fn strata_status_inside_the_guest() -> Result<()> {
-    let t = Instant::now();
     let image = VmImage::build(&strata_tests::vm::strata::with_strata(ImageSpec::new("1"))?)?;
-    eprintln!(
-        "image {} ({}) in {:.1?}",
-        image.dir.display(),
-        if image.cached { "cached" } else { "built" },
-        t.elapsed()
-    );
     let work = tempfile::tempdir()?;
     let disk = image.overlay(&work.path().join("disk.qcow2"))?;
     let script = format!(

@@ -55,12 +55,6 @@ fn systemd_guest_finalizes_the_upgrade_at_shutdown() -> Result<()> {
         Err(e) => return Err(e),
     };
     let (v2_disk, v2_commit) = systemd::upgrade_disk(&image, "2.0")?;
-    eprintln!(
-        "systemd image {} ({}) + upgrade disk in {:.1?}",
-        image.dir.display(),
-        if image.cached { "cached" } else { "built" },
-        t.elapsed()
-    );
     let work = tempfile::tempdir()?;
     let disk = image.overlay(&work.path().join("disk.qcow2"))?;
 

@@ -48,15 +48,8 @@ pub(crate) struct Releases {
 }
 
 pub(crate) fn releases() -> Result<Releases> {
-    let t = Instant::now();
     let image = VmImage::build(&with_strata(ImageSpec::new("1"))?)?;
     let (v2_disk, v2_commit) = image.upgrade_disk(&with_strata(ImageSpec::new("2"))?)?;
-    eprintln!(
-        "image {} ({}) + upgrade disk in {:.1?}",
-        image.dir.display(),
-        if image.cached { "cached" } else { "built" },
-        t.elapsed()
-    );
     Ok(Releases {
         image,
         v2_disk,
