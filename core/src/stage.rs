@@ -13,7 +13,7 @@ use ostree::gio;
 use crate::commit::{self, CommitInfo};
 use crate::origin::Origin;
 use crate::progress::OpContext;
-use crate::sysroot::{deployment_id, origin_to_keyfile, Sysroot, STAGED_LOCKED_PATH};
+use crate::sysroot::{deployment_id, Sysroot, STAGED_LOCKED_PATH};
 
 /// The result of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub(crate) fn write(
 ) -> Result<Outcome> {
     ctx.check_cancelled()?;
     let os = sysroot.ostree();
-    let keyfile = origin_to_keyfile(new.origin)?;
+    let keyfile = new.origin.to_keyfile();
     let kargs_refs: Option<Vec<&str>> = new
         .kargs
         .as_ref()

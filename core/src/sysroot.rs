@@ -224,11 +224,3 @@ pub(crate) fn new_ref(d: &ostree::Deployment) -> ostree::Deployment {
 pub fn deployment_id(d: &ostree::Deployment) -> String {
     format!("{}-{}.{}", d.osname(), d.csum(), d.deployserial())
 }
-
-/// Convert a libostree origin keyfile from our origin text.
-pub(crate) fn origin_to_keyfile(origin: &Origin) -> Result<glib::KeyFile> {
-    let kf = glib::KeyFile::new();
-    kf.load_from_data(&origin.to_string(), glib::KeyFileFlags::KEEP_COMMENTS)
-        .context("Converting origin for libostree")?;
-    Ok(kf)
-}

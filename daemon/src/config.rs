@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use ostree::glib;
 
 /// `AutomaticUpdatePolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,11 +67,29 @@ impl Default for Config {
     }
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(anyhow!("Invalid {key} {other:?}: expected true or false")),
+/// The `[Daemon]` group of the key file, read with glib's `GKeyFile` (as rpm-ostree does).
+const GROUP: &str = "Daemon";
+
+/// The `[Daemon]` keys Strata reads (`Recommends` is rpm-ostree's, meaningless here).
+const KNOWN_KEYS: &[&str] = &[
+    "AutomaticUpdatePolicy",
+    "IdleExitTimeout",
+    "LockLayering",
+    "RebootCommand",
+    "Recommends",
+];
+
+/// `[Daemon] key` as a trimmed string; `None` when the group or key is absent.
+fn daemon_key(kf: &glib::KeyFile, key: &str) -> Result<Option<String>> {
+    match kf.string(GROUP, key) {
+        Ok(v) => Ok(Some(v.trim().to_string())),
+        Err(e)
+            if e.matches(glib::KeyFileError::GroupNotFound)
+                || e.matches(glib::KeyFileError::KeyNotFound) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!("Invalid {key} in [{GROUP}]: {}", e.message())),
     }
 }
 
@@ -78,48 +97,43 @@ impl Config {
     /// Parse the key-file text. Unknown keys and groups are ignored (with a warning) so a
     /// config written for rpm-ostree keeps working.
     pub(crate) fn parse(text: &str) -> Result<Config> {
+        let kf = glib::KeyFile::new();
+        kf.load_from_data(text, glib::KeyFileFlags::NONE)
+            .map_err(|e| anyhow!("Not a valid key file: {}", e.message()))?;
         let mut c = Config::default();
-        let mut group = String::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                group = g.to_string();
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                return Err(anyhow!(
-                    "line {}: expected KEY=VALUE, found {line:?}",
-                    n + 1
-                ));
+        if let Some(v) = daemon_key(&kf, "AutomaticUpdatePolicy")? {
+            c.automatic_update_policy = AutomaticUpdatePolicy::parse(&v)?;
+        }
+        if let Some(v) = daemon_key(&kf, "IdleExitTimeout")? {
+            c.idle_exit_timeout = v
+                .parse()
+                .with_context(|| format!("Invalid IdleExitTimeout {v:?}"))?;
+        }
+        if let Some(v) = daemon_key(&kf, "LockLayering")? {
+            c.lock_layering = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(anyhow!(
+                        "Invalid LockLayering {other:?}: expected true or false"
+                    ))
+                }
             };
-            let (k, v) = (k.trim(), v.trim());
-            if group != "Daemon" {
-                continue;
+        }
+        if let Some(v) = daemon_key(&kf, "RebootCommand")? {
+            let argv: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+            if argv.is_empty() {
+                return Err(anyhow!(
+                    "Invalid RebootCommand: expected a program and its arguments"
+                ));
             }
-            match k {
-                "AutomaticUpdatePolicy" => {
-                    c.automatic_update_policy = AutomaticUpdatePolicy::parse(v)?
+            c.reboot_command = argv;
+        }
+        if let Ok(keys) = kf.keys(GROUP) {
+            for key in keys.iter() {
+                if !KNOWN_KEYS.contains(&key.as_str()) {
+                    tracing::warn!("Ignoring unknown key {:?} in [{GROUP}]", key.as_str());
                 }
-                "IdleExitTimeout" => {
-                    c.idle_exit_timeout = v
-                        .parse()
-                        .with_context(|| format!("Invalid IdleExitTimeout {v:?}"))?
-                }
-                "LockLayering" => c.lock_layering = parse_bool(k, v)?,
-                "RebootCommand" => {
-                    let argv: Vec<String> = v.split_whitespace().map(str::to_string).collect();
-                    if argv.is_empty() {
-                        return Err(anyhow!(
-                            "Invalid RebootCommand: expected a program and its arguments"
-                        ));
-                    }
-                    c.reboot_command = argv;
-                }
-                "Recommends" => {}
-                other => tracing::warn!("Ignoring unknown key {other:?} in [Daemon]"),
             }
         }
         Ok(c)
@@ -151,6 +165,11 @@ mod tests {
         assert_eq!(Config::parse("").unwrap(), Config::default());
         assert!(Config::parse("[Daemon]\nIdleExitTimeout=x\n").is_err());
         assert!(Config::parse("[Daemon]\nAutomaticUpdatePolicy=bogus\n").is_err());
+        assert!(Config::parse("[Daemon]\nLockLayering=maybe\n").is_err());
+        let err = Config::parse("IdleExitTimeout=5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("Not a valid key file"), "{err}");
     }
 
     #[test]
