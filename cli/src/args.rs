@@ -252,22 +252,22 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct KargsArgs {
-    /// Append kernel argument; useful with e.g. console= that can be used multiple times.
-    /// empty value for an argument is allowed
+    /// Append a kernel argument, also when it is already there; useful with e.g. console=,
+    /// which can be given several times. An empty value (KEY=) is allowed
     #[arg(long, value_name = "KEY=VALUE")]
     pub append: Vec<String>,
-    /// Like --append, but does nothing if the key is already present
+    /// Like --append, but does nothing if exactly this argument is already present
     #[arg(long, value_name = "KEY=VALUE")]
     pub append_if_missing: Vec<String>,
-    /// Delete a specific kernel argument key/val pair or an entire argument with a single
-    /// key/value pair
+    /// Delete a kernel argument: KEY=VALUE removes that pair, a bare KEY removes the key's only
+    /// value (it fails when the key has several)
     #[arg(long, value_name = "KEY=VALUE")]
     pub delete: Vec<String>,
-    /// Like --delete, but does nothing if the key is already missing
+    /// Like --delete, but does nothing unless exactly this argument is present
     #[arg(long, value_name = "KEY=VALUE")]
     pub delete_if_present: Vec<String>,
-    /// Replace existing kernel argument, the user is also able to replace an argument with
-    /// KEY=VALUE if only one value exist for that argument
+    /// Replace a kernel argument: KEY=OLD=NEW changes one value, KEY=VALUE sets the value of a
+    /// key that has only one
     #[arg(long, value_name = "KEY=VALUE=NEWVALUE")]
     pub replace: Vec<String>,
     /// Use an editor to modify the kernel arguments

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::kargs::{Kargs, KargsEdit};
+use crate::kargs::{self, KargsEdit};
 use crate::progress::OpContext;
 use crate::stage::{self, NewDeployment, Outcome};
 use crate::sysroot::Sysroot;
@@ -48,11 +48,11 @@ pub fn current_kargs(
     sysroot: &Sysroot,
     osname: Option<&str>,
     deploy_index: Option<usize>,
-) -> Result<Kargs> {
+) -> Result<Vec<String>> {
     let osname = sysroot.resolve_osname(osname)?;
     let d = source_deployment(sysroot, &osname, deploy_index)?;
     let text = sysroot.deployment_kargs(&d);
-    Kargs::parse(&text).with_context(|| format!("Parsing the kernel arguments {text:?}"))
+    kargs::split(&text).with_context(|| format!("Parsing the kernel arguments {text:?}"))
 }
 
 /// Apply `opts.edit` and write a new deployment of the merge deployment's commit and origin
@@ -64,12 +64,12 @@ pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<
     let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
     let merge = sysroot.merge_deployment(&osname)?;
     let current = match &opts.existing {
-        Some(text) => Kargs::parse(text)
+        Some(text) => kargs::split(text)
             .with_context(|| format!("Parsing the existing kernel arguments {text:?}"))?,
         None => current_kargs(sysroot, Some(&osname), opts.deploy_index)?,
     };
     let new = opts.edit.apply(&current)?;
-    let merge_kargs = Kargs::parse(&sysroot.deployment_kargs(&merge)).unwrap_or_default();
+    let merge_kargs = kargs::split(&sysroot.deployment_kargs(&merge)).unwrap_or_default();
     if new == merge_kargs {
         ctx.message("Kernel arguments are unchanged");
         return Ok(Outcome::Unchanged);
@@ -84,7 +84,7 @@ pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<
             osname: &osname,
             revision: &revision,
             origin: &origin,
-            kargs: Some(new.to_argv()),
+            kargs: Some(new),
             lock_finalization: opts.lock_finalization,
         },
         ctx,

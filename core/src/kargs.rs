@@ -1,31 +1,26 @@
-//! Kernel command line parsing and editing, with `rpm-ostree kargs` semantics.
+//! Kernel command line editing with `rpm-ostree kargs` semantics, on libostree's
+//! `OstreeKernelArgs` (what rpm-ostree applies).
 //!
-//! This module is pure: it never touches the filesystem. It turns the BLS
-//! `options` line into a list of [`Karg`]s, validates user-supplied
-//! arguments, and applies the edits `rpm-ostree kargs` offers (`--append`,
-//! `--append-if-missing`, `--delete`, `--delete-if-present`, `--replace`, and
-//! a full replacement from `--editor` or the D-Bus `final-kernel-args`).
+//! Strata adds input validation before anything reaches libostree: every argument a user
+//! gives must be one line of printable text with a non-empty key and balanced quotes.
 //!
-//! # Syntax
+//! # Semantics (rpm-ostree 2024.1 and later, which these tests pin)
 //!
-//! A command line is a whitespace-separated list of arguments. An argument is
-//! `KEY` or `KEY=VALUE`; it is split on its first `=`, so a value may itself
-//! contain `=` (`root=UUID=abc`). A value may be double-quoted to contain
-//! spaces (`foo="a b"`); the quotes are kept verbatim in the stored text,
-//! exactly as the kernel expects to see them. Order is preserved and a key may
-//! appear several times (`console=tty0 console=ttyS0`).
-//!
-//! # Identical duplicates
-//!
-//! Occurrences of a key that are textually identical (`quiet quiet`) cannot be
-//! told apart, so they count as one argument: deleting it removes all of them
-//! and replacing it rewrites all of them. Only *different* values for one key
-//! make a bare-key `--delete` or a `KEY=VALUE` `--replace` ambiguous.
+//! The edits apply in rpm-ostree's order: delete, replace, append, append-if-missing,
+//! delete-if-present.
+//! - `--append=ARG` always appends, also when `ARG` is already there (`quiet quiet`): it is
+//!   how a key gets several values (`console=tty0 console=ttyS0`).
+//! - `--append-if-missing=ARG` appends unless exactly `ARG` is present.
+//! - `--delete=KEY` removes the key's only value; with several values it fails ("Multiple
+//!   values for key ..."). `--delete=KEY=VALUE` removes the first occurrence of exactly that.
+//! - `--delete-if-present=ARG` deletes only when exactly `ARG` was in the starting command
+//!   line.
+//! - `--replace=KEY=VALUE` sets the value of a key that has exactly one; `--replace=KEY=OLD=NEW`
+//!   changes the first `KEY=OLD` to `KEY=NEW`, however many values the key has.
 
 use std::fmt;
-use std::str::FromStr;
 
-/// Which edit an error came from; used to phrase messages and hints.
+/// Which edit an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KargsOp {
     /// `--append`
@@ -51,22 +46,6 @@ impl KargsOp {
             KargsOp::Replace => "--replace",
         }
     }
-
-    fn verb(self) -> &'static str {
-        match self {
-            KargsOp::Append | KargsOp::AppendIfMissing => "append",
-            KargsOp::Delete | KargsOp::DeleteIfPresent => "delete",
-            KargsOp::Replace => "replace",
-        }
-    }
-
-    /// How to name one of several values for `key` with this edit.
-    fn disambiguation_hint(self, key: &str) -> String {
-        match self {
-            KargsOp::Replace => format!("{}={key}=OLD=NEW", self.flag()),
-            _ => format!("{}={key}=VALUE", self.flag()),
-        }
-    }
 }
 
 impl fmt::Display for KargsOp {
@@ -75,12 +54,8 @@ impl fmt::Display for KargsOp {
     }
 }
 
-/// Errors from parsing, validating or editing kernel arguments.
-///
-/// Every message names the offending argument (debug-escaped, so control
-/// characters are visible) and says what was expected instead.
+/// Errors from validating or applying kernel argument edits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum KargsError {
     /// The argument is the empty string.
     #[error("kernel argument is empty; expected KEY or KEY=VALUE")]
@@ -138,55 +113,15 @@ pub enum KargsError {
         /// The offending argument.
         arg: String,
     },
-    /// `--append` of an argument that is already present with that exact
-    /// value.
-    #[error(
-        "kernel argument {arg:?} is already present; use --append-if-missing to add it only when absent"
-    )]
-    AlreadyPresent {
-        /// The argument that is already present.
-        arg: String,
-    },
-    /// No argument has this key.
-    #[error("no kernel argument with key {key:?} to {}", .op.verb())]
-    KeyNotFound {
+    /// libostree refused an edit (no such key or value, several values for a bare key).
+    #[error("{op}={arg}: {message}")]
+    Edit {
         /// The edit that failed.
         op: KargsOp,
-        /// The key that was looked for.
-        key: String,
-    },
-    /// The exact `KEY=VALUE` argument is not present.
-    #[error("no kernel argument {arg:?} to {}", .op.verb())]
-    ArgNotFound {
-        /// The edit that failed.
-        op: KargsOp,
-        /// The exact argument that was looked for.
+        /// The argument as given.
         arg: String,
-    },
-    /// `--replace=KEY=OLD=NEW` where `KEY=OLD` is not present.
-    #[error(
-        "no kernel argument {old:?} to replace: {arg:?} is read as KEY=OLD=NEW; to set a value that contains '=', give the current value too: KEY=CURRENT=NEW"
-    )]
-    ReplaceOldNotFound {
-        /// The `--replace` argument as given.
-        arg: String,
-        /// The `KEY=OLD` argument that was looked for.
-        old: String,
-    },
-    /// A bare key names several different values.
-    #[error(
-        "key {key:?} has several values ({}); say which one: {}",
-        .values.join(", "),
-        .op.disambiguation_hint(.key)
-    )]
-    AmbiguousKey {
-        /// The edit that failed.
-        op: KargsOp,
-        /// The ambiguous key.
-        key: String,
-        /// The distinct values, in command-line order (`(no value)` for a
-        /// bare occurrence of the key).
-        values: Vec<String>,
+        /// libostree's message, e.g. "Multiple values for key 'console' found".
+        message: String,
     },
     /// `--replace` needs `KEY=VALUE` or `KEY=OLD=NEW`.
     #[error(
@@ -249,327 +184,34 @@ pub fn validate_arg(arg: &str) -> Result<(), KargsError> {
     Ok(())
 }
 
-/// Split `arg` on its first `=` without validating it.
-fn split_arg(arg: &str) -> (&str, Option<&str>) {
-    match arg.split_once('=') {
-        Some((k, v)) => (k, Some(v)),
-        None => (arg, None),
-    }
-}
-
-/// Split `rest` (the text after `KEY=`) on its first `=` outside double
-/// quotes, for the `KEY=OLD=NEW` form of `--replace`.
-fn split_unquoted_eq(rest: &str) -> Option<(&str, &str)> {
+/// Split a command line into arguments at whitespace outside double quotes.
+///
+/// Not `KernelArgs::from_string`: libostree 2022.7 (Debian 12) splits at every space, also
+/// inside quotes, which breaks `foo="a b"`; libostree 2024.5 fixed that. Each argument is
+/// checked with [`validate_arg`].
+pub fn split(cmdline: &str) -> Result<Vec<String>, KargsError> {
+    let mut args = Vec::new();
+    let mut current = String::new();
     let mut in_quote = false;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '"' => in_quote = !in_quote,
-            '=' if !in_quote => {
-                return Some((rest.get(..i)?, rest.get(i..)?.strip_prefix('=')?));
+    for c in cmdline.chars() {
+        if c == '"' {
+            in_quote = !in_quote;
+        }
+        if !in_quote && is_separator(c) {
+            if !current.is_empty() {
+                args.push(std::mem::take(&mut current));
             }
-            _ => {}
+        } else {
+            current.push(c);
         }
     }
-    None
-}
-
-/// One kernel argument: `key` or `key=value`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Karg {
-    key: String,
-    value: Option<String>,
-}
-
-impl Karg {
-    /// Validate and parse a single argument (see [`validate_arg`]).
-    pub fn parse(arg: &str) -> Result<Karg, KargsError> {
-        validate_arg(arg)?;
-        let (key, value) = split_arg(arg);
-        Ok(Karg {
-            key: key.to_owned(),
-            value: value.map(str::to_owned),
-        })
+    if !current.is_empty() {
+        args.push(current);
     }
-
-    /// The key: the text before the first `=`.
-    pub fn key(&self) -> &str {
-        &self.key
+    for a in &args {
+        validate_arg(a)?;
     }
-
-    /// The value: the text after the first `=` (quotes included), or `None`
-    /// for a bare key. `foo=` has the value `Some("")`.
-    pub fn value(&self) -> Option<&str> {
-        self.value.as_deref()
-    }
-
-    fn matches(&self, key: &str, value: Option<&str>) -> bool {
-        self.key == key && self.value.as_deref() == value
-    }
-}
-
-impl fmt::Display for Karg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(v) => write!(f, "{}={}", self.key, v),
-            None => f.write_str(&self.key),
-        }
-    }
-}
-
-impl FromStr for Karg {
-    type Err = KargsError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Karg::parse(s)
-    }
-}
-
-/// An ordered kernel command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Kargs {
-    args: Vec<Karg>,
-}
-
-impl Kargs {
-    /// Parse a whole command line (e.g. a BLS `options` line).
-    ///
-    /// Arguments are separated by runs of whitespace (space, tab, newline,
-    /// ...) outside double quotes; leading and trailing whitespace is
-    /// ignored, so an empty or blank line gives no arguments. Each argument is
-    /// then validated with [`validate_arg`].
-    pub fn parse(cmdline: &str) -> Result<Kargs, KargsError> {
-        let mut tokens: Vec<String> = Vec::new();
-        let mut cur = String::new();
-        let mut in_quote = false;
-        for c in cmdline.chars() {
-            if !in_quote && is_separator(c) {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-                continue;
-            }
-            if c == '"' {
-                in_quote = !in_quote;
-            }
-            cur.push(c);
-        }
-        if !cur.is_empty() {
-            tokens.push(cur);
-        }
-        Kargs::from_argv(&tokens)
-    }
-
-    /// Build from already-split arguments; each element must be one valid
-    /// argument (it is not split further).
-    pub fn from_argv(argv: &[impl AsRef<str>]) -> Result<Kargs, KargsError> {
-        let args = argv
-            .iter()
-            .map(|a| Karg::parse(a.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Kargs { args })
-    }
-
-    /// The arguments as strings, in order.
-    pub fn to_argv(&self) -> Vec<String> {
-        self.args.iter().map(Karg::to_string).collect()
-    }
-
-    /// Iterate over the arguments in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Karg> {
-        self.args.iter()
-    }
-
-    /// Number of arguments.
-    pub fn len(&self) -> usize {
-        self.args.len()
-    }
-
-    /// Whether there are no arguments.
-    pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
-    }
-
-    /// All values for `key`, in order; `None` for a bare occurrence.
-    pub fn get(&self, key: &str) -> Vec<Option<&str>> {
-        self.args
-            .iter()
-            .filter(|a| a.key == key)
-            .map(Karg::value)
-            .collect()
-    }
-
-    /// Whether the exact argument is present: `KEY` matches only a bare
-    /// `KEY`, `KEY=VALUE` only that value.
-    pub fn contains(&self, arg: &str) -> bool {
-        let (key, value) = split_arg(arg);
-        self.args.iter().any(|a| a.matches(key, value))
-    }
-
-    /// `--append`: add `arg` at the end. Another value for the same key is
-    /// fine (`console=tty0` then `console=ttyS0`), but the exact argument
-    /// already being present is an error.
-    pub fn append(&mut self, arg: &str) -> Result<(), KargsError> {
-        let karg = Karg::parse(arg)?;
-        if self.contains(arg) {
-            return Err(KargsError::AlreadyPresent {
-                arg: arg.to_owned(),
-            });
-        }
-        self.args.push(karg);
-        Ok(())
-    }
-
-    /// `--append-if-missing`: add `arg` at the end unless the exact argument
-    /// is already present.
-    pub fn append_if_missing(&mut self, arg: &str) -> Result<(), KargsError> {
-        let karg = Karg::parse(arg)?;
-        if !self.contains(arg) {
-            self.args.push(karg);
-        }
-        Ok(())
-    }
-
-    /// `--delete`: remove `KEY=VALUE` exactly, or the single argument with
-    /// key `KEY`. Errors if nothing matches or a bare key has several values.
-    pub fn delete(&mut self, arg: &str) -> Result<(), KargsError> {
-        self.delete_impl(arg, KargsOp::Delete)
-    }
-
-    /// `--delete-if-present`: like [`Kargs::delete`], but nothing matching is
-    /// not an error. A bare key with several values still is.
-    pub fn delete_if_present(&mut self, arg: &str) -> Result<(), KargsError> {
-        self.delete_impl(arg, KargsOp::DeleteIfPresent)
-    }
-
-    fn delete_impl(&mut self, arg: &str, op: KargsOp) -> Result<(), KargsError> {
-        let karg = Karg::parse(arg)?;
-        let missing_ok = op == KargsOp::DeleteIfPresent;
-        match karg.value() {
-            Some(value) => {
-                if !self.contains(arg) {
-                    if missing_ok {
-                        return Ok(());
-                    }
-                    return Err(KargsError::ArgNotFound {
-                        op,
-                        arg: arg.to_owned(),
-                    });
-                }
-                self.args.retain(|a| !a.matches(karg.key(), Some(value)));
-            }
-            None => {
-                let key = karg.key();
-                if !self.has_single_value(key, op)? {
-                    if missing_ok {
-                        return Ok(());
-                    }
-                    return Err(KargsError::KeyNotFound {
-                        op,
-                        key: key.to_owned(),
-                    });
-                }
-                self.args.retain(|a| a.key != key);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `key` is present, treating identical occurrences as one; an
-    /// [`KargsError::AmbiguousKey`] if it has several different values.
-    fn has_single_value(&self, key: &str, op: KargsOp) -> Result<bool, KargsError> {
-        let mut distinct: Vec<Option<&str>> = Vec::new();
-        for v in self.get(key) {
-            if !distinct.contains(&v) {
-                distinct.push(v);
-            }
-        }
-        if distinct.len() > 1 {
-            return Err(KargsError::AmbiguousKey {
-                op,
-                key: key.to_owned(),
-                values: distinct
-                    .iter()
-                    .map(|v| v.unwrap_or("(no value)").to_owned())
-                    .collect(),
-            });
-        }
-        Ok(!distinct.is_empty())
-    }
-
-    /// `--replace`: either `KEY=VALUE`, where `KEY` must be present with a
-    /// single value, which becomes `VALUE`; or `KEY=OLD=NEW`, where the exact
-    /// argument `KEY=OLD` becomes `KEY=NEW`.
-    ///
-    /// The argument is split on its first two `=` outside double quotes, so
-    /// `root=UUID=abc` means "replace `root=UUID` with `root=abc`"; to set a
-    /// value containing `=`, give the current value too
-    /// (`root=/dev/sda1=UUID=abc`).
-    pub fn replace(&mut self, arg: &str) -> Result<(), KargsError> {
-        validate_arg(arg)?;
-        let Some((key, rest)) = arg.split_once('=') else {
-            return Err(KargsError::ReplaceNeedsValue {
-                arg: arg.to_owned(),
-            });
-        };
-        match split_unquoted_eq(rest) {
-            None => {
-                if !self.has_single_value(key, KargsOp::Replace)? {
-                    return Err(KargsError::KeyNotFound {
-                        op: KargsOp::Replace,
-                        key: key.to_owned(),
-                    });
-                }
-                for a in self.args.iter_mut().filter(|a| a.key == key) {
-                    a.value = Some(rest.to_owned());
-                }
-            }
-            Some((old, new)) => {
-                let old_arg = format!("{key}={old}");
-                if !self.contains(&old_arg) {
-                    return Err(KargsError::ReplaceOldNotFound {
-                        arg: arg.to_owned(),
-                        old: old_arg,
-                    });
-                }
-                // The whole argument was valid, but make sure the new one is
-                // too (quotes could be split unevenly between OLD and NEW).
-                let replacement = Karg::parse(&format!("{key}={new}"))?;
-                for a in self.args.iter_mut().filter(|a| a.matches(key, Some(old))) {
-                    *a = replacement.clone();
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Kargs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, a) in self.args.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{a}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Kargs {
-    type Err = KargsError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kargs::parse(s)
-    }
-}
-
-impl<'a> IntoIterator for &'a Kargs {
-    type Item = &'a Karg;
-    type IntoIter = std::slice::Iter<'a, Karg>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.args.iter()
-    }
+    Ok(args)
 }
 
 /// A set of edits, as the CLI / D-Bus gives them.
@@ -612,7 +254,7 @@ impl KargsEdit {
             if self.has_individual_edits() {
                 return Err(KargsError::ReplaceAllExclusive);
             }
-            Kargs::parse(all)?;
+            split(all)?;
             return Ok(());
         }
         for arg in self
@@ -633,145 +275,281 @@ impl KargsEdit {
         Ok(())
     }
 
-    /// Apply the edits to `current` and return the result; `current` is never
-    /// modified, so an error leaves nothing half-done.
-    ///
-    /// A `replace_all` is parsed and returned as is. Otherwise the edits run
-    /// in this order, each list in its own order: delete, replace, append,
-    /// append-if-missing, delete-if-present.
-    pub fn apply(&self, current: &Kargs) -> Result<Kargs, KargsError> {
+    /// Apply the edits to the arguments `current` and return the result; an error leaves
+    /// nothing half-done (the caller's arguments are never modified).
+    pub fn apply(&self, current: &[String]) -> Result<Vec<String>, KargsError> {
         self.validate()?;
         if let Some(all) = &self.replace_all {
-            return Kargs::parse(all);
+            return split(all);
         }
-        let mut next = current.clone();
+        let kargs = ostree::KernelArgs::new();
+        kargs.append_argv(&current.iter().map(String::as_str).collect::<Vec<_>>());
+        fn failed(op: KargsOp, arg: &str) -> impl FnOnce(ostree::glib::Error) -> KargsError + '_ {
+            move |e| KargsError::Edit {
+                op,
+                arg: arg.to_string(),
+                message: e.message().to_string(),
+            }
+        }
         for arg in &self.delete {
-            next.delete(arg)?;
+            kargs.delete(arg).map_err(failed(KargsOp::Delete, arg))?;
         }
         for arg in &self.replace {
-            next.replace(arg)?;
+            kargs
+                .new_replace(arg)
+                .map_err(failed(KargsOp::Replace, arg))?;
         }
         for arg in &self.append {
-            next.append(arg)?;
+            kargs.append(arg);
         }
         for arg in &self.append_if_missing {
-            next.append_if_missing(arg)?;
+            if !strv(&kargs).contains(arg) {
+                kargs.append(arg);
+            }
         }
         for arg in &self.delete_if_present {
-            next.delete_if_present(arg)?;
+            if current.contains(arg) {
+                kargs
+                    .delete(arg)
+                    .map_err(failed(KargsOp::DeleteIfPresent, arg))?;
+            }
         }
-        Ok(next)
+        Ok(strv(&kargs))
     }
+}
+
+fn strv(kargs: &ostree::KernelArgs) -> Vec<String> {
+    kargs.to_strv().iter().map(|s| s.to_string()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn k(s: &str) -> Kargs {
-        Kargs::parse(s).unwrap()
-    }
-
     fn err_text(r: Result<impl fmt::Debug, KargsError>) -> String {
         r.unwrap_err().to_string()
     }
 
-    // --- parsing ---
-
-    #[test]
-    fn parse_collapses_whitespace_and_trims() {
-        let a = k("  quiet \t rhgb\n  root=/dev/sda1  ");
-        assert_eq!(a.to_argv(), ["quiet", "rhgb", "root=/dev/sda1"]);
-        assert_eq!(a.to_string(), "quiet rhgb root=/dev/sda1");
+    fn argv(s: &str) -> Vec<String> {
+        split(s).unwrap()
     }
 
-    #[test]
-    fn parse_empty_and_blank_lines() {
-        assert!(k("").is_empty());
-        assert!(k("   \t ").is_empty());
-        assert_eq!(k("").to_string(), "");
+    fn apply(current: &str, f: impl FnOnce(&mut KargsEdit)) -> Result<Vec<String>, KargsError> {
+        let mut e = KargsEdit::default();
+        f(&mut e);
+        e.apply(&argv(current))
     }
 
-    #[test]
-    fn parse_quoted_value_keeps_quotes_and_spaces() {
-        let a = k(r#"foo="a b  c" bar"#);
-        assert_eq!(a.len(), 2);
-        let first = a.iter().next().unwrap();
-        assert_eq!(first.key(), "foo");
-        assert_eq!(first.value(), Some(r#""a b  c""#));
-        assert_eq!(a.to_string(), r#"foo="a b  c" bar"#);
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn parse_value_with_equals_splits_on_first() {
-        let a = k("root=UUID=abc-123 x==y");
-        assert_eq!(a.get("root"), [Some("UUID=abc-123")]);
-        assert_eq!(a.get("x"), [Some("=y")]);
-        assert!(a.contains("root=UUID=abc-123"));
-        assert!(!a.contains("root=UUID"));
-    }
+    // --- splitting ---
 
     #[test]
-    fn parse_keeps_duplicates_and_order() {
-        let a = k("console=tty0 quiet console=ttyS0,115200 quiet");
-        assert_eq!(a.get("console"), [Some("tty0"), Some("ttyS0,115200")]);
-        assert_eq!(a.get("quiet"), [None, None]);
-        assert_eq!(a.get("absent"), Vec::<Option<&str>>::new());
+    fn split_collapses_whitespace_and_keeps_quoted_spaces() {
         assert_eq!(
-            a.to_argv(),
-            ["console=tty0", "quiet", "console=ttyS0,115200", "quiet"]
+            argv("  quiet \t rhgb\n  root=/dev/sda1  "),
+            ["quiet", "rhgb", "root=/dev/sda1"]
+        );
+        assert_eq!(argv(r#"a foo="x y" b"#), ["a", r#"foo="x y""#, "b"]);
+        assert!(argv("").is_empty());
+        assert!(argv(" \n ").is_empty());
+        assert!(matches!(
+            split(r#"foo="x y"#),
+            Err(KargsError::UnbalancedQuote { .. })
+        ));
+        assert!(matches!(
+            split("foo=\"a\nb\""),
+            Err(KargsError::Newline { .. })
+        ));
+    }
+
+    // --- rpm-ostree's edit semantics (see the module docs) ---
+
+    #[test]
+    fn append_of_a_present_argument_duplicates_it() {
+        // rpm-ostree: `kargs --append=quiet` with quiet present gives `quiet quiet`.
+        assert_eq!(
+            apply("rw quiet", |e| e.append = strings(&["quiet"])).unwrap(),
+            ["rw", "quiet", "quiet"]
+        );
+        // Several values for one key is what --append is for.
+        assert_eq!(
+            apply("console=tty0", |e| e.append = strings(&["console=ttyS0"])).unwrap(),
+            ["console=tty0", "console=ttyS0"]
         );
     }
 
     #[test]
-    fn empty_value_is_distinct_from_bare_key() {
-        let a = k("foo= bar");
-        assert_eq!(a.get("foo"), [Some("")]);
-        assert_eq!(a.get("bar"), [None]);
-        assert!(a.contains("foo="));
-        assert!(!a.contains("foo"));
-        assert_eq!(a.to_string(), "foo= bar");
-    }
-
-    #[test]
-    fn parse_round_trips_through_display() {
-        let line = r#"BOOT_IMAGE=(hd0,gpt2)/vmlinuz root=UUID=1-2 rw dyndbg="file foo.c +p" console=tty0 console=ttyS0 ostree=/ostree/boot.1/x/0 x="" y="a=b""#;
-        let a = k(line);
-        assert_eq!(a.to_string(), line);
-        assert_eq!(k(&a.to_string()), a);
-        assert_eq!(line.parse::<Kargs>().unwrap(), a);
-    }
-
-    #[test]
-    fn parse_rejects_unterminated_quote() {
-        let e = Kargs::parse(r#"quiet foo="a b"#).unwrap_err();
+    fn append_if_missing_compares_the_whole_argument() {
         assert_eq!(
-            e,
-            KargsError::UnbalancedQuote {
-                arg: r#"foo="a b"#.into()
-            }
+            apply("rw quiet", |e| e.append_if_missing =
+                strings(&["quiet", "new"]))
+            .unwrap(),
+            ["rw", "quiet", "new"]
+        );
+        // Same key, other value: not "missing"-equal, so it is appended.
+        assert_eq!(
+            apply("crashkernel=1G", |e| e.append_if_missing =
+                strings(&["crashkernel=auto"]))
+            .unwrap(),
+            ["crashkernel=1G", "crashkernel=auto"]
+        );
+        // --append foo --append-if-missing foo gives one foo (append runs first).
+        assert_eq!(
+            apply("", |e| {
+                e.append = strings(&["foo"]);
+                e.append_if_missing = strings(&["foo"]);
+            })
+            .unwrap(),
+            ["foo"]
         );
     }
 
     #[test]
-    fn parse_rejects_newline_inside_quotes() {
-        let e = Kargs::parse("foo=\"a\nb\" quiet").unwrap_err();
-        assert!(matches!(e, KargsError::Newline { ref arg } if arg == "foo=\"a\nb\""));
-    }
-
-    #[test]
-    fn from_argv_does_not_split_and_validates() {
-        let a = Kargs::from_argv(&["quiet", r#"foo="a b""#]).unwrap();
-        assert_eq!(a.to_argv(), ["quiet", r#"foo="a b""#]);
-        let e = Kargs::from_argv(&["quiet", "a b"]).unwrap_err();
-        assert_eq!(e, KargsError::UnquotedWhitespace { arg: "a b".into() });
+    fn delete_bare_key_needs_a_single_value() {
         assert_eq!(
-            Kargs::from_argv(&[String::new()]).unwrap_err(),
-            KargsError::Empty
+            apply("rw quiet console=tty0", |e| e.delete =
+                strings(&["console"]))
+            .unwrap(),
+            ["rw", "quiet"]
+        );
+        let err = err_text(apply("console=tty0 console=ttyS0", |e| {
+            e.delete = strings(&["console"])
+        }));
+        assert!(err.starts_with("--delete=console: "), "{err}");
+        assert!(err.contains("Multiple values for key 'console'"), "{err}");
+        // Exact KEY=VALUE picks one of several.
+        assert_eq!(
+            apply("console=tty0 console=ttyS0", |e| e.delete =
+                strings(&["console=ttyS0"]))
+            .unwrap(),
+            ["console=tty0"]
         );
     }
 
-    // --- validation ---
+    #[test]
+    fn delete_of_a_duplicate_removes_the_first_occurrence() {
+        assert_eq!(
+            apply("quiet rw quiet", |e| e.delete = strings(&["quiet"])).unwrap(),
+            ["rw", "quiet"]
+        );
+        assert_eq!(
+            apply("k=v k=v", |e| e.delete = strings(&["k=v"])).unwrap(),
+            ["k=v"]
+        );
+    }
+
+    #[test]
+    fn delete_of_something_absent_fails() {
+        let err = err_text(apply("rw", |e| e.delete = strings(&["absent"])));
+        assert!(err.contains("No key 'absent' found"), "{err}");
+        let err = err_text(apply("k=1", |e| e.delete = strings(&["k=2"])));
+        assert!(err.contains("k=2"), "{err}");
+    }
+
+    #[test]
+    fn delete_if_present_looks_at_the_starting_arguments() {
+        assert_eq!(
+            apply("rw quiet", |e| e.delete_if_present =
+                strings(&["quiet", "absent"]))
+            .unwrap(),
+            ["rw"]
+        );
+        // A different value of the key is not "present".
+        assert_eq!(
+            apply("p=NEW", |e| e.delete_if_present = strings(&["p=TEST"])).unwrap(),
+            ["p=NEW"]
+        );
+        // --delete runs first; delete-if-present of the same argument then finds nothing
+        // left to delete and fails, as in rpm-ostree.
+        let err = err_text(apply("foo rw", |e| {
+            e.delete = strings(&["foo"]);
+            e.delete_if_present = strings(&["foo"]);
+        }));
+        assert!(err.starts_with("--delete-if-present=foo: "), "{err}");
+    }
+
+    #[test]
+    fn replace_single_value_and_old_new() {
+        assert_eq!(
+            apply("a foo=bar b", |e| e.replace = strings(&["foo=baz"])).unwrap(),
+            ["a", "foo=baz", "b"]
+        );
+        assert_eq!(
+            apply("foo=bar", |e| e.replace = strings(&["foo=bar=baz"])).unwrap(),
+            ["foo=baz"]
+        );
+        // KEY=OLD=NEW works however many values the key has; KEY=VALUE does not.
+        assert_eq!(
+            apply("console=tty0 console=ttyS0", |e| e.replace =
+                strings(&["console=ttyS0=ttyS1"]))
+            .unwrap(),
+            ["console=tty0", "console=ttyS1"]
+        );
+        let err = err_text(apply("console=tty0 console=ttyS0", |e| {
+            e.replace = strings(&["console=ttyS1"])
+        }));
+        assert!(err.contains("Multiple values for key 'console'"), "{err}");
+        let err = err_text(apply("rw", |e| e.replace = strings(&["nokey=1"])));
+        assert!(err.starts_with("--replace=nokey=1: "), "{err}");
+        assert!(err.contains("nokey"), "{err}");
+        assert_eq!(
+            err_text(apply("rw", |e| e.replace = strings(&["rw"]))),
+            "kernel argument \"rw\" cannot be used with --replace; expected KEY=VALUE or \
+             KEY=OLD=NEW"
+        );
+    }
+
+    #[test]
+    fn order_is_delete_replace_append() {
+        assert_eq!(
+            apply("a=1 b", |e| {
+                e.append = strings(&["a=3"]);
+                e.replace = strings(&["a=2"]);
+                e.delete = strings(&["b"]);
+            })
+            .unwrap(),
+            ["a=2", "a=3"]
+        );
+    }
+
+    #[test]
+    fn replace_all_is_exclusive_and_validated() {
+        assert_eq!(
+            apply("x", |e| e.replace_all = Some("root=LABEL=other ro".into())).unwrap(),
+            ["root=LABEL=other", "ro"]
+        );
+        assert!(apply("x", |e| e.replace_all = Some(String::new()))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            apply("x", |e| {
+                e.replace_all = Some("y".into());
+                e.append = strings(&["z"]);
+            }),
+            Err(KargsError::ReplaceAllExclusive)
+        );
+        assert!(matches!(
+            apply("x", |e| e.replace_all = Some("a \"b".into())),
+            Err(KargsError::UnbalancedQuote { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_input_never_reaches_libostree() {
+        for bad in ["", "=v", "a\nb", "a b", "a\0b", "\"k\"=v"] {
+            assert!(
+                apply("rw", |e| e.append = strings(&[bad])).is_err(),
+                "{bad:?}"
+            );
+            assert!(
+                apply("rw", |e| e.delete = strings(&[bad])).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn validate_accepts_ordinary_args() {
@@ -885,385 +663,4 @@ mod tests {
     }
 
     // --- append ---
-
-    #[test]
-    fn append_adds_at_end_and_allows_other_values() {
-        let mut a = k("console=tty0 quiet");
-        a.append("console=ttyS0").unwrap();
-        a.append("foo=a=b").unwrap();
-        assert_eq!(a.to_string(), "console=tty0 quiet console=ttyS0 foo=a=b");
-    }
-
-    #[test]
-    fn append_exact_duplicate_is_error() {
-        let mut a = k("console=tty0 quiet");
-        assert_eq!(
-            err_text(a.append("console=tty0")),
-            r#"kernel argument "console=tty0" is already present; use --append-if-missing to add it only when absent"#
-        );
-        assert_eq!(
-            a.append("quiet"),
-            Err(KargsError::AlreadyPresent {
-                arg: "quiet".into()
-            })
-        );
-        assert_eq!(a.to_string(), "console=tty0 quiet");
-    }
-
-    #[test]
-    fn append_validates() {
-        let mut a = k("quiet");
-        assert!(matches!(a.append("x\ny"), Err(KargsError::Newline { .. })));
-        assert_eq!(a.to_string(), "quiet");
-    }
-
-    #[test]
-    fn append_if_missing_only_when_absent() {
-        let mut a = k("quiet console=tty0");
-        a.append_if_missing("quiet").unwrap();
-        a.append_if_missing("console=tty0").unwrap();
-        assert_eq!(a.to_string(), "quiet console=tty0");
-        a.append_if_missing("console=ttyS0").unwrap();
-        a.append_if_missing("rhgb").unwrap();
-        assert_eq!(a.to_string(), "quiet console=tty0 console=ttyS0 rhgb");
-        assert_eq!(
-            a.append_if_missing("=x"),
-            Err(KargsError::EmptyKey { arg: "=x".into() })
-        );
-    }
-
-    // --- delete ---
-
-    #[test]
-    fn delete_bare_key_with_single_value() {
-        let mut a = k("quiet root=UUID=abc rw");
-        a.delete("root").unwrap();
-        a.delete("quiet").unwrap();
-        assert_eq!(a.to_string(), "rw");
-    }
-
-    #[test]
-    fn delete_exact_key_value() {
-        let mut a = k("console=tty0 quiet console=ttyS0");
-        a.delete("console=ttyS0").unwrap();
-        assert_eq!(a.to_string(), "console=tty0 quiet");
-    }
-
-    #[test]
-    fn delete_missing_key_is_error() {
-        let mut a = k("quiet");
-        assert_eq!(
-            err_text(a.delete("rhgb")),
-            r#"no kernel argument with key "rhgb" to delete"#
-        );
-        assert_eq!(
-            err_text(a.delete("quiet=1")),
-            r#"no kernel argument "quiet=1" to delete"#
-        );
-        assert_eq!(a.to_string(), "quiet");
-    }
-
-    #[test]
-    fn delete_bare_key_with_several_values_is_error() {
-        let mut a = k("console=tty0 console=ttyS0 quiet");
-        assert_eq!(
-            err_text(a.delete("console")),
-            r#"key "console" has several values (tty0, ttyS0); say which one: --delete=console=VALUE"#
-        );
-        assert_eq!(a.to_string(), "console=tty0 console=ttyS0 quiet");
-    }
-
-    #[test]
-    fn delete_identical_duplicates_removes_all() {
-        let mut a = k("quiet rw quiet console=tty0 console=tty0");
-        a.delete("quiet").unwrap();
-        a.delete("console=tty0").unwrap();
-        assert_eq!(a.to_string(), "rw");
-    }
-
-    #[test]
-    fn delete_mixed_bare_and_valued_key_is_ambiguous() {
-        let mut a = k("foo foo=1");
-        assert_eq!(
-            a.delete("foo"),
-            Err(KargsError::AmbiguousKey {
-                op: KargsOp::Delete,
-                key: "foo".into(),
-                values: vec!["(no value)".into(), "1".into()],
-            })
-        );
-        a.delete("foo=1").unwrap();
-        assert_eq!(a.to_string(), "foo");
-    }
-
-    #[test]
-    fn delete_if_present_tolerates_absence_not_ambiguity() {
-        let mut a = k("quiet console=tty0 console=ttyS0");
-        a.delete_if_present("rhgb").unwrap();
-        a.delete_if_present("console=hvc0").unwrap();
-        a.delete_if_present("quiet").unwrap();
-        assert_eq!(a.to_string(), "console=tty0 console=ttyS0");
-        assert_eq!(
-            err_text(a.delete_if_present("console")),
-            r#"key "console" has several values (tty0, ttyS0); say which one: --delete-if-present=console=VALUE"#
-        );
-        a.delete_if_present("console=tty0").unwrap();
-        assert_eq!(a.to_string(), "console=ttyS0");
-    }
-
-    // --- replace ---
-
-    #[test]
-    fn replace_key_value_form() {
-        let mut a = k("quiet root=/dev/sda1 rw");
-        a.replace("root=UUID").unwrap();
-        assert_eq!(a.to_string(), "quiet root=UUID rw");
-        // A bare key gains a value.
-        a.replace("quiet=1").unwrap();
-        assert_eq!(a.to_string(), "quiet=1 root=UUID rw");
-    }
-
-    #[test]
-    fn replace_key_value_errors() {
-        let mut a = k("console=tty0 console=ttyS0 quiet");
-        assert_eq!(
-            err_text(a.replace("rhgb=1")),
-            r#"no kernel argument with key "rhgb" to replace"#
-        );
-        assert_eq!(
-            err_text(a.replace("console=hvc0")),
-            r#"key "console" has several values (tty0, ttyS0); say which one: --replace=console=OLD=NEW"#
-        );
-        assert_eq!(
-            a.replace("quiet"),
-            Err(KargsError::ReplaceNeedsValue {
-                arg: "quiet".into()
-            })
-        );
-        assert_eq!(a.to_string(), "console=tty0 console=ttyS0 quiet");
-    }
-
-    #[test]
-    fn replace_old_new_form() {
-        let mut a = k("console=tty0 console=ttyS0 quiet");
-        a.replace("console=ttyS0=ttyS1,115200").unwrap();
-        assert_eq!(a.to_string(), "console=tty0 console=ttyS1,115200 quiet");
-        // NEW may contain '='.
-        let mut b = k("root=/dev/sda1");
-        b.replace("root=/dev/sda1=UUID=abc").unwrap();
-        assert_eq!(b.get("root"), [Some("UUID=abc")]);
-    }
-
-    #[test]
-    fn replace_old_new_where_old_absent() {
-        // `root=UUID=abc` is KEY=OLD=NEW, and there is no `root=UUID`.
-        let mut a = k("root=/dev/sda1");
-        let e = a.replace("root=UUID=abc").unwrap_err();
-        assert_eq!(
-            e,
-            KargsError::ReplaceOldNotFound {
-                arg: "root=UUID=abc".into(),
-                old: "root=UUID".into()
-            }
-        );
-        assert!(e
-            .to_string()
-            .starts_with(r#"no kernel argument "root=UUID" to replace"#));
-        assert!(e.to_string().contains("KEY=CURRENT=NEW"));
-        assert_eq!(a.to_string(), "root=/dev/sda1");
-    }
-
-    #[test]
-    fn replace_splits_on_first_two_equals() {
-        // OLD is "UUID", not "UUID=abc", so this does not match `root=UUID=abc`.
-        assert_eq!(
-            k("root=UUID=abc rw").replace("root=UUID=abc=LABEL=root"),
-            Err(KargsError::ReplaceOldNotFound {
-                arg: "root=UUID=abc=LABEL=root".into(),
-                old: "root=UUID".into()
-            })
-        );
-        // ...but a matching `root=UUID` makes it work; NEW keeps its '='.
-        let mut b = k("root=UUID rw");
-        b.replace("root=UUID=abc=LABEL=root").unwrap();
-        assert_eq!(b.to_string(), "root=abc=LABEL=root rw");
-    }
-
-    #[test]
-    fn replace_quoted_equals_is_key_value_form() {
-        let mut a = k(r#"foo=1"#);
-        a.replace(r#"foo="a=b c""#).unwrap();
-        assert_eq!(a.to_string(), r#"foo="a=b c""#);
-    }
-
-    // --- KargsEdit ---
-
-    #[test]
-    fn edit_is_empty() {
-        assert!(KargsEdit::default().is_empty());
-        let e = KargsEdit {
-            replace_all: Some(String::new()),
-            ..Default::default()
-        };
-        assert!(!e.is_empty());
-        let e = KargsEdit {
-            delete_if_present: vec!["quiet".into()],
-            ..Default::default()
-        };
-        assert!(!e.is_empty());
-    }
-
-    #[test]
-    fn edit_applies_in_documented_order() {
-        let current = k("quiet console=tty0 console=ttyS0 root=/dev/sda1");
-        let edit = KargsEdit {
-            // replace after delete: `console` is single-valued by then.
-            delete: vec!["console=ttyS0".into()],
-            replace: vec!["console=hvc0".into(), "root=/dev/sda1=UUID=x".into()],
-            // append-if-missing after append: no AlreadyPresent error.
-            append: vec!["rhgb".into(), "debug".into()],
-            append_if_missing: vec!["rhgb".into()],
-            // delete-if-present last: removes the freshly appended arg.
-            delete_if_present: vec!["debug".into()],
-            replace_all: None,
-        };
-        let out = edit.apply(&current).unwrap();
-        assert_eq!(out.to_string(), "quiet console=hvc0 root=UUID=x rhgb");
-    }
-
-    #[test]
-    fn edit_delete_runs_before_replace() {
-        // delete removes the only `console`, so replace finds no key.
-        let edit = KargsEdit {
-            delete: vec!["console".into()],
-            replace: vec!["console=hvc0".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            edit.apply(&k("console=tty0")),
-            Err(KargsError::KeyNotFound {
-                op: KargsOp::Replace,
-                key: "console".into()
-            })
-        );
-    }
-
-    #[test]
-    fn edit_error_leaves_input_untouched() {
-        let current = k("quiet console=tty0");
-        let edit = KargsEdit {
-            delete: vec!["quiet".into()],
-            append: vec!["console=tty0".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            edit.apply(&current),
-            Err(KargsError::AlreadyPresent {
-                arg: "console=tty0".into()
-            })
-        );
-        assert_eq!(current.to_string(), "quiet console=tty0");
-    }
-
-    #[test]
-    fn edit_validate_checks_every_arg() {
-        let edit = KargsEdit {
-            append: vec!["ok".into()],
-            delete_if_present: vec!["bad\nkarg".into()],
-            ..Default::default()
-        };
-        assert!(
-            matches!(edit.validate(), Err(KargsError::Newline { ref arg }) if arg == "bad\nkarg")
-        );
-        // validate() is run by apply() even if the bad arg would be reached
-        // only after another edit.
-        assert!(matches!(
-            edit.apply(&k("")),
-            Err(KargsError::Newline { .. })
-        ));
-        let edit = KargsEdit {
-            replace: vec!["quiet".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            edit.validate(),
-            Err(KargsError::ReplaceNeedsValue {
-                arg: "quiet".into()
-            })
-        );
-        assert_eq!(KargsEdit::default().validate(), Ok(()));
-    }
-
-    #[test]
-    fn edit_replace_all_replaces_everything() {
-        let edit = KargsEdit {
-            replace_all: Some("  root=UUID=y   rw console=\"a b\" \n".into()),
-            ..Default::default()
-        };
-        let out = edit.apply(&k("quiet console=tty0")).unwrap();
-        assert_eq!(out.to_string(), r#"root=UUID=y rw console="a b""#);
-        let clear = KargsEdit {
-            replace_all: Some(String::new()),
-            ..Default::default()
-        };
-        assert!(clear.apply(&k("quiet")).unwrap().is_empty());
-        let bad = KargsEdit {
-            replace_all: Some("quiet =x".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.apply(&k("quiet")),
-            Err(KargsError::EmptyKey { arg: "=x".into() })
-        );
-        assert_eq!(
-            bad.validate(),
-            Err(KargsError::EmptyKey { arg: "=x".into() })
-        );
-    }
-
-    #[test]
-    fn edit_replace_all_is_exclusive() {
-        let edit = KargsEdit {
-            replace_all: Some("quiet".into()),
-            append: vec!["rhgb".into()],
-            ..Default::default()
-        };
-        assert_eq!(edit.validate(), Err(KargsError::ReplaceAllExclusive));
-        let msg = err_text(edit.apply(&k("")));
-        assert!(msg.contains("cannot be combined"), "{msg}");
-        assert!(msg.contains("--append"), "{msg}");
-    }
-
-    #[test]
-    fn never_panics_on_odd_input() {
-        let odd = [
-            "",
-            "\"",
-            "=",
-            "==",
-            "\"=\"",
-            "a=\"",
-            "é=ü",
-            "\u{0}",
-            "a=\"\u{85}\"",
-            "🦀=🦀=🦀",
-            "k=\"=\"=x",
-            " \u{a0} ",
-        ];
-        for s in odd {
-            let _ = validate_arg(s);
-            let _ = Kargs::parse(s);
-            let mut a = k("k=v é=ü 🦀 k=\"=\"");
-            let _ = a.append(s);
-            let _ = a.append_if_missing(s);
-            let _ = a.delete(s);
-            let _ = a.delete_if_present(s);
-            let _ = a.replace(s);
-            let _ = a.contains(s);
-            let _ = a.get(s);
-        }
-        let mut a = k("🦀=é");
-        a.replace("🦀=é=ü=ö").unwrap();
-        assert_eq!(a.to_string(), "🦀=ü=ö");
-    }
 }

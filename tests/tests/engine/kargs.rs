@@ -62,6 +62,21 @@ fn edits_create_new_deployments() {
 }
 
 #[test]
+fn append_of_a_present_argument_duplicates_it_as_rpm_ostree_does() {
+    let fx = fixture();
+    kargs(
+        &open(&fx),
+        &edit(|e| e.append = vec!["quiet".into()]),
+        &OpContext::silent(),
+    )
+    .unwrap();
+    assert_eq!(
+        user_kargs(&fx, 0),
+        ["root=LABEL=root", "rw", "quiet", "quiet"]
+    );
+}
+
+#[test]
 fn no_change_is_unchanged() {
     let fx = fixture();
     let before = snapshot(&fx);
@@ -84,7 +99,13 @@ fn invalid_kargs_fail_cleanly() {
         (edit(|e| e.append = vec!["".into()]), "empty"),
         (edit(|e| e.delete = vec!["absent".into()]), "absent"),
         (edit(|e| e.replace = vec!["nokey=1".into()]), "nokey"),
-        (edit(|e| e.append = vec!["quiet".into()]), "already present"),
+        (
+            KargsOptions {
+                existing: Some("console=tty0 console=ttyS0".into()),
+                ..edit(|e| e.delete = vec!["console".into()])
+            },
+            "Multiple values for key 'console'",
+        ),
         (
             edit(|e| {
                 e.replace_all = Some("x".into());
