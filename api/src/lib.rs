@@ -4,6 +4,7 @@
 //! proxies for the `Sysroot`, `OS` and `Transaction` interfaces ([`proxy`]). No libostree here.
 
 pub mod names;
+pub mod options;
 pub mod proxy;
 pub mod status;
 pub mod wire;

@@ -2,7 +2,11 @@
 
 use std::collections::HashMap;
 
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+use crate::options::{
+    ClientOptions, DeployOptions, FinalizeOptions, KernelArgsOptions, Modifiers, RollbackOptions,
+};
 
 /// `org.projectatomic.rpmostree1.Sysroot`.
 #[zbus::proxy(
@@ -11,8 +15,8 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
     default_path = "/org/projectatomic/rpmostree1/Sysroot"
 )]
 pub trait Sysroot {
-    fn register_client(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
-    fn unregister_client(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+    fn register_client(&self, options: &ClientOptions) -> zbus::Result<()>;
+    fn unregister_client(&self, options: &ClientOptions) -> zbus::Result<()>;
     fn reload(&self) -> zbus::Result<()>;
     fn reload_config(&self) -> zbus::Result<()>;
     #[zbus(name = "GetOS")]
@@ -38,23 +42,23 @@ pub trait Sysroot {
     default_service = "org.projectatomic.rpmostree1"
 )]
 pub trait OS {
-    fn upgrade(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
-    fn deploy(&self, revision: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn upgrade(&self, options: &DeployOptions) -> zbus::Result<String>;
+    fn deploy(&self, revision: &str, options: &DeployOptions) -> zbus::Result<String>;
     fn rebase(
         &self,
-        options: HashMap<&str, Value<'_>>,
+        options: &DeployOptions,
         refspec: &str,
         packages: &[&str],
     ) -> zbus::Result<String>;
-    fn rollback(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
-    fn clear_rollback_target(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
+    fn rollback(&self, options: &RollbackOptions) -> zbus::Result<String>;
+    fn clear_rollback_target(&self, options: &RollbackOptions) -> zbus::Result<String>;
     fn kernel_args(
         &self,
         existing: &str,
         added: &[&str],
         replaced: &[&str],
         removed: &[&str],
-        options: HashMap<&str, Value<'_>>,
+        options: &KernelArgsOptions,
     ) -> zbus::Result<String>;
     fn get_deployment_boot_config(
         &self,
@@ -62,15 +66,12 @@ pub trait OS {
         is_pending: bool,
     ) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn cleanup(&self, elements: &[&str]) -> zbus::Result<String>;
-    fn finalize_deployment(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
-    fn automatic_update_trigger(
-        &self,
-        options: HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<(bool, String)>;
+    fn finalize_deployment(&self, options: &FinalizeOptions) -> zbus::Result<String>;
+    fn automatic_update_trigger(&self, options: &DeployOptions) -> zbus::Result<(bool, String)>;
     fn update_deployment(
         &self,
-        modifiers: HashMap<&str, Value<'_>>,
-        options: HashMap<&str, Value<'_>>,
+        modifiers: &Modifiers,
+        options: &DeployOptions,
     ) -> zbus::Result<String>;
 
     #[zbus(property)]

@@ -1,14 +1,13 @@
 //! The connection to stratad: system bus, client registration, OS object lookup and the mapping
 //! of daemon errors to advice.
 
-use std::collections::HashMap;
-
 use anyhow::{anyhow, bail, Context, Result};
 use strata_api::names;
+use strata_api::options::ClientOptions;
 use strata_api::proxy::{OSProxy, StrataExtProxy, SysrootProxy, TransactionProxy};
 use strata_api::wire::DeploymentDict;
 use zbus::proxy::CacheProperties;
-use zbus::zvariant::Value;
+
 use zbus::Connection;
 
 use crate::args::GlobalOpts;
@@ -74,9 +73,10 @@ impl Client {
         let id = client_id(std::env::var(CLIENT_ID_ENV).ok());
         // A daemon caught while flushing for idle exit does not answer; try again a few times.
         for _ in 0..3 {
-            let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
-            opts.insert("id", Value::from(id.as_str()));
-            match self.sysroot.register_client(opts).await {
+            let opts = ClientOptions {
+                id: Some(id.clone()),
+            };
+            match self.sysroot.register_client(&opts).await {
                 Ok(()) => return Ok(()),
                 Err(e)
                     if errors::dbus_error_name(&e).as_deref()

@@ -2,12 +2,12 @@
 //! update drivers (`deploy "" --register-driver=NAME`, as Zincati does).
 
 use anyhow::{bail, Result};
-use zbus::zvariant::Value;
+use strata_api::options::DeployOptions;
 
 use crate::args::DeployArgs;
 use crate::client::Client;
 use crate::errors::unsupported_flag;
-use crate::flow::{self, set_flag, Ctx, Flow, Options};
+use crate::flow::{self, flag, Ctx, Flow};
 
 /// What the arguments ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,26 +53,28 @@ pub(crate) fn plan(a: &DeployArgs, program: &str) -> Result<Plan> {
 }
 
 /// The `Deploy` options. rpm-ostree allows downgrades for `deploy` unless told otherwise.
-pub(crate) fn options(a: &DeployArgs, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    o.insert("allow-downgrade", Value::Bool(!a.disallow_downgrade));
-    set_flag(&mut o, "reboot", a.reboot);
-    set_flag(&mut o, "cache-only", a.cache_only);
-    set_flag(&mut o, "download-only", a.download_only);
-    set_flag(&mut o, "skip-branch-check", a.skip_branch_check);
-    set_flag(&mut o, "lock-finalization", a.lock_finalization);
-    set_flag(&mut o, "bypass-driver", a.bypass_driver);
-    if let Some(d) = &a.register_driver {
-        o.insert("register-driver", Value::from(d.clone()));
+pub(crate) fn options(a: &DeployArgs, ctx: &Ctx) -> DeployOptions {
+    DeployOptions {
+        allow_downgrade: Some(!a.disallow_downgrade),
+        reboot: flag(a.reboot),
+        cache_only: flag(a.cache_only),
+        download_only: flag(a.download_only),
+        skip_branch_check: flag(a.skip_branch_check),
+        lock_finalization: flag(a.lock_finalization),
+        bypass_driver: flag(a.bypass_driver),
+        register_driver: a.register_driver.clone(),
+        initiating_command_line: ctx.cmdline(),
+        ..Default::default()
     }
-    o
 }
 
 /// Only the driver registration.
-pub(crate) fn register_options(driver: &str, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    o.insert("register-driver", Value::from(driver.to_string()));
-    o
+pub(crate) fn register_options(driver: &str, ctx: &Ctx) -> DeployOptions {
+    DeployOptions {
+        register_driver: Some(driver.to_string()),
+        initiating_command_line: ctx.cmdline(),
+        ..Default::default()
+    }
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &DeployArgs) -> Result<i32> {
@@ -83,7 +85,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &DeployArgs) -> Result<i3
             flow::run_txn(
                 client,
                 ctx.quiet,
-                os.deploy("", register_options(&driver, ctx)),
+                os.deploy("", &register_options(&driver, ctx)),
             )
             .await?;
             Ok(0)
@@ -96,7 +98,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &DeployArgs) -> Result<i3
                 quiet: ctx.quiet,
                 changed_note: None,
             };
-            flow::run_deployment_txn(client, &f, os.deploy(&revision, options(a, ctx))).await
+            flow::run_deployment_txn(client, &f, os.deploy(&revision, &options(a, ctx))).await
         }
     }
 }
@@ -129,10 +131,10 @@ mod tests {
             Plan::Deploy("revision=abc123".into())
         );
         let o = options(&a, &Ctx::default());
-        assert_eq!(o["allow-downgrade"], Value::Bool(false));
-        assert_eq!(o["lock-finalization"], Value::Bool(true));
-        assert_eq!(o["skip-branch-check"], Value::Bool(true));
-        assert!(!o.contains_key("reboot"));
+        assert_eq!(o.allow_downgrade, Some(false));
+        assert_eq!(o.lock_finalization, Some(true));
+        assert_eq!(o.skip_branch_check, Some(true));
+        assert!(o.reboot.is_none());
     }
 
     #[test]
@@ -143,8 +145,14 @@ mod tests {
             Plan::RegisterOnly("Zincati".into())
         );
         let o = register_options("Zincati", &Ctx::default());
-        assert_eq!(o["register-driver"], Value::from("Zincati"));
-        assert_eq!(o.len(), 2);
+        assert_eq!(
+            o,
+            DeployOptions {
+                register_driver: Some("Zincati".into()),
+                initiating_command_line: Some(String::new()),
+                ..Default::default()
+            }
+        );
         // Without the empty positional too.
         let a = parse(&["strata", "deploy", "--register-driver", "Zincati"]);
         assert_eq!(
@@ -168,10 +176,10 @@ mod tests {
             Plan::Deploy("version=41.20250101.0".into())
         );
         let o = options(&a, &Ctx::default());
-        assert_eq!(o["allow-downgrade"], Value::Bool(true));
-        assert_eq!(o["reboot"], Value::Bool(true));
-        assert_eq!(o["cache-only"], Value::Bool(true));
-        assert_eq!(o["download-only"], Value::Bool(true));
+        assert_eq!(o.allow_downgrade, Some(true));
+        assert_eq!(o.reboot, Some(true));
+        assert_eq!(o.cache_only, Some(true));
+        assert_eq!(o.download_only, Some(true));
         let a = parse(&[
             "strata",
             "deploy",

@@ -1,32 +1,32 @@
 //! `finalize-deployment CHECKSUM`: unlock the staged deployment and reboot into it.
 
 use anyhow::{bail, Result};
-use zbus::zvariant::Value;
+use strata_api::options::FinalizeOptions;
 
 use crate::args::FinalizeArgs;
 use crate::client::Client;
-use crate::flow::{self, set_flag, Ctx, Options};
+use crate::flow::{self, flag, Ctx};
 
-pub(crate) fn options(a: &FinalizeArgs, ctx: &Ctx) -> Result<Options> {
-    let mut o = ctx.base_options();
-    match &a.checksum {
-        Some(c) if !c.is_empty() => {
-            o.insert("checksum", Value::from(c.clone()));
-        }
-        _ if a.allow_missing_checksum => {}
+pub(crate) fn options(a: &FinalizeArgs, ctx: &Ctx) -> Result<FinalizeOptions> {
+    let checksum = match &a.checksum {
+        Some(c) if !c.is_empty() => Some(c.clone()),
+        _ if a.allow_missing_checksum => None,
         _ => bail!(
             "A checksum of the staged deployment is required (or use --allow-missing-checksum)"
         ),
-    }
-    set_flag(&mut o, "allow-missing-checksum", a.allow_missing_checksum);
-    set_flag(&mut o, "allow-unlocked", a.allow_unlocked);
-    Ok(o)
+    };
+    Ok(FinalizeOptions {
+        checksum,
+        allow_missing_checksum: flag(a.allow_missing_checksum),
+        allow_unlocked: flag(a.allow_unlocked),
+        initiating_command_line: ctx.cmdline(),
+    })
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &FinalizeArgs) -> Result<i32> {
     let opts = options(a, ctx)?;
     let os = client.os(ctx.stateroot.as_deref()).await?;
-    flow::run_txn(client, ctx.quiet, os.finalize_deployment(opts)).await?;
+    flow::run_txn(client, ctx.quiet, os.finalize_deployment(&opts)).await?;
     Ok(0)
 }
 
@@ -50,8 +50,9 @@ mod tests {
             &Ctx::default(),
         )
         .unwrap();
-        assert_eq!(o["checksum"], Value::from("abc"));
-        assert_eq!(o.len(), 2);
+        assert_eq!(o.checksum.as_deref(), Some("abc"));
+        assert_eq!(o.allow_missing_checksum, None);
+        assert_eq!(o.allow_unlocked, None);
         assert!(options(&parse(&["strata", "finalize-deployment"]), &Ctx::default()).is_err());
         let o = options(
             &parse(&[
@@ -63,9 +64,9 @@ mod tests {
             &Ctx::default(),
         )
         .unwrap();
-        assert!(!o.contains_key("checksum"));
-        assert_eq!(o["allow-missing-checksum"], Value::Bool(true));
-        assert_eq!(o["allow-unlocked"], Value::Bool(true));
+        assert!(o.checksum.is_none());
+        assert_eq!(o.allow_missing_checksum, Some(true));
+        assert_eq!(o.allow_unlocked, Some(true));
     }
 
     #[test]
@@ -75,6 +76,6 @@ mod tests {
             &Ctx::default(),
         )
         .unwrap();
-        assert_eq!(o["checksum"], Value::from("sha256:ff"));
+        assert_eq!(o.checksum.as_deref(), Some("sha256:ff"));
     }
 }

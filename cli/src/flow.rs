@@ -1,19 +1,14 @@
 //! What every mutating verb shares: the `a{sv}` options it sends, running its transaction,
 //! and judging the outcome (exit 77 when nothing changed, the reboot hint when something did).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 
 use anyhow::{anyhow, Result};
 use strata_api::names::EXIT_UNCHANGED;
-use zbus::zvariant::Value;
 
 use crate::client::Client;
 use crate::transaction;
-
-/// An `a{sv}` options dictionary as sent to the daemon.
-pub(crate) type Options = HashMap<&'static str, Value<'static>>;
 
 /// Who we are, for every verb: the program name, `-q`, `--stateroot`, the command line.
 #[derive(Debug, Clone, Default)]
@@ -26,19 +21,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Options every transaction gets.
-    pub(crate) fn base_options(&self) -> Options {
-        let mut o = Options::new();
-        o.insert("initiating-command-line", Value::from(self.cmdline.clone()));
-        o
+    /// `initiating-command-line`, which every transaction gets.
+    pub(crate) fn cmdline(&self) -> Option<String> {
+        Some(self.cmdline.clone())
     }
 }
 
-/// Set a boolean option only when it is true (the daemon treats absence as false).
-pub(crate) fn set_flag(o: &mut Options, key: &'static str, on: bool) {
-    if on {
-        o.insert(key, Value::Bool(true));
-    }
+/// A boolean option that is sent only when true (the daemon treats absence as false).
+pub(crate) fn flag(on: bool) -> Option<bool> {
+    on.then_some(true)
 }
 
 /// How a deployment-changing verb reports its end.
@@ -144,19 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn base_options_and_flags() {
-        let ctx = Ctx {
-            cmdline: "strata upgrade -r".into(),
-            ..Default::default()
-        };
-        let mut o = ctx.base_options();
-        assert_eq!(
-            o["initiating-command-line"],
-            Value::from("strata upgrade -r")
-        );
-        set_flag(&mut o, "reboot", false);
-        assert!(!o.contains_key("reboot"));
-        set_flag(&mut o, "reboot", true);
-        assert_eq!(o["reboot"], Value::Bool(true));
+    fn flags_are_sent_only_when_set() {
+        assert_eq!(flag(false), None);
+        assert_eq!(flag(true), Some(true));
     }
 }

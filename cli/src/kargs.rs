@@ -6,12 +6,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use strata_api::names::EXIT_UNCHANGED;
+use strata_api::options::KernelArgsOptions;
 use strata_api::wire::DeploymentDict;
-use zbus::zvariant::{OwnedValue, Value};
+use zbus::zvariant::OwnedValue;
 
 use crate::args::KargsArgs;
 use crate::client::Client;
-use crate::flow::{self, set_flag, Ctx, Flow, Options};
+use crate::flow::{self, flag, Ctx, Flow};
 
 /// The header of the file `--editor` opens.
 pub(crate) const EDITOR_HEADER: &str =
@@ -44,26 +45,17 @@ pub(crate) fn target(
 }
 
 /// The options part of `KernelArgs`.
-pub(crate) fn options(a: &KargsArgs, final_args: Option<&str>, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    set_flag(&mut o, "reboot", a.reboot);
-    set_flag(&mut o, "lock-finalization", a.lock_finalization);
-    if !a.append_if_missing.is_empty() {
-        o.insert(
-            "append-if-missing",
-            Value::from(a.append_if_missing.clone()),
-        );
+pub(crate) fn options(a: &KargsArgs, final_args: Option<&str>, ctx: &Ctx) -> KernelArgsOptions {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    KernelArgsOptions {
+        append_if_missing: list(&a.append_if_missing),
+        delete_if_present: list(&a.delete_if_present),
+        final_kernel_args: final_args.map(str::to_string),
+        lock_finalization: flag(a.lock_finalization),
+        reboot: flag(a.reboot),
+        initiating_command_line: ctx.cmdline(),
+        deploy_index: None,
     }
-    if !a.delete_if_present.is_empty() {
-        o.insert(
-            "delete-if-present",
-            Value::from(a.delete_if_present.clone()),
-        );
-    }
-    if let Some(f) = final_args {
-        o.insert("final-kernel-args", Value::from(f.to_string()));
-    }
-    o
 }
 
 /// `/proc/cmdline` as kernel arguments of a deployment: without the bootloader's additions.
@@ -179,7 +171,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &KargsArgs) -> Result<i32
     flow::run_deployment_txn(
         client,
         &f,
-        os.kernel_args(&existing, &added, &replaced, &removed, opts),
+        os.kernel_args(&existing, &added, &replaced, &removed, &opts),
     )
     .await
 }
@@ -227,17 +219,11 @@ mod tests {
         assert_eq!(a.delete, ["rhgb"]);
         assert_eq!(a.replace, ["console=tty0=ttyS1"]);
         let o = options(&a, None, &Ctx::default());
-        assert_eq!(
-            o["append-if-missing"],
-            Value::from(vec!["foo=bar".to_string()])
-        );
-        assert_eq!(
-            o["delete-if-present"],
-            Value::from(vec!["splash".to_string()])
-        );
-        assert_eq!(o["reboot"], Value::Bool(true));
-        assert_eq!(o["lock-finalization"], Value::Bool(true));
-        assert!(!o.contains_key("final-kernel-args"));
+        assert_eq!(o.append_if_missing, Some(vec!["foo=bar".to_string()]));
+        assert_eq!(o.delete_if_present, Some(vec!["splash".to_string()]));
+        assert_eq!(o.reboot, Some(true));
+        assert_eq!(o.lock_finalization, Some(true));
+        assert!(o.final_kernel_args.is_none());
     }
 
     #[test]
@@ -250,7 +236,7 @@ mod tests {
         let a = parse(&["strata", "kargs", "--editor"]);
         assert!(a.modifies());
         let o = options(&a, Some("root=/dev/vda quiet"), &Ctx::default());
-        assert_eq!(o["final-kernel-args"], Value::from("root=/dev/vda quiet"));
+        assert_eq!(o.final_kernel_args.as_deref(), Some("root=/dev/vda quiet"));
         assert!(Cli::try_parse_from(["strata", "kargs", "--editor", "--append=x"]).is_err());
     }
 

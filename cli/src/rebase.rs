@@ -1,12 +1,12 @@
 //! `rebase REFSPEC [REVISION]`: switch the origin to another branch, remote or image.
 
 use anyhow::{bail, Result};
-use zbus::zvariant::Value;
+use strata_api::options::DeployOptions;
 
 use crate::args::RebaseArgs;
 use crate::client::Client;
 use crate::errors::unsupported_flag;
-use crate::flow::{self, set_flag, Ctx, Flow, Options};
+use crate::flow::{self, flag, Ctx, Flow};
 
 /// The refspec and optional revision the arguments name. With `-b`/`-m` the refspec is built
 /// as `REMOTE:BRANCH` (either side may be empty: keep the current one) and the only
@@ -55,19 +55,19 @@ pub(crate) fn target(a: &RebaseArgs, program: &str) -> Result<(String, Option<St
 }
 
 /// The `Rebase` options; downgrades are allowed unless `--disallow-downgrade`.
-pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    o.insert("allow-downgrade", Value::Bool(!a.disallow_downgrade));
-    set_flag(&mut o, "reboot", a.reboot);
-    set_flag(&mut o, "skip-purge", a.skip_purge);
-    set_flag(&mut o, "cache-only", a.cache_only);
-    set_flag(&mut o, "download-only", a.download_only);
-    set_flag(&mut o, "lock-finalization", a.lock_finalization);
-    set_flag(&mut o, "bypass-driver", a.bypass_driver);
-    if let Some(r) = revision {
-        o.insert("revision", Value::from(r.to_string()));
+pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> DeployOptions {
+    DeployOptions {
+        allow_downgrade: Some(!a.disallow_downgrade),
+        reboot: flag(a.reboot),
+        skip_purge: flag(a.skip_purge),
+        cache_only: flag(a.cache_only),
+        download_only: flag(a.download_only),
+        lock_finalization: flag(a.lock_finalization),
+        bypass_driver: flag(a.bypass_driver),
+        revision: revision.map(str::to_string),
+        initiating_command_line: ctx.cmdline(),
+        ..Default::default()
     }
-    o
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RebaseArgs) -> Result<i32> {
@@ -81,7 +81,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RebaseArgs) -> Result<i3
         changed_note: None,
     };
     let opts = options(a, revision.as_deref(), ctx);
-    flow::run_deployment_txn(client, &f, os.rebase(opts, &refspec, &[])).await
+    flow::run_deployment_txn(client, &f, os.rebase(&opts, &refspec, &[])).await
 }
 
 #[cfg(test)]
@@ -108,8 +108,8 @@ mod tests {
         let (r, rev) = target(&a, "strata").unwrap();
         assert_eq!((r.as_str(), rev.as_deref()), ("os:stable", Some("abc")));
         let o = options(&a, rev.as_deref(), &Ctx::default());
-        assert_eq!(o["revision"], Value::from("abc"));
-        assert_eq!(o["allow-downgrade"], Value::Bool(true));
+        assert_eq!(o.revision.as_deref(), Some("abc"));
+        assert_eq!(o.allow_downgrade, Some(true));
     }
 
     #[test]
@@ -128,9 +128,9 @@ mod tests {
             "ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable"
         );
         let o = options(&a, rev.as_deref(), &Ctx::default());
-        assert_eq!(o["revision"], Value::from("sha256:0123"));
-        assert_eq!(o["allow-downgrade"], Value::Bool(false));
-        assert_eq!(o["lock-finalization"], Value::Bool(true));
+        assert_eq!(o.revision.as_deref(), Some("sha256:0123"));
+        assert_eq!(o.allow_downgrade, Some(false));
+        assert_eq!(o.lock_finalization, Some(true));
     }
 
     #[test]
@@ -163,10 +163,16 @@ mod tests {
             "--bypass-driver",
         ]);
         let o = options(&a, None, &Ctx::default());
-        for k in ["reboot", "skip-purge", "cache-only", "download-only"] {
-            assert_eq!(o[k], Value::Bool(true), "{k}");
+        for (k, v) in [
+            ("reboot", o.reboot),
+            ("skip-purge", o.skip_purge),
+            ("cache-only", o.cache_only),
+            ("download-only", o.download_only),
+            ("bypass-driver", o.bypass_driver),
+        ] {
+            assert_eq!(v, Some(true), "{k}");
         }
-        assert!(!o.contains_key("revision"));
+        assert!(o.revision.is_none());
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! `rollback`: make the previous deployment the default again.
 
 use anyhow::Result;
+use strata_api::options::RollbackOptions;
 
 use crate::args::RollbackArgs;
 use crate::client::Client;
-use crate::flow::{self, set_flag, Ctx, Flow, Options};
+use crate::flow::{self, flag, Ctx, Flow};
 
-pub(crate) fn options(a: &RollbackArgs, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    set_flag(&mut o, "reboot", a.reboot);
-    o
+pub(crate) fn options(a: &RollbackArgs, ctx: &Ctx) -> RollbackOptions {
+    RollbackOptions {
+        reboot: flag(a.reboot),
+        initiating_command_line: ctx.cmdline(),
+    }
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RollbackArgs) -> Result<i32> {
@@ -19,7 +21,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RollbackArgs) -> Result<
         quiet: ctx.quiet,
         ..Default::default()
     };
-    flow::run_deployment_txn(client, &f, os.rollback(options(a, ctx))).await
+    flow::run_deployment_txn(client, &f, os.rollback(&options(a, ctx))).await
 }
 
 #[cfg(test)]
@@ -27,7 +29,6 @@ mod tests {
     use super::*;
     use crate::args::{Cli, Command};
     use clap::Parser;
-    use zbus::zvariant::Value;
 
     #[test]
     fn reboot_flag() {
@@ -37,11 +38,11 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(options(&a, &Ctx::default())["reboot"], Value::Bool(true));
+        assert_eq!(options(&a, &Ctx::default()).reboot, Some(true));
         let Command::Rollback(a) = Cli::try_parse_from(["strata", "rollback"]).unwrap().command
         else {
             panic!()
         };
-        assert!(!options(&a, &Ctx::default()).contains_key("reboot"));
+        assert!(options(&a, &Ctx::default()).reboot.is_none());
     }
 }

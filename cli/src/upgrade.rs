@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 use serde_json::Value as Json;
 use strata_api::names::EXIT_UNCHANGED;
+use strata_api::options::DeployOptions;
 use strata_api::wire;
-use zbus::zvariant::Value;
 
 use crate::args::UpgradeArgs;
 use crate::client::Client;
 use crate::errors::unsupported_flag;
-use crate::flow::{self, set_flag, Ctx, Flow, Options};
+use crate::flow::{self, flag, Ctx, Flow};
 use crate::status::iso8601;
 
 /// rpm-ostree's caveat for `--check`/`--preview`.
@@ -51,31 +51,35 @@ pub(crate) fn validate(a: &UpgradeArgs, program: &str) -> Result<()> {
 }
 
 /// The `Upgrade` options.
-pub(crate) fn options(a: &UpgradeArgs, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    set_flag(&mut o, "reboot", a.reboot);
-    set_flag(&mut o, "allow-downgrade", a.allow_downgrade);
-    set_flag(&mut o, "cache-only", a.cache_only);
-    set_flag(&mut o, "download-only", a.download_only);
-    set_flag(&mut o, "lock-finalization", a.lock_finalization);
-    set_flag(&mut o, "bypass-driver", a.bypass_driver);
-    o
+pub(crate) fn options(a: &UpgradeArgs, ctx: &Ctx) -> DeployOptions {
+    DeployOptions {
+        reboot: flag(a.reboot),
+        allow_downgrade: flag(a.allow_downgrade),
+        cache_only: flag(a.cache_only),
+        download_only: flag(a.download_only),
+        lock_finalization: flag(a.lock_finalization),
+        bypass_driver: flag(a.bypass_driver),
+        initiating_command_line: ctx.cmdline(),
+        ..Default::default()
+    }
 }
 
 /// The `AutomaticUpdateTrigger` options: `check` for --check/--preview, the daemon's policy
 /// for the timer.
-pub(crate) fn trigger_options(mode: &str, ctx: &Ctx) -> Options {
-    let mut o = ctx.base_options();
-    o.insert("mode", Value::from(mode.to_string()));
-    o.insert("output-to-self", Value::Bool(false));
-    o
+pub(crate) fn trigger_options(mode: &str, ctx: &Ctx) -> DeployOptions {
+    DeployOptions {
+        mode: Some(mode.to_string()),
+        output_to_self: Some(false),
+        initiating_command_line: ctx.cmdline(),
+        ..Default::default()
+    }
 }
 
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i32> {
     let os = client.os(ctx.stateroot.as_deref()).await?;
     if a.trigger_automatic_update_policy {
         let (enabled, address) = match os
-            .automatic_update_trigger(trigger_options("auto", ctx))
+            .automatic_update_trigger(&trigger_options("auto", ctx))
             .await
         {
             Ok(r) => r,
@@ -98,7 +102,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
             }
         }
         let (_enabled, address) = match os
-            .automatic_update_trigger(trigger_options("check", ctx))
+            .automatic_update_trigger(&trigger_options("check", ctx))
             .await
         {
             Ok(r) => r,
@@ -123,7 +127,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
         quiet: ctx.quiet,
         changed_note: None,
     };
-    flow::run_deployment_txn(client, &f, os.upgrade(options(a, ctx))).await
+    flow::run_deployment_txn(client, &f, os.upgrade(&options(a, ctx))).await
 }
 
 /// rpm-ostree's `AvailableUpdate:` block from the `CachedUpdate` dictionary.
@@ -183,8 +187,13 @@ mod tests {
     fn plain_upgrade_options() {
         let a = parse(&["strata", "upgrade"]);
         let o = options(&a, &ctx());
-        assert_eq!(o.len(), 1);
-        assert_eq!(o["initiating-command-line"], Value::from("strata upgrade"));
+        assert_eq!(
+            o,
+            DeployOptions {
+                initiating_command_line: Some("strata upgrade".into()),
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
@@ -202,17 +211,19 @@ mod tests {
         ]);
         assert!(a.unchanged_exit_77 && a.bypass_driver);
         let o = options(&a, &ctx());
-        for k in [
-            "reboot",
-            "allow-downgrade",
-            "cache-only",
-            "download-only",
-            "lock-finalization",
-            "bypass-driver",
-        ] {
-            assert_eq!(o[k], Value::Bool(true), "{k}");
-        }
-        assert_eq!(o.len(), 7);
+        assert_eq!(
+            o,
+            DeployOptions {
+                reboot: Some(true),
+                allow_downgrade: Some(true),
+                cache_only: Some(true),
+                download_only: Some(true),
+                lock_finalization: Some(true),
+                bypass_driver: Some(true),
+                initiating_command_line: Some("strata upgrade".into()),
+                ..Default::default()
+            }
+        );
         assert!(validate(&a, "strata").is_ok());
     }
 
@@ -253,8 +264,8 @@ mod tests {
     #[test]
     fn check_trigger_options() {
         let o = trigger_options("check", &ctx());
-        assert_eq!(o["mode"], Value::from("check"));
-        assert_eq!(o["output-to-self"], Value::Bool(false));
+        assert_eq!(o.mode.as_deref(), Some("check"));
+        assert_eq!(o.output_to_self, Some(false));
     }
 
     #[test]

@@ -1,110 +1,56 @@
-//! Validating `a{sv}` options and method arguments into the core's plain-data operations.
+//! Reading `a{sv}` options (typed in `strata_api::options`) and method arguments into the
+//! core's plain-data operations.
 //!
-//! Every key is checked: one Strata does not support, or a value of the wrong type, is an error
-//! naming it, never silently ignored.
+//! As in rpm-ostree: a key the method does not know is ignored (logged at debug), a known key
+//! of the wrong type is an error naming it, a flag at its default value is accepted, and a key
+//! that asks for something Strata cannot do yet is refused by name.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use strata_api::options::{self as api, RawOptions};
 use strata_core::kargs::KargsEdit;
 use strata_core::{
     CleanupOptions, DeployOptions, KargsOptions, OpContext, Outcome, RebaseOptions, Revision,
     RollbackOptions, Sysroot, UpgradeOptions,
 };
-use zbus::zvariant::{OwnedValue, Value};
+use zbus::zvariant::OwnedValue;
 
 use crate::error::{Error, Result};
 
 /// Options as they arrive on the bus.
 pub(crate) type Options = HashMap<String, OwnedValue>;
 
-/// Reads typed options, refusing unknown keys.
-#[derive(Debug)]
-pub(crate) struct OptionReader<'a> {
-    opts: &'a Options,
-    what: &'static str,
+/// Read `raw` as `T`, logging the keys it does not know.
+pub(crate) fn read<T>(raw: &RawOptions, kind: &'static str, method: &str) -> Result<T>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + zbus::zvariant::Type,
+{
+    let parsed: T = api::read(raw, kind).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+    let unknown = api::unknown_keys(raw, &parsed);
+    if !unknown.is_empty() {
+        let shown: Vec<String> = unknown.iter().take(8).map(|k| bounded(k)).collect();
+        tracing::debug!("{method}: ignoring {kind} keys rpm-ostree does not know: {shown:?}");
+    }
+    Ok(parsed)
 }
 
-fn type_name(v: &Value<'_>) -> String {
-    v.value_signature().to_string()
+/// A caller-supplied string for a log line: at most 64 characters, escaped.
+fn bounded(s: &str) -> String {
+    let cut: String = s.chars().take(64).collect();
+    format!("{:?}", cut)
 }
 
-impl<'a> OptionReader<'a> {
-    /// Check that every key of `opts` is in `allowed`.
-    pub(crate) fn new(opts: &'a Options, allowed: &[&str]) -> Result<Self> {
-        Self::with_kind(opts, allowed, "Option")
-    }
+fn not_yet(kind: &str, key: &str) -> Error {
+    Error::InvalidArgs(format!("{kind} \"{key}\" is not supported by Strata yet"))
+}
 
-    pub(crate) fn with_kind(
-        opts: &'a Options,
-        allowed: &[&str],
-        what: &'static str,
-    ) -> Result<Self> {
-        let mut keys: Vec<&String> = opts.keys().collect();
-        keys.sort();
-        for k in keys {
-            if !allowed.contains(&k.as_str()) {
-                return Err(Error::InvalidArgs(format!(
-                    "{what} \"{k}\" is not supported by Strata yet"
-                )));
-            }
-        }
-        Ok(Self { opts, what })
-    }
-
-    fn wrong(&self, key: &str, expected: &str, v: &Value<'_>) -> Error {
-        Error::InvalidArgs(format!(
-            "{} \"{key}\" must be {expected}, got {}",
-            self.what,
-            type_name(v)
-        ))
-    }
-
-    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.opts.get(key).map(|v| &**v) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.wrong(key, "a boolean (b)", v)),
-        }
-    }
-
-    pub(crate) fn flag(&self, key: &str) -> Result<bool> {
-        Ok(self.bool(key)?.unwrap_or(false))
-    }
-
-    pub(crate) fn string(&self, key: &str) -> Result<Option<String>> {
-        match self.opts.get(key).map(|v| &**v) {
-            None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.to_string())),
-            Some(v) => Err(self.wrong(key, "a string (s)", v)),
-        }
-    }
-
-    /// A non-negative index, as `u` or `i` (rpm-ostree's clients differ).
-    pub(crate) fn index(&self, key: &str) -> Result<Option<usize>> {
-        match self.opts.get(key).map(|v| &**v) {
-            None => Ok(None),
-            Some(Value::U32(i)) => Ok(Some(*i as usize)),
-            Some(Value::I32(i)) if *i >= 0 => Ok(Some(*i as usize)),
-            Some(Value::I32(i)) => Err(Error::InvalidArgs(format!(
-                "{} \"{key}\" must not be negative, got {i}",
-                self.what
-            ))),
-            Some(v) => Err(self.wrong(key, "an index (u or i)", v)),
-        }
-    }
-
-    pub(crate) fn strv(&self, key: &str) -> Result<Vec<String>> {
-        match self.opts.get(key) {
-            None => Ok(Vec::new()),
-            Some(v) => {
-                if v.value_signature() != "as" {
-                    return Err(self.wrong(key, "a string array (as)", v));
-                }
-                Vec::<String>::try_from(v.try_clone().map_err(Error::failed)?)
-                    .map_err(|_| self.wrong(key, "a string array (as)", v))
-            }
-        }
+/// Deploy-family options, refusing those that ask for what Strata cannot do yet.
+fn deploy_options(raw: &RawOptions, method: &str) -> Result<api::DeployOptions> {
+    let o: api::DeployOptions = read(raw, "Option", method)?;
+    match o.unsupported() {
+        Some(key) => Err(not_yet("Option", key)),
+        None => Ok(o),
     }
 }
 
@@ -212,25 +158,18 @@ pub(crate) struct DriverIntent {
 }
 
 impl DriverIntent {
-    fn guarded(r: &OptionReader<'_>) -> Result<Self> {
-        Ok(Self {
+    fn guarded(o: &api::DeployOptions) -> Self {
+        Self {
             guarded: true,
-            bypass: r.flag("bypass-driver")?,
+            bypass: o.bypass_driver.unwrap_or(false),
             register: None,
-        })
+        }
     }
 }
 
-/// Options every transaction method accepts.
-const COMMON: &[&str] = &["reboot", "initiating-command-line"];
-
-fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
-    COMMON.iter().chain(extra).copied().collect()
-}
-
 /// `reboot`: only when this daemon manages the booted host.
-pub(crate) fn reboot_option(r: &OptionReader<'_>, sysroot: &Path) -> Result<bool> {
-    let reboot = r.flag("reboot")?;
+pub(crate) fn reboot_option(reboot: Option<bool>, sysroot: &Path) -> Result<bool> {
+    let reboot = reboot.unwrap_or(false);
     if reboot && sysroot != Path::new("/") {
         return Err(Error::InvalidArgs(format!(
             "Option \"reboot\" is only possible when managing the booted system, not the sysroot {}",
@@ -245,23 +184,14 @@ fn parse_revision(s: &str) -> Result<Revision> {
 }
 
 pub(crate) fn upgrade(osname: &str, opts: &Options, sysroot: &Path) -> Result<Request> {
-    let r = OptionReader::new(
-        opts,
-        &allowed(&[
-            "allow-downgrade",
-            "cache-only",
-            "download-only",
-            "lock-finalization",
-            "bypass-driver",
-        ]),
-    )?;
+    let r = deploy_options(opts, "Upgrade")?;
     let o = UpgradeOptions {
         osname: Some(osname.to_string()),
         check_only: false,
-        download_only: r.flag("download-only")?,
-        cache_only: r.flag("cache-only")?,
-        allow_downgrade: r.flag("allow-downgrade")?,
-        lock_finalization: r.flag("lock-finalization")?,
+        download_only: r.download_only.unwrap_or(false),
+        cache_only: r.cache_only.unwrap_or(false),
+        allow_downgrade: r.allow_downgrade.unwrap_or(false),
+        lock_finalization: r.lock_finalization.unwrap_or(false),
     };
     let title = if o.download_only {
         "upgrade (download only)"
@@ -270,8 +200,8 @@ pub(crate) fn upgrade(osname: &str, opts: &Options, sysroot: &Path) -> Result<Re
     };
     Ok(Request {
         title: title.into(),
-        reboot: reboot_option(&r, sysroot)?,
-        driver: DriverIntent::guarded(&r)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
+        driver: DriverIntent::guarded(&r),
         op: Op::Upgrade(o),
     })
 }
@@ -282,20 +212,9 @@ pub(crate) fn deploy(
     opts: &Options,
     sysroot: &Path,
 ) -> Result<Request> {
-    let r = OptionReader::new(
-        opts,
-        &allowed(&[
-            "allow-downgrade",
-            "skip-branch-check",
-            "cache-only",
-            "download-only",
-            "lock-finalization",
-            "bypass-driver",
-            "register-driver",
-        ]),
-    )?;
-    let mut driver = DriverIntent::guarded(&r)?;
-    driver.register = r.string("register-driver")?.filter(|s| !s.is_empty());
+    let r = deploy_options(opts, "Deploy")?;
+    let mut driver = DriverIntent::guarded(&r);
+    driver.register = r.register_driver.clone().filter(|s| !s.is_empty());
     if revision.is_empty() {
         let Some(name) = driver.register.clone() else {
             return Err(Error::Failed(
@@ -305,7 +224,7 @@ pub(crate) fn deploy(
         // Only the registration; the Op is completed with the caller's unit by the caller.
         return Ok(Request {
             title: format!("register update driver {name}"),
-            reboot: reboot_option(&r, sysroot)?,
+            reboot: reboot_option(r.reboot, sysroot)?,
             driver,
             op: Op::RegisterDriver(Registration {
                 run_dir: Default::default(),
@@ -318,14 +237,14 @@ pub(crate) fn deploy(
     }
     let mut o = DeployOptions::new(parse_revision(revision)?);
     o.osname = Some(osname.to_string());
-    o.skip_branch_check = r.flag("skip-branch-check")?;
-    o.disallow_downgrade = !r.bool("allow-downgrade")?.unwrap_or(true);
-    o.lock_finalization = r.flag("lock-finalization")?;
-    o.cache_only = r.flag("cache-only")?;
-    o.download_only = r.flag("download-only")?;
+    o.skip_branch_check = r.skip_branch_check.unwrap_or(false);
+    o.disallow_downgrade = !r.allow_downgrade.unwrap_or(true);
+    o.lock_finalization = r.lock_finalization.unwrap_or(false);
+    o.cache_only = r.cache_only.unwrap_or(false);
+    o.download_only = r.download_only.unwrap_or(false);
     Ok(Request {
         title: "deploy".into(),
-        reboot: reboot_option(&r, sysroot)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
         driver,
         op: Op::Deploy(o),
     })
@@ -344,50 +263,36 @@ pub(crate) fn rebase(
             packages.join(", ")
         )));
     }
-    let r = OptionReader::new(
-        opts,
-        &allowed(&[
-            "skip-purge",
-            "revision",
-            "allow-downgrade",
-            "cache-only",
-            "download-only",
-            "lock-finalization",
-            "bypass-driver",
-        ]),
-    )?;
+    let r = deploy_options(opts, "Rebase")?;
     if refspec.is_empty() {
         return Err(Error::InvalidRefspec(
             "Invalid refspec \"\": expected REMOTE:REF, :REF or REMOTE:".into(),
         ));
     }
-    let revision = r
-        .string("revision")?
-        .map(|s| parse_revision(&s))
-        .transpose()?;
+    let revision = r.revision.as_deref().map(parse_revision).transpose()?;
     let o = RebaseOptions {
         osname: Some(osname.to_string()),
         refspec: refspec.to_string(),
         revision,
-        skip_purge: r.flag("skip-purge")?,
-        disallow_downgrade: !r.bool("allow-downgrade")?.unwrap_or(true),
-        lock_finalization: r.flag("lock-finalization")?,
-        cache_only: r.flag("cache-only")?,
-        download_only: r.flag("download-only")?,
+        skip_purge: r.skip_purge.unwrap_or(false),
+        disallow_downgrade: !r.allow_downgrade.unwrap_or(true),
+        lock_finalization: r.lock_finalization.unwrap_or(false),
+        cache_only: r.cache_only.unwrap_or(false),
+        download_only: r.download_only.unwrap_or(false),
     };
     Ok(Request {
         title: "rebase".into(),
-        reboot: reboot_option(&r, sysroot)?,
-        driver: DriverIntent::guarded(&r)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
+        driver: DriverIntent::guarded(&r),
         op: Op::Rebase(o),
     })
 }
 
 pub(crate) fn rollback(osname: &str, opts: &Options, sysroot: &Path) -> Result<Request> {
-    let r = OptionReader::new(opts, COMMON)?;
+    let r: api::RollbackOptions = read(opts, "Option", "Rollback")?;
     Ok(Request {
         title: "rollback".into(),
-        reboot: reboot_option(&r, sysroot)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
         driver: DriverIntent::default(),
         op: Op::Rollback(RollbackOptions {
             osname: Some(osname.to_string()),
@@ -396,10 +301,10 @@ pub(crate) fn rollback(osname: &str, opts: &Options, sysroot: &Path) -> Result<R
 }
 
 pub(crate) fn clear_rollback(osname: &str, opts: &Options, sysroot: &Path) -> Result<Request> {
-    let r = OptionReader::new(opts, COMMON)?;
+    let r: api::RollbackOptions = read(opts, "Option", "ClearRollbackTarget")?;
     Ok(Request {
         title: "clear-rollback".into(),
-        reboot: reboot_option(&r, sysroot)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
         driver: DriverIntent::default(),
         op: Op::Cleanup(CleanupOptions {
             osname: Some(osname.to_string()),
@@ -444,78 +349,62 @@ pub(crate) fn kernel_args(
     opts: &Options,
     sysroot: &Path,
 ) -> Result<Request> {
-    let r = OptionReader::new(
-        opts,
-        &allowed(&[
-            "append-if-missing",
-            "delete-if-present",
-            "final-kernel-args",
-            "lock-finalization",
-            "deploy-index",
-        ]),
-    )?;
+    let r: api::KernelArgsOptions = read(opts, "Option", "KernelArgs")?;
     let edit = KargsEdit {
         append: added.to_vec(),
-        append_if_missing: r.strv("append-if-missing")?,
+        append_if_missing: r.append_if_missing.unwrap_or_default(),
         delete: removed.to_vec(),
-        delete_if_present: r.strv("delete-if-present")?,
+        delete_if_present: r.delete_if_present.unwrap_or_default(),
         replace: replaced.to_vec(),
-        replace_all: r.string("final-kernel-args")?,
+        replace_all: r.final_kernel_args,
     };
     edit.validate().map_err(Error::failed)?;
     Ok(Request {
         title: "kernel-args".into(),
-        reboot: reboot_option(&r, sysroot)?,
+        reboot: reboot_option(r.reboot, sysroot)?,
         driver: DriverIntent::default(),
         op: Op::Kargs(KargsOptions {
             osname: Some(osname.to_string()),
             edit,
             existing: Some(existing.to_string()).filter(|s| !s.trim().is_empty()),
-            deploy_index: r.index("deploy-index")?,
-            lock_finalization: r.flag("lock-finalization")?,
+            deploy_index: r.deploy_index.map(|i| i as usize),
+            lock_finalization: r.lock_finalization.unwrap_or(false),
         }),
     })
 }
 
 pub(crate) fn finalize(opts: &Options) -> Result<Request> {
-    let r = OptionReader::new(
-        opts,
-        &[
-            "checksum",
-            "allow-missing-checksum",
-            "allow-unlocked",
-            "initiating-command-line",
-        ],
-    )?;
+    let r: api::FinalizeOptions = read(opts, "Option", "FinalizeDeployment")?;
     Ok(Request {
         title: "finalize-deployment".into(),
         // Finalizing means rebooting into the staged deployment.
         reboot: true,
         driver: DriverIntent::default(),
         op: Op::Finalize(strata_core::finalize::FinalizeOptions {
-            checksum: r.string("checksum")?,
-            allow_missing_checksum: r.flag("allow-missing-checksum")?,
-            allow_unlocked: r.flag("allow-unlocked")?,
+            checksum: r.checksum,
+            allow_missing_checksum: r.allow_missing_checksum.unwrap_or(false),
+            allow_unlocked: r.allow_unlocked.unwrap_or(false),
         }),
     })
 }
 
 /// `AutomaticUpdateTrigger`'s effective mode: `None` when automatic updates are off.
 pub(crate) fn trigger_mode(opts: &Options, policy: &str) -> Result<Option<&'static str>> {
-    let r = OptionReader::new(opts, &["mode", "output-to-self", "initiating-command-line"])?;
-    r.flag("output-to-self")?;
-    let mode = r.string("mode")?.unwrap_or_else(|| "auto".into());
+    let r = deploy_options(opts, "AutomaticUpdateTrigger")?;
+    let mode = r.mode.unwrap_or_else(|| "auto".into());
     let mode = if mode == "auto" {
         policy.to_string()
     } else {
         mode
     };
+    // rpm-ostree's spellings: "ex-stage" and "apply" are older names of "stage".
     match mode.as_str() {
         "none" | "off" => Ok(None),
         "check" => Ok(Some("check")),
-        "stage" => Ok(Some("stage")),
+        "stage" | "ex-stage" | "apply" => Ok(Some("stage")),
         other => Err(Error::InvalidArgs(format!(
-            "Option \"mode\" must be auto, none, check or stage, got {other:?}"
+            "Option \"mode\" must be auto, none, check or stage, got {}",
+            bounded(other)
         ))),
     }
 }
@@ -544,32 +433,29 @@ pub(crate) fn update_deployment(
     opts: &Options,
     sysroot: &Path,
 ) -> Result<Request> {
-    let m = OptionReader::with_kind(modifiers, &["set-refspec", "set-revision"], "Modifier")?;
-    let r = OptionReader::new(
-        opts,
-        &allowed(&[
-            "allow-downgrade",
-            "skip-purge",
-            "skip-branch-check",
-            "cache-only",
-            "download-only",
-            "lock-finalization",
-            "bypass-driver",
-        ]),
-    )?;
-    let reboot = reboot_option(&r, sysroot)?;
-    let refspec = m.string("set-refspec")?;
-    let revision = m.string("set-revision")?;
-    let lock_finalization = r.flag("lock-finalization")?;
-    let cache_only = r.flag("cache-only")?;
-    let download_only = r.flag("download-only")?;
+    let m: api::Modifiers = read(modifiers, "Modifier", "UpdateDeployment")?;
+    if let Some(key) = m.unsupported().or_else(|| {
+        api::FD_MODIFIERS
+            .iter()
+            .copied()
+            .find(|k| modifiers.contains_key(*k))
+    }) {
+        return Err(not_yet("Modifier", key));
+    }
+    let r = deploy_options(opts, "UpdateDeployment")?;
+    let reboot = reboot_option(r.reboot, sysroot)?;
+    let refspec = m.set_refspec;
+    let revision = m.set_revision;
+    let lock_finalization = r.lock_finalization.unwrap_or(false);
+    let cache_only = r.cache_only.unwrap_or(false);
+    let download_only = r.download_only.unwrap_or(false);
     // rpm-ostree: allow-downgrade defaults to true when the target is explicit.
     let explicit = refspec.is_some() || revision.is_some();
     let driver = DriverIntent {
         guarded: explicit,
-        ..DriverIntent::guarded(&r)?
+        ..DriverIntent::guarded(&r)
     };
-    let allow_downgrade = r.bool("allow-downgrade")?.unwrap_or(explicit);
+    let allow_downgrade = r.allow_downgrade.unwrap_or(explicit);
     let (title, op) = match (refspec, revision) {
         (Some(refspec), revision) => {
             if refspec.is_empty() {
@@ -583,7 +469,7 @@ pub(crate) fn update_deployment(
                     osname: Some(osname.to_string()),
                     refspec,
                     revision: revision.map(|s| parse_revision(&s)).transpose()?,
-                    skip_purge: r.flag("skip-purge")?,
+                    skip_purge: r.skip_purge.unwrap_or(false),
                     disallow_downgrade: !allow_downgrade,
                     lock_finalization,
                     cache_only,
@@ -594,7 +480,7 @@ pub(crate) fn update_deployment(
         (None, Some(revision)) => {
             let mut o = DeployOptions::new(parse_revision(&revision)?);
             o.osname = Some(osname.to_string());
-            o.skip_branch_check = r.flag("skip-branch-check")?;
+            o.skip_branch_check = r.skip_branch_check.unwrap_or(false);
             o.disallow_downgrade = !allow_downgrade;
             o.lock_finalization = lock_finalization;
             o.cache_only = cache_only;
@@ -628,6 +514,7 @@ pub(crate) fn update_deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zbus::zvariant::Value;
 
     fn opts(kv: &[(&str, Value<'static>)]) -> Options {
         kv.iter()
@@ -636,25 +523,33 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_mistyped_options() {
-        let o = opts(&[("foo", Value::Bool(true))]);
-        let e = upgrade("os", &o, Path::new("/tmp/x")).unwrap_err();
-        assert_eq!(e.message(), "Option \"foo\" is not supported by Strata yet");
+    fn unknown_ignored_default_flags_accepted_mistyped_and_unsupported_named() {
+        let o = opts(&[("foo", Value::Bool(true)), ("dry-run", Value::Bool(false))]);
+        assert!(upgrade("os", &o, Path::new("/tmp/x")).is_ok());
         let o = opts(&[("reboot", Value::from("yes"))]);
         let e = upgrade("os", &o, Path::new("/tmp/x")).unwrap_err();
         assert_eq!(
             e.message(),
-            "Option \"reboot\" must be a boolean (b), got s"
+            "Option \"reboot\" has the wrong type: expected a value of signature `b`, got a \
+             value of signature `s`"
         );
         let o = opts(&[("reboot", Value::Bool(true))]);
         let e = upgrade("os", &o, Path::new("/tmp/x")).unwrap_err();
         assert!(e.message().contains("reboot"), "{e}");
+        let o = opts(&[("dry-run", Value::Bool(true))]);
+        let e = upgrade("os", &o, Path::new("/tmp/x")).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "Option \"dry-run\" is not supported by Strata yet"
+        );
         let o = opts(&[("install-packages", Value::from(vec!["x".to_string()]))]);
         let e = update_deployment("os", &o, &Options::new(), Path::new("/")).unwrap_err();
         assert_eq!(
             e.message(),
             "Modifier \"install-packages\" is not supported by Strata yet"
         );
+        let o = opts(&[("install-packages", Value::from(Vec::<String>::new()))]);
+        assert!(update_deployment("os", &o, &Options::new(), Path::new("/")).is_ok());
     }
 
     #[test]
@@ -667,9 +562,10 @@ mod tests {
         }
         let o = opts(&[("append-if-missing", Value::from("a=1"))]);
         let e = kernel_args("os", "", &[], &[], &[], &o, Path::new("/x")).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "Option \"append-if-missing\" must be a string array (as), got s"
+        assert!(
+            e.message()
+                .starts_with("Option \"append-if-missing\" has the wrong type"),
+            "{e}"
         );
     }
 

@@ -10,7 +10,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use crate::daemon::{Client, Daemon};
 use crate::error::{Error, Result};
-use crate::options::{OptionReader, Options};
+use crate::options::{self, Options};
 use crate::polkit;
 
 #[derive(Debug)]
@@ -44,8 +44,9 @@ impl SysrootIface {
     ) -> Result<()> {
         let sender = sender(&hdr)?;
         let uid = polkit::authorize(&self.d, &sender, &[names::action::CLIENT_MANAGEMENT]).await?;
-        let r = OptionReader::new(&options, &["id"])?;
-        let id = r.string("id")?;
+        let r: strata_api::options::ClientOptions =
+            options::read(&options, "Option", "RegisterClient")?;
+        let id = r.id;
         let uid = match uid {
             Some(u) => Some(u),
             None => self.d.caller_uid(&sender).await.ok(),
@@ -88,7 +89,9 @@ impl SysrootIface {
     ) -> Result<()> {
         let sender = sender(&hdr)?;
         polkit::authorize(&self.d, &sender, &[names::action::CLIENT_MANAGEMENT]).await?;
-        OptionReader::new(&options, &[])?;
+        // rpm-ostree ignores these options (GNOME Software sends its id anyway).
+        let _: strata_api::options::ClientOptions =
+            options::read(&options, "Option", "UnregisterClient")?;
         if self.d.remove_client(&sender) {
             tracing::info!("Client {sender} unregistered");
         }

@@ -22,7 +22,7 @@ async fn crash_at(point: &str, wait_for_task: Option<&str>) {
         .await
         .unwrap();
     let conn = bus.connect().await.unwrap();
-    let address = os_proxy(&conn).await.upgrade(no_opts()).await.unwrap();
+    let address = os_proxy(&conn).await.upgrade(&no_opts()).await.unwrap();
     let (_peer, txn) = connect_txn(&address).await;
     let mut stream = signals(&txn).await;
     assert!(txn.start().await.unwrap());
@@ -57,7 +57,7 @@ async fn crash_at(point: &str, wait_for_task: Option<&str>) {
     let conn = bus.connect().await.unwrap();
     let deps = sysroot_proxy(&conn).await.deployments().await.unwrap();
     assert_eq!(deps.len(), 1, "{point}");
-    let address = os_proxy(&conn).await.upgrade(no_opts()).await.unwrap();
+    let address = os_proxy(&conn).await.upgrade(&no_opts()).await.unwrap();
     let sigs = run_txn(&address).await;
     assert_eq!(finished(&sigs), (true, String::new()), "{point}: {sigs:?}");
     assert_eq!(fx.sysroot().unwrap().deployments().unwrap()[0].checksum, v2);

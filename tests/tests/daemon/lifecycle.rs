@@ -4,7 +4,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use strata_tests::{FixtureConfig, Stratad};
-use zbus::zvariant::Value;
 
 use crate::*;
 
@@ -44,11 +43,12 @@ async fn idle_exit_and_sigterm() {
     let mut env = Env::with_args(FixtureConfig::default(), &["--idle-exit-timeout", "1"]).await;
     // A registered client keeps it alive.
     let client = env.client().await;
-    let mut opts = no_opts();
-    opts.insert("id", Value::from("keepalive"));
+    let opts = strata_api::options::ClientOptions {
+        id: Some("keepalive".into()),
+    };
     sysroot_proxy(&client)
         .await
-        .register_client(opts)
+        .register_client(&opts)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(7)).await;

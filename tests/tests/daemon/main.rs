@@ -86,8 +86,8 @@ pub async fn os_proxy(conn: &Connection) -> OSProxy<'static> {
 }
 
 /// Options for a call.
-pub fn no_opts() -> HashMap<&'static str, zbus::zvariant::Value<'static>> {
-    HashMap::new()
+pub fn no_opts<T: Default>() -> T {
+    T::default()
 }
 
 /// A peer-to-peer connection to a transaction address, with its proxy.

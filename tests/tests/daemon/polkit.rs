@@ -225,7 +225,7 @@ async fn real_polkitd_denies_non_root_mutations_and_allows_reads() {
 
     // The same Upgrade as root is allowed (uid 0 needs no polkit) and works.
     let address = root_os
-        .upgrade(no_opts())
+        .upgrade(&no_opts())
         .await
         .unwrap_or_else(|e| panic!("root Upgrade: {e}\n{}", diag()));
     let sigs = run_txn(&address).await;

@@ -4,8 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use strata_api::names;
+use strata_api::options::{DeployOptions, Modifiers};
 use strata_tests::{FixtureConfig, OsRelease};
-use zbus::zvariant::Value;
 
 use crate::*;
 
@@ -28,7 +28,7 @@ async fn upgrade_over_the_bus() {
     // Slow enough for ostree to report progress at least once.
     env.fx.http().unwrap().set_delay(Duration::from_millis(40));
     let os = env.os().await;
-    let address = os.upgrade(no_opts()).await.unwrap();
+    let address = os.upgrade(&no_opts()).await.unwrap();
     assert!(address.starts_with("unix:path="), "{address}");
     let sock = address.trim_start_matches("unix:path=");
     let mode = std::fs::metadata(sock).unwrap().permissions().mode();
@@ -101,16 +101,18 @@ async fn busy_error_and_identical_request_joins() {
     env.fx.commit(&big_release("2")).unwrap();
     env.fx.http().unwrap().set_delay(Duration::from_millis(300));
     let os = env.os().await;
-    let mut opts = no_opts();
-    opts.insert("allow-downgrade", Value::Bool(true));
-    let address = os.upgrade(opts.clone()).await.unwrap();
+    let opts = DeployOptions {
+        allow_downgrade: Some(true),
+        ..Default::default()
+    };
+    let address = os.upgrade(&opts).await.unwrap();
 
     let other = env.client().await;
     let os2 = os_proxy(&other).await;
     // Same method, same arguments: joins (also from another client).
-    assert_eq!(os2.upgrade(opts.clone()).await.unwrap(), address);
+    assert_eq!(os2.upgrade(&opts).await.unwrap(), address);
     // Anything else is refused with GIO's busy error.
-    let err = os2.upgrade(no_opts()).await.unwrap_err();
+    let err = os2.upgrade(&no_opts()).await.unwrap_err();
     let (name, msg) = error_name(&err);
     assert_eq!(name, names::ERROR_BUSY);
     assert_eq!(
@@ -124,7 +126,7 @@ async fn busy_error_and_identical_request_joins() {
     let (_peer, txn) = connect_txn(&address).await;
     let mut stream = signals(&txn).await;
     assert!(txn.start().await.unwrap());
-    let err = os2.rollback(no_opts()).await.unwrap_err();
+    let err = os2.rollback(&no_opts()).await.unwrap_err();
     assert_eq!(error_name(&err).0, names::ERROR_BUSY);
     txn.cancel().await.unwrap();
     let sigs = until_finished(&mut stream, Duration::from_secs(60))
@@ -141,7 +143,7 @@ async fn cancel_mid_pull_leaves_sysroot_unchanged() {
     let server = env.fx.http().unwrap();
     server.set_delay(Duration::from_millis(500));
     let os = env.os().await;
-    let address = os.upgrade(no_opts()).await.unwrap();
+    let address = os.upgrade(&no_opts()).await.unwrap();
     let (_peer, txn) = connect_txn(&address).await;
     let mut stream = signals(&txn).await;
     let requests = server.requests();
@@ -167,7 +169,7 @@ async fn client_vanishing_before_start_drops_the_transaction() {
     env.fx.commit(&OsRelease::new("2")).unwrap();
     let before = env.fx.sysroot().unwrap().snapshot().unwrap();
     let client = env.client().await;
-    let address = os_proxy(&client).await.upgrade(no_opts()).await.unwrap();
+    let address = os_proxy(&client).await.upgrade(&no_opts()).await.unwrap();
     let sysroot = env.sysroot().await;
     assert_eq!(sysroot.active_transaction_path().await.unwrap(), address);
     client.close().await.unwrap();
@@ -185,7 +187,7 @@ async fn client_vanishing_before_start_drops_the_transaction() {
     assert!(!std::path::Path::new(sock).exists(), "socket removed");
     assert_eq!(before, env.fx.sysroot().unwrap().snapshot().unwrap());
     // A new transaction can start.
-    let address = env.os().await.upgrade(no_opts()).await.unwrap();
+    let address = env.os().await.upgrade(&no_opts()).await.unwrap();
     let sigs = run_txn(&address).await;
     assert!(finished(&sigs).0, "{sigs:?}");
 }
@@ -220,7 +222,7 @@ async fn status_is_served_while_a_transaction_runs() {
     env.fx.commit(&big_release("2")).unwrap();
     env.fx.http().unwrap().set_delay(Duration::from_millis(300));
     let os = env.os().await;
-    let address = os.upgrade(no_opts()).await.unwrap();
+    let address = os.upgrade(&no_opts()).await.unwrap();
     let (_peer, txn) = connect_txn(&address).await;
     let mut stream = signals(&txn).await;
     assert!(txn.start().await.unwrap());
@@ -246,15 +248,17 @@ async fn deploy_kargs_rollback_and_cleanup() {
     let v2 = env.fx.commit(&OsRelease::new("2")).unwrap();
     let os = env.os().await;
     // Deploy a checksum, as Cockpit does.
-    let mut opts = no_opts();
-    opts.insert("reboot", Value::Bool(false));
-    let sigs = run_txn(&os.deploy(&v2, opts).await.unwrap()).await;
+    let opts = DeployOptions {
+        reboot: Some(false),
+        ..Default::default()
+    };
+    let sigs = run_txn(&os.deploy(&v2, &opts).await.unwrap()).await;
     assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
     let deps = env.fx.sysroot().unwrap().deployments().unwrap();
     assert_eq!(deps[0].checksum, v2);
 
     let address = os
-        .kernel_args("", &["strata.test=1"], &[], &[], no_opts())
+        .kernel_args("", &["strata.test=1"], &[], &[], &no_opts())
         .await
         .unwrap();
     let sigs = run_txn(&address).await;
@@ -263,12 +267,12 @@ async fn deploy_kargs_rollback_and_cleanup() {
     assert!(dict_str(&bc, "options").contains("strata.test=1"), "{bc:?}");
 
     let before = env.fx.sysroot().unwrap().deployments().unwrap();
-    let sigs = run_txn(&os.rollback(no_opts()).await.unwrap()).await;
+    let sigs = run_txn(&os.rollback(&no_opts()).await.unwrap()).await;
     assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
     let after = env.fx.sysroot().unwrap().deployments().unwrap();
     assert_eq!(after[0].checksum, before[1].checksum);
 
-    let sigs = run_txn(&os.clear_rollback_target(no_opts()).await.unwrap()).await;
+    let sigs = run_txn(&os.clear_rollback_target(&no_opts()).await.unwrap()).await;
     assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
     let n = env.fx.sysroot().unwrap().deployments().unwrap().len();
     assert_eq!(n, after.len() - 1);
@@ -280,7 +284,7 @@ async fn deploy_kargs_rollback_and_cleanup() {
 async fn failed_transaction_reports_the_error_chain() {
     let env = Env::new(FixtureConfig::default()).await;
     let os = env.os().await;
-    let address = os.deploy(&"0".repeat(64), no_opts()).await.unwrap();
+    let address = os.deploy(&"0".repeat(64), &no_opts()).await.unwrap();
     let sigs = run_txn(&address).await;
     let (ok, msg) = finished(&sigs);
     assert!(!ok);
@@ -295,9 +299,11 @@ async fn update_deployment_set_revision_deploys() {
     let env = Env::new(FixtureConfig::default()).await;
     let v2 = env.fx.commit(&OsRelease::new("2")).unwrap();
     let os = env.os().await;
-    let mut modifiers = no_opts();
-    modifiers.insert("set-revision", Value::from(format!("revision={v2}")));
-    let address = os.update_deployment(modifiers, no_opts()).await.unwrap();
+    let modifiers = Modifiers {
+        set_revision: Some(format!("revision={v2}")),
+        ..Default::default()
+    };
+    let address = os.update_deployment(&modifiers, &no_opts()).await.unwrap();
     let (_p, txn) = connect_txn(&address).await;
     assert_eq!(txn.title().await.unwrap(), "deploy");
     let mut stream = signals(&txn).await;
@@ -318,12 +324,14 @@ async fn automatic_update_trigger_check_mode() {
     env.fx.commit(&OsRelease::new("2")).unwrap();
     let os = env.os().await;
     // Policy none (default) and mode auto: disabled.
-    let (enabled, addr) = os.automatic_update_trigger(no_opts()).await.unwrap();
+    let (enabled, addr) = os.automatic_update_trigger(&no_opts()).await.unwrap();
     assert!(!enabled);
     assert_eq!(addr, "");
-    let mut opts = no_opts();
-    opts.insert("mode", Value::from("check"));
-    let (enabled, addr) = os.automatic_update_trigger(opts).await.unwrap();
+    let opts = DeployOptions {
+        mode: Some("check".into()),
+        ..Default::default()
+    };
+    let (enabled, addr) = os.automatic_update_trigger(&opts).await.unwrap();
     assert!(enabled);
     let (_p, txn) = connect_txn(&addr).await;
     assert_eq!(txn.title().await.unwrap(), "upgrade (check only)");

@@ -1,44 +1,98 @@
-//! Arguments and options are validated; nothing is silently ignored.
+//! Arguments and options are read as rpm-ostree reads them: unknown keys ignored, known keys
+//! type-checked, what Strata cannot do yet refused by name.
+
+use std::collections::HashMap;
 
 use strata_api::names;
+use strata_api::options::{
+    ClientOptions, DeployOptions, FinalizeOptions, Modifiers, RollbackOptions,
+};
 use strata_tests::FixtureConfig;
 use zbus::zvariant::Value;
 
 use crate::*;
 
+/// Calls an `OS` method with a raw body, to send what the typed proxy cannot: unknown keys
+/// and values of the wrong type.
+async fn call_os<B>(env: &Env, method: &str, body: &B) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    let path = names::os_object_path(strata_tests::DEFAULT_OSNAME);
+    env.conn
+        .call_method(
+            Some(names::BUS_NAME),
+            path.as_str(),
+            Some(names::OS_INTERFACE),
+            method,
+            body,
+        )
+        .await
+}
+
+fn raw(kv: &[(&str, Value<'static>)]) -> HashMap<String, Value<'static>> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn unsupported_options_are_rejected_by_name() {
+async fn options_follow_rpm_ostree_and_unsupported_ones_are_named() {
     let env = Env::new(FixtureConfig::default()).await;
     let before = env.fx.sysroot().unwrap().snapshot().unwrap();
     let os = env.os().await;
 
-    let mut opts = no_opts();
-    opts.insert("foo", Value::Bool(true));
-    let (name, msg) = error_name(&os.upgrade(opts).await.unwrap_err());
-    assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
-    assert_eq!(msg, "Option \"foo\" is not supported by Strata yet");
+    // What real clients send: every flag at its default, plus keys Strata does not know.
+    // Accepted (rpm-ostree ignores the unknown ones too): the upgrade runs, finding nothing new.
+    let opts = raw(&[
+        ("reboot", Value::Bool(false)),
+        ("dry-run", Value::Bool(false)),
+        ("skip-purge", Value::Bool(false)),
+        ("no-pull-base", Value::Bool(false)),
+        ("no-overrides", Value::Bool(false)),
+        ("colour", Value::from("red")),
+    ]);
+    let reply = call_os(&env, "Upgrade", &(opts,)).await.unwrap();
+    let address: String = reply.body().deserialize().unwrap();
+    let (ok, msg) = finished(&run_txn(&address).await);
+    assert!(ok, "{msg}");
 
-    let mut opts = no_opts();
-    opts.insert("reboot", Value::from("yes"));
-    let (_, msg) = error_name(&os.deploy("1", opts).await.unwrap_err());
-    assert_eq!(msg, "Option \"reboot\" must be a boolean (b), got s");
+    let opts = raw(&[("reboot", Value::from("yes"))]);
+    let err = call_os(&env, "Deploy", &("1", opts)).await.unwrap_err();
+    let (name, msg) = error_name(&err);
+    assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
+    assert_eq!(
+        msg,
+        "Option \"reboot\" has the wrong type: expected a value of signature `b`, got a value \
+         of signature `s`"
+    );
+
+    let opts = DeployOptions {
+        dry_run: Some(true),
+        ..Default::default()
+    };
+    let (name, msg) = error_name(&os.upgrade(&opts).await.unwrap_err());
+    assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
+    assert_eq!(msg, "Option \"dry-run\" is not supported by Strata yet");
 
     // reboot=true only on the booted host.
-    let mut opts = no_opts();
-    opts.insert("reboot", Value::Bool(true));
-    let (_, msg) = error_name(&os.rollback(opts).await.unwrap_err());
+    let opts = RollbackOptions {
+        reboot: Some(true),
+        ..Default::default()
+    };
+    let (_, msg) = error_name(&os.rollback(&opts).await.unwrap_err());
     assert!(msg.contains("\"reboot\""), "{msg}");
 
-    let mut mods = no_opts();
-    mods.insert("install-packages", Value::from(vec!["htop".to_string()]));
-    let (_, msg) = error_name(&os.update_deployment(mods, no_opts()).await.unwrap_err());
+    let mods = Modifiers {
+        install_packages: Some(vec!["htop".to_string()]),
+        ..Default::default()
+    };
+    let (_, msg) = error_name(&os.update_deployment(&mods, &no_opts()).await.unwrap_err());
     assert_eq!(
         msg,
         "Modifier \"install-packages\" is not supported by Strata yet"
     );
 
     let (_, msg) = error_name(
-        &os.rebase(no_opts(), "testos:other", &["htop"])
+        &os.rebase(&no_opts(), "testos:other", &["htop"])
             .await
             .unwrap_err(),
     );
@@ -47,18 +101,22 @@ async fn unsupported_options_are_rejected_by_name() {
     let (_, msg) = error_name(&os.cleanup(&["everything"]).await.unwrap_err());
     assert!(msg.contains("\"everything\""), "{msg}");
 
-    let mut opts = no_opts();
-    opts.insert("mode", Value::from("apply-now"));
-    let (_, msg) = error_name(&os.automatic_update_trigger(opts).await.unwrap_err());
+    let opts = DeployOptions {
+        mode: Some("apply-now".into()),
+        ..Default::default()
+    };
+    let (_, msg) = error_name(&os.automatic_update_trigger(&opts).await.unwrap_err());
     assert!(msg.contains("mode"), "{msg}");
 
-    let (name, _) = error_name(&os.rebase(no_opts(), "", &[]).await.unwrap_err());
+    let (name, _) = error_name(&os.rebase(&no_opts(), "", &[]).await.unwrap_err());
     assert_eq!(name, names::ERROR_INVALID_REFSPEC);
 
     // Finalizing needs a booted host.
-    let mut opts = no_opts();
-    opts.insert("allow-missing-checksum", Value::Bool(true));
-    let (name, msg) = error_name(&os.finalize_deployment(opts).await.unwrap_err());
+    let opts = FinalizeOptions {
+        allow_missing_checksum: Some(true),
+        ..Default::default()
+    };
+    let (name, msg) = error_name(&os.finalize_deployment(&opts).await.unwrap_err());
     assert_eq!(name, names::ERROR_FAILED);
     assert!(msg.contains("not the booted sysroot"), "{msg}");
 
@@ -81,7 +139,7 @@ async fn wrong_argument_types_are_rejected() {
             path.as_str(),
             Some(names::OS_INTERFACE),
             "Deploy",
-            &(7u32, no_opts()),
+            &(7u32, raw(&[])),
         )
         .await
         .unwrap_err();
@@ -114,18 +172,21 @@ async fn wrong_argument_types_are_rejected() {
 async fn register_and_unregister_client() {
     let env = Env::new(FixtureConfig::default()).await;
     let sysroot = env.sysroot().await;
-    let mut opts = no_opts();
-    opts.insert("id", Value::from("test-agent"));
-    sysroot.register_client(opts).await.unwrap();
+    let opts = ClientOptions {
+        id: Some("test-agent".into()),
+    };
+    sysroot.register_client(&opts).await.unwrap();
     let address = env.os().await.cleanup(&["base"]).await.unwrap();
     let (_p, txn) = connect_txn(&address).await;
     let desc = txn.initiating_client_description().await.unwrap();
     assert!(desc.contains("id:test-agent"), "{desc}");
-    let mut bad = no_opts();
-    bad.insert("colour", Value::from("red"));
-    let (_, msg) = error_name(&sysroot.register_client(bad).await.unwrap_err());
-    assert_eq!(msg, "Option \"colour\" is not supported by Strata yet");
-    sysroot.unregister_client(no_opts()).await.unwrap();
+    // GNOME Software sends its id to UnregisterClient too; rpm-ostree ignores it.
+    sysroot
+        .unregister_client(&ClientOptions {
+            id: Some("gnome-software".into()),
+        })
+        .await
+        .unwrap();
     sysroot.reload().await.unwrap();
     sysroot.reload_config().await.unwrap();
 }
