@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context, Result};
+use fn_error_context::context;
 
 use crate::kargs::{self, KargsEdit};
+use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
-use crate::stage::{self, NewDeployment, Outcome};
+use crate::stage::Outcome;
 use crate::sysroot::Sysroot;
 
 /// Options of [`kargs`].
@@ -57,38 +59,28 @@ pub fn current_kargs(
 
 /// Apply `opts.edit` and write a new deployment of the merge deployment's commit and origin
 /// with the result. Nothing is written when the arguments would not change.
+#[context("Changing kernel arguments")]
 pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<Outcome> {
     opts.edit.validate()?;
-    let _lock = sysroot.lock()?;
-    sysroot.reload()?;
-    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
-    let merge = sysroot.merge_deployment(&osname)?;
+    let p = Prepared::new(sysroot, opts.osname.as_deref())?;
     let current = match &opts.existing {
         Some(text) => kargs::split(text)
             .with_context(|| format!("Parsing the existing kernel arguments {text:?}"))?,
-        None => current_kargs(sysroot, Some(&osname), opts.deploy_index)?,
+        None => current_kargs(sysroot, Some(&p.osname), opts.deploy_index)?,
     };
     let new = opts.edit.apply(&current)?;
-    let merge_kargs = kargs::split(&sysroot.deployment_kargs(&merge)).unwrap_or_default();
+    let merge_kargs = kargs::split(&sysroot.deployment_kargs(&p.merge)).unwrap_or_default();
     if new == merge_kargs {
         ctx.message("Kernel arguments are unchanged");
         return Ok(Outcome::Unchanged);
     }
-    let origin = sysroot.origin(&merge)?;
-    stage::require_no_local_assembly(&origin)?;
-    let revision = merge.csum().to_string();
-    stage::write(
-        sysroot,
-        &merge,
-        &NewDeployment {
-            osname: &osname,
-            revision: &revision,
-            origin: &origin,
-            kargs: Some(new),
-            lock_finalization: opts.lock_finalization,
-        },
-        ctx,
-    )
+    let finish = Finish {
+        allow_downgrade: true,
+        download_only: false,
+        lock_finalization: opts.lock_finalization,
+        kargs: Some(new),
+    };
+    p.deploy(&p.current, &p.origin, &finish, ctx)
 }
 
 /// The BLS entry of a deployment (`title`, `linux`, `initrd`, `options`, `version`), as

@@ -1,6 +1,7 @@
 //! `cleanup`: remove pending or rollback deployments, temporary state and caches.
 
 use anyhow::{anyhow, Context, Result};
+use fn_error_context::context;
 use ostree::gio;
 
 use crate::commit;
@@ -48,6 +49,7 @@ pub fn plan_cleanup(slots: &[Slot], osname: &str, pending: bool, rollback: bool)
 /// The prefix of refs protecting the base commits of layered deployments.
 pub const BASE_REF_PREFIX: &str = "rpmostree/base";
 
+#[context("Cleaning up")]
 pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Result<Outcome> {
     if !opts.any() {
         return Err(anyhow!(

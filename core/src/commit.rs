@@ -1,6 +1,7 @@
 //! Reading commit objects: version, timestamp, metadata, history.
 
 use anyhow::{Context, Result};
+use fn_error_context::context;
 use ostree::glib;
 
 /// What status and the operations need from a commit.
@@ -43,6 +44,7 @@ pub fn short(checksum: &str) -> &str {
 }
 
 /// Load a commit object from the repo.
+#[context("Loading commit {}", short(checksum))]
 pub fn load(repo: &ostree::Repo, checksum: &str) -> Result<CommitInfo> {
     let (commit, _state) = repo
         .load_commit(checksum)
@@ -97,6 +99,7 @@ pub fn walk_history<T>(
 }
 
 /// Resolve a refspec in the local repo.
+#[context("Resolving {refspec}")]
 pub fn resolve(repo: &ostree::Repo, refspec: &str) -> Result<Option<String>> {
     Ok(repo
         .resolve_rev(refspec, true)
@@ -106,6 +109,7 @@ pub fn resolve(repo: &ostree::Repo, refspec: &str) -> Result<Option<String>> {
 
 /// Whether the repo holds the full tree of a commit (not only the commit object, as after a
 /// metadata-only pull).
+#[context("Checking that commit {} is complete", short(checksum))]
 pub fn is_complete(repo: &ostree::Repo, checksum: &str) -> Result<bool> {
     let (_, state) = repo
         .load_commit(checksum)

@@ -3,14 +3,15 @@
 use std::fmt;
 
 use anyhow::{anyhow, Result};
+use fn_error_context::context;
 
 use crate::commit::{self, CommitInfo};
-use crate::origin::Refspec;
+use crate::origin::{is_checksum, Refspec};
+use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
-use crate::stage::{self, NewDeployment, Outcome};
+use crate::stage::Outcome;
 use crate::sysroot::Sysroot;
-use crate::upgrade::ostree_refspec;
 
 /// A revision to deploy: `revision=CHECKSUM`, `version=VERSION`, or bare (a 64-hex string is a
 /// checksum, anything else a version), as `rpm-ostree deploy` takes it.
@@ -58,12 +59,6 @@ impl fmt::Display for Revision {
             Revision::Version(v) => write!(f, "version={v}"),
         }
     }
-}
-
-pub(crate) fn is_checksum(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Options of [`deploy`].
@@ -176,48 +171,31 @@ pub(crate) fn resolve_revision(
 }
 
 /// Deploy `opts.revision` of the origin ref, pinning the origin to it (`override-commit`).
+#[context("Deploying {}", opts.revision)]
 pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Result<Outcome> {
-    let _lock = sysroot.lock()?;
-    sysroot.reload()?;
-    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
-    let merge = sysroot.merge_deployment(&osname)?;
-    let mut origin = sysroot.origin(&merge)?;
-    let refspec = ostree_refspec(&origin)?;
-    stage::require_no_local_assembly(&origin)?;
-    let repo = sysroot.repo();
-    let current = commit::load(&repo, &merge.csum())?;
+    let p = Prepared::new(sysroot, opts.osname.as_deref())?;
+    let refspec = p.refspec()?;
     let target = resolve_revision(
-        &repo,
+        &p.repo,
         &refspec,
         &opts.revision,
         opts.skip_branch_check,
         opts.cache_only,
         ctx,
     )?;
-    if target.checksum == current.checksum {
-        ctx.message(format!("Already at {}", current.describe()));
+    if target.checksum == p.current.checksum {
+        ctx.message(format!("Already at {}", p.current.describe()));
         return Ok(Outcome::Unchanged);
     }
-    stage::check_downgrade(&current, &target, !opts.disallow_downgrade)?;
-    if opts.download_only {
-        return Ok(Outcome::Downloaded {
-            checksum: target.checksum,
-            version: target.version,
-        });
-    }
+    let mut origin = p.origin.clone();
     origin.set_override_commit(Some(&target.checksum));
-    stage::write(
-        sysroot,
-        &merge,
-        &NewDeployment {
-            osname: &osname,
-            revision: &target.checksum,
-            origin: &origin,
-            kargs: None,
-            lock_finalization: opts.lock_finalization,
-        },
-        ctx,
-    )
+    let finish = Finish {
+        allow_downgrade: !opts.disallow_downgrade,
+        download_only: opts.download_only,
+        lock_finalization: opts.lock_finalization,
+        kargs: None,
+    };
+    p.deploy(&target, &origin, &finish, ctx)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use fn_error_context::context;
 
 use crate::progress::OpContext;
 use crate::stage::Outcome;
@@ -21,6 +22,7 @@ pub struct FinalizeOptions {
 }
 
 /// Check the staged deployment against `opts` and remove the finalization lock.
+#[context("Finalizing the staged deployment")]
 pub fn finalize(sysroot: &Sysroot, opts: &FinalizeOptions, ctx: &OpContext) -> Result<Outcome> {
     ctx.check_cancelled()?;
     if !sysroot.is_booted() {

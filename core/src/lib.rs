@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod finalize;
 pub mod kargs;
 pub mod origin;
+mod prepare;
 pub mod progress;
 mod pull;
 pub mod rebase;

@@ -1,6 +1,7 @@
 //! Pulling from a remote with progress and cancellation.
 
 use anyhow::{anyhow, Context, Result};
+use ostree::gio;
 use ostree::glib;
 
 use crate::progress::{DownloadProgress, Event, OpContext};
@@ -52,21 +53,30 @@ pub(crate) fn pull(repo: &ostree::Repo, req: &PullRequest<'_>, ctx: &OpContext) 
     res.with_context(|| format!("Pulling {what} from remote {:?}", req.remote))
 }
 
-/// Add what the user can do to libostree's pull errors.
+/// Add what the user can do to libostree's pull errors, judged by the error's domain and code.
 fn explain_pull_error(repo: &ostree::Repo, remote: &str, e: glib::Error) -> anyhow::Error {
-    let msg = e.message().to_string();
+    // libostree has no Rust binding for its GPG error domain; its quark is this name
+    // (G_DEFINE_QUARK (OstreeGpgError, ostree_gpg_error)).
+    let gpg_domain = e.domain().as_str() == "OstreeGpgError";
     let gpg = repo.remote_get_gpg_verify(remote).unwrap_or(false);
-    if gpg && (msg.contains("GPG") || msg.contains("signature")) {
-        return anyhow!(
-            "{msg}\nThe remote {remote:?} has gpg-verify=true: the commit must be signed by a key imported for this remote (ostree remote gpg-import {remote} KEYFILE)"
-        );
-    }
-    if msg.contains("No such branch") || msg.contains("not found") || msg.contains("404") {
-        return anyhow!(
-            "{msg}\nCheck the ref name (ostree remote refs {remote} lists what the remote has)"
-        );
-    }
-    anyhow::Error::new(e)
+    let hint = if gpg_domain && gpg {
+        format!(
+            "The remote {remote:?} has gpg-verify=true: the commit must be signed by a key imported for this remote (ostree remote gpg-import {remote} KEYFILE)"
+        )
+    } else if ref_not_found(&e) {
+        format!("Check the ref name (ostree remote refs {remote} lists what the remote has)")
+    } else {
+        return anyhow::Error::new(e);
+    };
+    anyhow!("{}\n{hint}", e.message())
+}
+
+/// Whether libostree said the remote does not have a ref. An HTTP 404 is G_IO_ERROR_NOT_FOUND;
+/// a ref missing from the remote's summary is only G_IO_ERROR_FAILED ("No such branch '…' in
+/// repository summary", ostree-repo-pull.c) and the ostree crate binds no way to list a remote's
+/// refs, so that one case is recognised by its fixed prefix.
+fn ref_not_found(e: &glib::Error) -> bool {
+    e.matches(gio::IOErrorEnum::NotFound) || e.message().starts_with("No such branch")
 }
 
 fn read_progress(p: &ostree::AsyncProgress) -> DownloadProgress {

@@ -1,15 +1,16 @@
 //! `rebase`: follow another ref (and/or remote).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
+use fn_error_context::context;
 
 use crate::commit;
 use crate::deploy::{resolve_revision, Revision};
-use crate::origin::Refspec;
+use crate::origin::{OriginError, Refspec};
+use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
-use crate::stage::{self, NewDeployment, Outcome};
+use crate::stage::Outcome;
 use crate::sysroot::Sysroot;
-use crate::upgrade::ostree_refspec;
 
 /// Options of [`rebase`].
 #[derive(Debug, Clone, Default)]
@@ -29,12 +30,16 @@ pub struct RebaseOptions {
 }
 
 /// Resolve a partial refspec against the current one, as rpm-ostree does.
-pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec> {
+pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec, OriginError> {
+    let invalid = |problem: &str| OriginError::InvalidRefspec {
+        input: given.to_string(),
+        problem: problem.to_string(),
+    };
     let full = if let Some(local) = given.strip_prefix(':') {
         local.to_string()
     } else if let Some(remote) = given.strip_suffix(':') {
         if remote.contains(':') {
-            return Err(anyhow!("Invalid refspec {given:?}: expected REMOTE:REF"));
+            return Err(invalid("it has more than one ':' before the trailing one"));
         }
         format!("{remote}:{}", current.ref_name())
     } else if given.contains(':') {
@@ -45,29 +50,25 @@ pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec> {
             None => given.to_string(),
         }
     };
-    let r = Refspec::parse(&full).with_context(|| format!("Rebasing to {given:?}"))?;
+    let r = Refspec::parse(&full)?;
     if given.starts_with(':') && r.remote().is_some() {
-        return Err(anyhow!("Invalid refspec {given:?}: expected :LOCALREF"));
+        return Err(invalid("a local ref (:REF) cannot name a remote"));
     }
     Ok(r)
 }
 
 /// Rebase onto another ref; layering requests in the origin are carried over unchanged.
+#[context("Rebasing to {}", opts.refspec)]
 pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
-    let _lock = sysroot.lock()?;
-    sysroot.reload()?;
-    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
-    let merge = sysroot.merge_deployment(&osname)?;
-    let mut origin = sysroot.origin(&merge)?;
-    let old = ostree_refspec(&origin)?;
-    stage::require_no_local_assembly(&origin)?;
+    let p = Prepared::new(sysroot, opts.osname.as_deref())?;
+    let old = p.refspec()?;
     let new = resolve_refspec(&old, &opts.refspec)?;
     if new == old && opts.revision.is_none() {
         return Err(anyhow!(
             "Old and new refs are equal: {new}; use `upgrade` to update it or `deploy` to pick a revision"
         ));
     }
-    let repo = sysroot.repo();
+    let repo = &p.repo;
     if let Some(remote) = new.remote() {
         let known: Vec<String> = repo.remote_list().iter().map(|s| s.to_string()).collect();
         if !known.iter().any(|k| k == remote) {
@@ -77,9 +78,8 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
             ));
         }
     }
-    let current = commit::load(&repo, &merge.csum())?;
     let target = match &opts.revision {
-        Some(rev) => resolve_revision(&repo, &new, rev, false, opts.cache_only, ctx)?,
+        Some(rev) => resolve_revision(repo, &new, rev, false, opts.cache_only, ctx)?,
         None => {
             if let (Some(remote), false) = (new.remote(), opts.cache_only) {
                 let req = PullRequest {
@@ -88,34 +88,26 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
                     commit_only: false,
                     depth: 0,
                 };
-                ctx.task(&format!("Pulling {new}"), || pull(&repo, &req, ctx))?;
+                ctx.task(&format!("Pulling {new}"), || pull(repo, &req, ctx))?;
             }
-            let csum = commit::resolve(&repo, &new.to_string())?
+            let csum = commit::resolve(repo, &new.to_string())?
                 .ok_or_else(|| anyhow!("The ref {new} is not in the local repo"))?;
-            commit::load(&repo, &csum)?
+            commit::load(repo, &csum)?
         }
     };
-    stage::check_downgrade(&current, &target, !opts.disallow_downgrade)?;
-    if opts.download_only {
-        return Ok(Outcome::Downloaded {
-            checksum: target.checksum,
-            version: target.version,
-        });
-    }
+    let mut origin = p.origin.clone();
     origin.set_refspec(&new);
     origin.set_override_commit(opts.revision.as_ref().map(|_| target.checksum.as_str()));
-    let outcome = stage::write(
-        sysroot,
-        &merge,
-        &NewDeployment {
-            osname: &osname,
-            revision: &target.checksum,
-            origin: &origin,
-            kargs: None,
-            lock_finalization: opts.lock_finalization,
-        },
-        ctx,
-    )?;
+    let finish = Finish {
+        allow_downgrade: !opts.disallow_downgrade,
+        download_only: opts.download_only,
+        lock_finalization: opts.lock_finalization,
+        kargs: None,
+    };
+    let outcome = p.deploy(&target, &origin, &finish, ctx)?;
+    if opts.download_only {
+        return Ok(outcome);
+    }
     if !opts.skip_purge && new != old {
         // The old deployment keeps its commit through libostree's deployment refs.
         if let Err(e) = repo.set_ref_immediate(

@@ -1,6 +1,7 @@
 //! `rollback` and the deployment-list planning it shares with `cleanup`.
 
 use anyhow::{anyhow, Result};
+use fn_error_context::context;
 use ostree::gio;
 
 use crate::progress::OpContext;
@@ -71,6 +72,7 @@ pub struct RollbackOptions {
 }
 
 /// Make the rollback (or booted) deployment the default for the next boot.
+#[context("Rolling back")]
 pub fn rollback(sysroot: &Sysroot, opts: &RollbackOptions, ctx: &OpContext) -> Result<Outcome> {
     let _lock = sysroot.lock()?;
     sysroot.reload()?;

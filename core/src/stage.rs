@@ -59,32 +59,6 @@ pub(crate) struct NewDeployment<'a> {
     pub lock_finalization: bool,
 }
 
-/// Refuse origins that need package layering or overrides, which this engine cannot assemble yet:
-/// deploying the plain base for them would silently drop what the administrator asked for.
-pub(crate) fn require_no_local_assembly(origin: &Origin) -> Result<()> {
-    if origin.needs_local_assembly() {
-        let mut what = Vec::new();
-        let pkgs = origin.requested_packages();
-        if !pkgs.is_empty() {
-            what.push(format!("layered packages ({})", pkgs.join(", ")));
-        }
-        if !origin.override_remove().is_empty() || !origin.override_replace_local().is_empty() {
-            what.push("base package overrides".to_string());
-        }
-        if origin.has_initramfs_block() {
-            what.push("initramfs settings".to_string());
-        }
-        if what.is_empty() {
-            what.push("local assembly".to_string());
-        }
-        return Err(anyhow!(
-            "This deployment's origin requests {}; Strata cannot assemble layered deployments yet, so it refuses rather than deploy the base without them. Remove the requests (rpm-ostree reset) and retry",
-            what.join(", ")
-        ));
-    }
-    Ok(())
-}
-
 /// Refuse moving to an older commit unless allowed.
 pub(crate) fn check_downgrade(
     current: &CommitInfo,

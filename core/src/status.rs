@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
+use fn_error_context::context;
 use serde_json::{Map, Value};
 pub use strata_api::status::*;
 
@@ -13,6 +14,7 @@ use crate::sysroot::{deployment_id, Sysroot, STAGED_LOCKED_PATH};
 use crate::variant;
 
 /// Build the status of every deployment, in boot order.
+#[context("Reading the status of {}", sysroot.path().display())]
 pub fn load(sysroot: &Sysroot) -> Result<StatusReport> {
     let repo = sysroot.repo();
     let booted = sysroot.booted_deployment();

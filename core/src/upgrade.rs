@@ -1,12 +1,13 @@
 //! `upgrade`: move the deployment to the newest commit of its origin ref.
 
 use anyhow::{anyhow, Result};
+use fn_error_context::context;
 
 use crate::commit;
-use crate::origin::{Origin, Refspec, RefspecKind};
+use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
-use crate::stage::{self, NewDeployment, Outcome};
+use crate::stage::Outcome;
 use crate::sysroot::Sysroot;
 
 /// Options of [`upgrade`].
@@ -26,31 +27,12 @@ pub struct UpgradeOptions {
     pub lock_finalization: bool,
 }
 
-/// The ostree refspec a deployment follows, or a clear error for origins that have none.
-pub(crate) fn ostree_refspec(origin: &Origin) -> Result<Refspec> {
-    match origin.refspec() {
-        Some(r) if r.kind() == RefspecKind::Ostree => Ok(r.clone()),
-        Some(r) => Err(anyhow!(
-            "The origin is pinned to the bare commit {r}, which has no ref to follow; rebase to a REMOTE:REF first"
-        )),
-        None => Err(anyhow!(
-            "The origin follows a container image, which Strata does not support yet"
-        )),
-    }
-}
-
 /// Pull the origin ref and deploy its newest commit with the current default as merge
 /// deployment.
+#[context("Upgrading")]
 pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Result<Outcome> {
-    let _lock = sysroot.lock()?;
-    sysroot.reload()?;
-    let osname = sysroot.resolve_osname(opts.osname.as_deref())?;
-    let merge = sysroot.merge_deployment(&osname)?;
-    let mut origin = sysroot.origin(&merge)?;
-    let refspec = ostree_refspec(&origin)?;
-    stage::require_no_local_assembly(&origin)?;
-    let repo = sysroot.repo();
-    let current = commit::load(&repo, &merge.csum())?;
+    let p = Prepared::new(sysroot, opts.osname.as_deref())?;
+    let refspec = p.refspec()?;
     let refstr = refspec.to_string();
 
     if let (Some(remote), false) = (refspec.remote(), opts.cache_only) {
@@ -60,51 +42,41 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
             commit_only: opts.check_only,
             depth: 0,
         };
-        ctx.task(&format!("Pulling {refstr}"), || pull(&repo, &req, ctx))?;
+        ctx.task(&format!("Pulling {refstr}"), || pull(&p.repo, &req, ctx))?;
     }
-    let target = commit::resolve(&repo, &refstr)?.ok_or_else(|| {
+    let target = commit::resolve(&p.repo, &refstr)?.ok_or_else(|| {
         anyhow!("The ref {refstr} is not in the local repo; run without --cache-only to fetch it")
     })?;
-    if target == current.checksum && origin.override_commit().is_none() {
+    if target == p.current.checksum && p.origin.override_commit().is_none() {
         ctx.message(format!(
             "No upgrade available: {refstr} is at {}",
-            current.describe()
+            p.current.describe()
         ));
         return Ok(Outcome::Unchanged);
     }
-    let target_info = commit::load(&repo, &target)?;
-    stage::check_downgrade(&current, &target_info, opts.allow_downgrade)?;
+    let target = commit::load(&p.repo, &target)?;
     if opts.check_only {
-        ctx.message(format!("Update available: {}", target_info.describe()));
+        p.check_downgrade(&target, opts.allow_downgrade)?;
+        ctx.message(format!("Update available: {}", target.describe()));
         return Ok(Outcome::UpdateAvailable {
-            checksum: target,
-            version: target_info.version,
+            checksum: target.checksum,
+            version: target.version,
         });
     }
-    if !commit::is_complete(&repo, &target)? {
+    if !commit::is_complete(&p.repo, &target.checksum)? {
         return Err(anyhow!(
             "Commit {} is only partially downloaded; run without --cache-only to fetch it",
-            target_info.describe()
+            target.describe()
         ));
     }
-    if opts.download_only {
-        return Ok(Outcome::Downloaded {
-            checksum: target,
-            version: target_info.version,
-        });
-    }
     // Upgrading follows the ref again: drop a pin left by `deploy`.
+    let mut origin = p.origin.clone();
     origin.set_override_commit(None);
-    stage::write(
-        sysroot,
-        &merge,
-        &NewDeployment {
-            osname: &osname,
-            revision: &target,
-            origin: &origin,
-            kargs: None,
-            lock_finalization: opts.lock_finalization,
-        },
-        ctx,
-    )
+    let finish = Finish {
+        allow_downgrade: opts.allow_downgrade,
+        download_only: opts.download_only,
+        lock_finalization: opts.lock_finalization,
+        kargs: None,
+    };
+    p.deploy(&target, &origin, &finish, ctx)
 }

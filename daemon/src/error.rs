@@ -33,7 +33,7 @@ impl Error {
             matches!(
                 c.downcast_ref::<strata_core::origin::OriginError>(),
                 Some(strata_core::origin::OriginError::InvalidRefspec { .. })
-            ) || c.to_string().starts_with("Invalid refspec")
+            )
         });
         if bad_refspec {
             return Error::InvalidRefspec(msg);

@@ -86,7 +86,10 @@ fn rebase_errors_change_nothing() {
     let fx = fixture();
     let cases = [
         ("nosuchremote:foo/bar", "not configured"),
-        ("testos:stratatest/none/x86_64", "stratatest/none/x86_64"),
+        (
+            "testos:stratatest/none/x86_64",
+            "Check the ref name (ostree remote refs testos",
+        ),
         ("testos:bad ref", "Invalid refspec"),
         ("a:b:c", "Invalid refspec"),
         (&*fx.refspec(), "Old and new refs are equal"),
