@@ -21,7 +21,7 @@ pub(crate) fn run(a: &GenerateDocsArgs) -> Result<i32> {
 
 /// `strata.1` and one `strata-VERB.1` per visible verb.
 pub(crate) fn write_man_pages(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+    fs_err::create_dir_all(dir)?;
     let cmd = Cli::command();
     render_man(&cmd, "strata", dir)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
@@ -41,12 +41,12 @@ fn render_man(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
     clap_mangen::Man::new(cmd.clone())
         .render(&mut buf)
         .with_context(|| format!("Rendering the man page of {name}"))?;
-    std::fs::write(&path, buf).with_context(|| format!("Writing {}", path.display()))
+    Ok(fs_err::write(&path, buf)?)
 }
 
 /// bash, zsh and fish completions for `strata` and for the `rpm-ostree` symlink.
 pub(crate) fn write_completions(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+    fs_err::create_dir_all(dir)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         for bin in ["strata", "rpm-ostree"] {
             let mut cmd = Cli::command();

@@ -109,7 +109,7 @@ fn edit_interactively(current: &str) -> Result<String> {
     if !status.success() {
         bail!("The editor {:?} failed ({status})", argv.join(" "));
     }
-    let text = std::fs::read_to_string(file.path())
+    let text = fs_err::read_to_string(file.path())
         .with_context(|| format!("Reading {}", file.path().display()))?;
     Ok(parse_editor_text(&text))
 }
@@ -138,7 +138,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &KargsArgs) -> Result<i32
 
     let mut existing = current.clone();
     if a.import_proc_cmdline {
-        let cmdline = std::fs::read_to_string("/proc/cmdline").context("Reading /proc/cmdline")?;
+        let cmdline = fs_err::read_to_string("/proc/cmdline").context("Reading /proc/cmdline")?;
         existing = from_proc_cmdline(&cmdline);
     }
     let final_args = if a.editor {

@@ -98,7 +98,7 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
             .join("var/cache/rpm-ostree");
         for sub in ["repomd", "solv"] {
             let p = dir.join(sub);
-            match std::fs::remove_dir_all(&p) {
+            match fs_err::remove_dir_all(&p) {
                 Ok(()) => ctx.message(format!("Removed {}", p.display())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("Removing {}", p.display())),

@@ -55,7 +55,7 @@ pub fn finalize(sysroot: &Sysroot, opts: &FinalizeOptions, ctx: &OpContext) -> R
             "The staged deployment {csum} is not locked against finalization; allow an unlocked deployment to finalize it anyway"
         ));
     }
-    match std::fs::remove_file(lock) {
+    match fs_err::remove_file(lock) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("Removing {STAGED_LOCKED_PATH}")),

@@ -164,13 +164,13 @@ pub(crate) fn write(
 fn write_finalization_lock() -> Result<()> {
     let p = Path::new(STAGED_LOCKED_PATH);
     if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+        fs_err::create_dir_all(dir)?;
     }
-    std::fs::write(p, b"").with_context(|| format!("Writing {}", p.display()))
+    Ok(fs_err::write(p, b"")?)
 }
 
 fn remove_finalization_lock() -> Result<()> {
-    match std::fs::remove_file(STAGED_LOCKED_PATH) {
+    match fs_err::remove_file(STAGED_LOCKED_PATH) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("Removing {STAGED_LOCKED_PATH}")),

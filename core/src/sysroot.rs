@@ -171,7 +171,7 @@ impl Sysroot {
     /// The origin file text; libostree's in-memory copy when the file is absent (staged).
     pub fn origin_text(&self, d: &ostree::Deployment) -> Result<String> {
         let p = self.origin_path(d);
-        match std::fs::read_to_string(&p) {
+        match fs_err::read_to_string(&p) {
             Ok(t) => Ok(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match d.origin() {
                 Some(kf) => Ok(kf.to_data().to_string()),
@@ -181,7 +181,7 @@ impl Sysroot {
                     p.display()
                 )),
             },
-            Err(e) => Err(e).with_context(|| format!("Reading {}", p.display())),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -141,10 +141,10 @@ impl Config {
 
     /// Read `path`; a missing file means the defaults.
     pub(crate) fn load(path: &Path) -> Result<Config> {
-        match std::fs::read_to_string(path) {
+        match fs_err::read_to_string(path) {
             Ok(t) => Config::parse(&t).with_context(|| format!("Parsing {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(e).with_context(|| format!("Reading {}", path.display())),
+            Err(e) => Err(e.into()),
         }
     }
 }

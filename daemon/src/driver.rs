@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use strata_api::names::{DRIVER_NAME, DRIVER_SD_UNIT};
 
 /// File name of the record inside the run dir.
@@ -51,7 +51,7 @@ pub(crate) fn path(run_dir: &Path) -> PathBuf {
 /// The registered driver, if any. An unreadable record counts as none (logged).
 pub(crate) fn load(run_dir: &Path) -> Option<UpdateDriver> {
     let p = path(run_dir);
-    let text = match std::fs::read_to_string(&p) {
+    let text = match fs_err::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
@@ -81,69 +81,54 @@ pub(crate) fn load(run_dir: &Path) -> Option<UpdateDriver> {
 
 /// Record `driver` (atomically: write a temp file, rename).
 pub(crate) fn save(run_dir: &Path, driver: &UpdateDriver) -> Result<()> {
-    std::fs::create_dir_all(run_dir).with_context(|| format!("Creating {}", run_dir.display()))?;
+    fs_err::create_dir_all(run_dir)?;
     let p = path(run_dir);
     let tmp = run_dir.join(format!(".{FILE_NAME}.tmp"));
     let text = serde_json::to_string_pretty(&serde_json::json!({
         DRIVER_NAME: driver.name,
         DRIVER_SD_UNIT: driver.sd_unit,
     }))?;
-    std::fs::write(&tmp, format!("{text}\n"))
-        .with_context(|| format!("Writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &p).with_context(|| format!("Renaming to {}", p.display()))?;
+    fs_err::write(&tmp, format!("{text}\n"))?;
+    fs_err::rename(&tmp, &p)?;
     Ok(())
 }
 
-/// The systemd unit of a process, from its cgroup (what `sd_pid_get_unit` returns): the first
-/// `.service` or `.scope` component of its unified-hierarchy path. "" when there is none.
-pub(crate) fn unit_of_pid(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map(|t| unit_from_cgroup(&t))
-        .unwrap_or_default()
+/// The systemd unit of a process, as systemd answers it (`GetUnitByPID`, then the unit's `Id`).
+/// "" when systemd is not on this bus (a test bus, a host without systemd) or the process is
+/// in no unit.
+pub(crate) async fn unit_of_pid(conn: &zbus::Connection, pid: u32) -> String {
+    match systemd_unit_of_pid(conn, pid).await {
+        Ok(unit) => unit,
+        Err(e) => {
+            tracing::debug!("No systemd unit for pid {pid}: {e}");
+            String::new()
+        }
+    }
 }
 
-pub(crate) fn unit_from_cgroup(text: &str) -> String {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("0::"))
-        .or_else(|| text.lines().find(|l| l.contains(":name=systemd:")));
-    let Some(line) = line else {
-        return String::new();
-    };
-    let path = line.splitn(3, ':').nth(2).unwrap_or_default();
-    path.split('/')
-        .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
-        .unwrap_or_default()
-        .to_string()
+async fn systemd_unit_of_pid(conn: &zbus::Connection, pid: u32) -> zbus::Result<String> {
+    const SYSTEMD: &str = "org.freedesktop.systemd1";
+    let manager: zbus::Proxy<'_> = zbus::proxy::Builder::new(conn)
+        .destination(SYSTEMD)?
+        .path("/org/freedesktop/systemd1")?
+        .interface("org.freedesktop.systemd1.Manager")?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let unit_path: zbus::zvariant::OwnedObjectPath = manager.call("GetUnitByPID", &(pid,)).await?;
+    let unit: zbus::Proxy<'_> = zbus::proxy::Builder::new(conn)
+        .destination(SYSTEMD)?
+        .path(unit_path)?
+        .interface("org.freedesktop.systemd1.Unit")?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    unit.get_property::<String>("Id").await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn units_from_cgroups() {
-        assert_eq!(
-            unit_from_cgroup("0::/system.slice/zincati.service\n"),
-            "zincati.service"
-        );
-        assert_eq!(
-            unit_from_cgroup(
-                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.service\n"
-            ),
-            "user@1000.service"
-        );
-        assert_eq!(
-            unit_from_cgroup("0::/user.slice/user-1000.slice/session-3.scope\n"),
-            "session-3.scope"
-        );
-        assert_eq!(unit_from_cgroup("0::/\n"), "");
-        assert_eq!(
-            unit_from_cgroup("1:name=systemd:/system.slice/a.service\n"),
-            "a.service"
-        );
-        assert_eq!(unit_from_cgroup(""), "");
-    }
 
     #[test]
     fn record_round_trip_and_messages() {

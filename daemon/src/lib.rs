@@ -143,7 +143,10 @@ pub async fn run(args: Args) -> Result<()> {
         names::BUS_NAME,
         d.settings.sysroot.display()
     );
-    lifecycle::sd_notify("READY=1\nSTATUS=clients=0; idle");
+    lifecycle::sd_notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("clients=0; idle"),
+    ]);
 
     let poll = tokio::spawn(lifecycle::poll_sysroot(d.clone()));
     let idle = tokio::spawn(lifecycle::idle_watch(d.clone()));
@@ -152,7 +155,7 @@ pub async fn run(args: Args) -> Result<()> {
         _ = d.shutdown.notified() => "idle".to_string(),
     };
     tracing::info!("Shutting down ({reason})");
-    lifecycle::sd_notify("STOPPING=1");
+    lifecycle::sd_notify(&[sd_notify::NotifyState::Stopping]);
     poll.abort();
     publisher.abort();
     idle.abort();

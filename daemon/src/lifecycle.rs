@@ -5,26 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::daemon::Daemon;
 
-/// Send `state` to systemd if `$NOTIFY_SOCKET` is set (the sd_notify protocol: one datagram).
-pub(crate) fn sd_notify(state: &str) {
-    let Some(addr) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let r = (|| -> std::io::Result<()> {
-        use std::os::unix::net::{SocketAddr, UnixDatagram};
-        let sock = UnixDatagram::unbound()?;
-        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(addr.as_os_str());
-        let sa = if let Some(name) = bytes.strip_prefix(b"@") {
-            use std::os::linux::net::SocketAddrExt;
-            SocketAddr::from_abstract_name(name)?
-        } else {
-            SocketAddr::from_pathname(std::path::Path::new(&addr))?
-        };
-        sock.send_to_addr(state.as_bytes(), &sa)?;
-        Ok(())
-    })();
-    if let Err(e) = r {
-        tracing::debug!("sd_notify({state:?}): {e}");
+/// Tell systemd about our state (a no-op unless `$NOTIFY_SOCKET` is set).
+pub(crate) fn sd_notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::debug!("sd_notify: {e}");
     }
 }
 
@@ -112,7 +96,7 @@ pub(crate) async fn idle_watch(d: Arc<Daemon>) {
             idle_since = None;
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
-            sd_notify(&format!("STATUS={}", status_line(&d, left)));
+            sd_notify(&[sd_notify::NotifyState::Status(&status_line(&d, left))]);
             last_status = Instant::now();
         }
         tokio::select! {

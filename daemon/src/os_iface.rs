@@ -68,7 +68,7 @@ impl OsIface {
         }
         let run_dir = self.d.settings.run_dir.clone();
         let caller_unit = match self.d.caller_pid(sender).await {
-            Ok(pid) => driver::unit_of_pid(pid),
+            Ok(pid) => driver::unit_of_pid(&self.d.conn, pid).await,
             Err(e) => {
                 tracing::debug!("No pid for {sender}: {e}");
                 String::new()

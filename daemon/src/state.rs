@@ -94,7 +94,7 @@ impl Snapshot {
 pub(crate) type Stamp = Vec<(PathBuf, Option<SystemTime>)>;
 
 fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::symlink_metadata(p).and_then(|m| m.modified()).ok()
+    fs_err::symlink_metadata(p).and_then(|m| m.modified()).ok()
 }
 
 fn walk_dirs(dir: &Path, out: &mut Stamp, depth: usize) {
@@ -102,7 +102,7 @@ fn walk_dirs(dir: &Path, out: &mut Stamp, depth: usize) {
     if depth == 0 {
         return;
     }
-    if let Ok(rd) = std::fs::read_dir(dir) {
+    if let Ok(rd) = fs_err::read_dir(dir) {
         let mut subdirs: Vec<PathBuf> = rd
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))

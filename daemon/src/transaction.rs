@@ -180,8 +180,8 @@ impl Txn {
             .socket_path
             .parent()
             .unwrap_or(std::path::Path::new("/"));
-        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
-        match std::fs::remove_file(&self.socket_path) {
+        fs_err::create_dir_all(dir)?;
+        match fs_err::remove_file(&self.socket_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -190,7 +190,7 @@ impl Txn {
         }
         let listener = UnixListener::bind(&self.socket_path)
             .with_context(|| format!("Binding {}", self.socket_path.display()))?;
-        std::fs::set_permissions(&self.socket_path, std::fs::Permissions::from_mode(0o600))
+        fs_err::set_permissions(&self.socket_path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("chmod 0600 {}", self.socket_path.display()))?;
         std::os::unix::fs::chown(&self.socket_path, Some(self.uid), None)
             .with_context(|| format!("chown {} {}", self.uid, self.socket_path.display()))?;
@@ -551,7 +551,7 @@ impl Txn {
         {
             h.abort();
         }
-        if let Err(e) = std::fs::remove_file(&self.socket_path) {
+        if let Err(e) = fs_err::remove_file(&self.socket_path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("Removing {}: {e}", self.socket_path.display());
             }
