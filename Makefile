@@ -1,13 +1,21 @@
-# Strata — build, test and demo entry points. Every target installs what it needs on Debian 12.
+# Strata — build, test and demo entry points. Every target installs what it needs on Debian 12,
+# except the Rust toolchain itself (see rust-check).
 
 CARGO ?= cargo
-# System packages the build and the tests use (libostree to link against, the ostree CLI and
-# GnuPG for the test kit's fixtures; polkitd, gdbus (libglib2.0-bin) and unshare/mount for the
-# daemon suite's real-polkit test).
-APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ostree gpg gpg-agent \
-	ca-certificates dbus-daemon python3-dbus python3-gi polkitd libglib2.0-bin util-linux mount
+RUSTC ?= rustc
+# The oldest Rust the workspace builds with (rust-version in Cargo.toml).
+RUST_MIN := 1.89
+# System packages compiling needs (libostree and glib to link against).
+BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca-certificates
+# System packages only the tests and the demo use: the ostree CLI and GnuPG for the test kit's
+# fixtures, dbus-daemon and python3-dbus/python3-gi for the daemon suite, polkitd, gdbus
+# (libglib2.0-bin) and unshare/mount for its real-polkit test. `make install` does not install
+# them.
+TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-dbus python3-gi polkitd \
+	libglib2.0-bin util-linux mount
 
-.PHONY: all build deps check fmt clippy test demo install install-files clean vm-deps vm-check
+.PHONY: all rust-check build-deps deps build check fmt clippy test demo install install-files \
+	clean vm-deps vm-check
 
 PREFIX ?= /usr
 DESTDIR ?=
@@ -18,9 +26,10 @@ DOCS_TMP ?= $(if $(DESTDIR),$(DESTDIR).docs,target/docs)
 
 all: build
 
-# Install missing Debian packages (as root) and the Rust tools the targets use.
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# Installs the Debian packages given as $(1) that are missing (as root; otherwise it lists them
+# and fails).
+define apt-install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -28,6 +37,34 @@ deps:
 	  echo "Installing:$$missing"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
+endef
+
+# Fails early unless $(CARGO) and $(RUSTC) exist and report Rust >= $(RUST_MIN). Everything that
+# runs cargo goes through it first (build-deps and deps depend on it).
+rust-check:
+	@need="$(RUST_MIN)"; \
+	help="Strata needs Rust >= $$need and Debian 12's rustc (1.63) is too old: install Rust with rustup (https://rustup.rs), then run make again."; \
+	check() { \
+	  tool="$$*"; \
+	  out=$$("$$@" --version 2>/dev/null) || { echo "Error: $$tool is missing or not working ('$$tool --version' failed). $$help" >&2; return 1; }; \
+	  set -f; set -- $$out; v=$$2; maj=$${v%%.*}; rest=$${v#*.}; min=$${rest%%.*}; min=$${min%%-*}; \
+	  case "$$maj" in ''|*[!0-9]*) maj=x;; esac; case "$$min" in ''|*[!0-9]*) maj=x;; esac; \
+	  if [ "$$maj" = x ]; then echo "Error: cannot read a version in '$$tool --version' output ($$out). $$help" >&2; return 1; fi; \
+	  if [ "$$maj" -lt "$${need%%.*}" ] || { [ "$$maj" -eq "$${need%%.*}" ] && [ "$$min" -lt "$${need#*.}" ]; }; then \
+	    echo "Error: '$$tool --version' reports $$v, older than $$need. $$help" >&2; return 1; \
+	  fi; \
+	}; \
+	check $(CARGO) && check $(RUSTC)
+
+# What building needs: the Rust check and the Debian build packages (no test tools, no cargo
+# tools). `make install` uses it.
+build-deps: rust-check
+	$(call apt-install,$(BUILD_APT_PACKAGES))
+
+# Everything the build, the tests and the demo use: build-deps, the test packages, and rustfmt,
+# clippy and cargo-nextest.
+deps: build-deps
+	$(call apt-install,$(TEST_APT_PACKAGES))
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
@@ -55,12 +92,7 @@ VM_APT_PACKAGES := busybox-static debootstrap syslinux syslinux-common extlinux 
 	libcapstone4 libfdt1 libpmem1 librdmacm1 libibverbs1 libslirp0 libvdeplug2
 
 vm-deps: deps
-	@missing=""; for p in $(VM_APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-	fi
+	$(call apt-install,$(VM_APT_PACKAGES))
 
 # The VM end-to-end suite (real boots under QEMU/TCG; needs root).
 vm-check: vm-deps
@@ -79,14 +111,16 @@ demo: deps
 	target/debug/strata-demo
 
 # Install binaries (strata, the rpm-ostree symlink, stratad), systemd unit, D-Bus activation and
-# policy, polkit actions, tmpfiles, default config, man pages and shell completions.
-install: deps
+# policy, polkit actions, tmpfiles, default config (unless /etc/rpm-ostreed.conf exists), man
+# pages and shell completions. Only the build packages are installed, never the test tools.
+install: build-deps
 	$(CARGO) build --release -p strata-cli -p strata-daemon
 	$(MAKE) install-files
 
 # Lays out the files of `make install` from an existing build in $(BINDIR) (the VM image
 # builder uses it with BINDIR=target/debug INSTALL_PROGRAM='install -s' to put this project's
-# own build output into the test OS).
+# own build output into the test OS). An existing $(DESTDIR)/etc/rpm-ostreed.conf is the
+# administrator's and is never overwritten.
 install-files:
 	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/strata $(DESTDIR)$(PREFIX)/bin/strata
 	ln -sf strata $(DESTDIR)$(PREFIX)/bin/rpm-ostree
@@ -99,7 +133,11 @@ install-files:
 	install -D -m 0644 packaging/org.projectatomic.rpmostree1.policy \
 		$(DESTDIR)$(PREFIX)/share/polkit-1/actions/org.projectatomic.rpmostree1.policy
 	install -D -m 0644 packaging/strata-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/strata.conf
-	install -D -m 0644 packaging/rpm-ostreed.conf $(DESTDIR)/etc/rpm-ostreed.conf
+	if [ -e "$(DESTDIR)/etc/rpm-ostreed.conf" ]; then \
+	  echo "Keeping the existing $(DESTDIR)/etc/rpm-ostreed.conf"; \
+	else \
+	  install -D -m 0644 packaging/rpm-ostreed.conf "$(DESTDIR)/etc/rpm-ostreed.conf"; \
+	fi
 	rm -rf $(DOCS_TMP) && mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1
 	$(BINDIR)/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
 		--completions $(DOCS_TMP)/completions
