@@ -7,4 +7,5 @@ pub mod names;
 pub mod options;
 pub mod proxy;
 pub mod status;
+pub mod transaction;
 pub mod wire;

@@ -172,6 +172,7 @@ where
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use strata_api::transaction::{TransactionBackend, TransactionServer};
     use tokio::net::UnixStream;
     use zbus::object_server::SignalEmitter;
 
@@ -181,60 +182,40 @@ mod tests {
         cancelled: Arc<Mutex<bool>>,
     }
 
-    #[zbus::interface(name = "org.projectatomic.rpmostree1.Transaction")]
-    impl FakeTxn {
-        async fn start(&self, #[zbus(signal_emitter)] em: SignalEmitter<'_>) -> bool {
+    type Signals = TransactionServer<FakeTxn>;
+
+    impl TransactionBackend for FakeTxn {
+        fn title(&self) -> zbus::fdo::Result<String> {
+            Ok("upgrade".into())
+        }
+        fn initiating_client_description(&self) -> zbus::fdo::Result<String> {
+            Ok(String::new())
+        }
+        async fn start(&self, em: SignalEmitter<'static>) -> zbus::fdo::Result<bool> {
             let script = self.script.clone();
-            let em = em.into_owned();
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 for ev in script {
                     let _ = emit(&em, ev).await;
                 }
             });
-            true
+            Ok(true)
         }
-        async fn cancel(&self, #[zbus(signal_emitter)] em: SignalEmitter<'_>) {
+        async fn cancel(&self, em: SignalEmitter<'static>) -> zbus::fdo::Result<()> {
             *self.cancelled.lock().unwrap() = true;
-            let _ = Self::finished(&em, false, "Transaction cancelled").await;
+            let _ = Signals::finished(&em, false, "Transaction cancelled").await;
+            Ok(())
         }
-        #[zbus(property)]
-        fn title(&self) -> String {
-            "upgrade".into()
-        }
-        #[zbus(signal)]
-        async fn finished(em: &SignalEmitter<'_>, success: bool, msg: &str) -> zbus::Result<()>;
-        #[zbus(signal)]
-        async fn message(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-        #[zbus(signal)]
-        async fn task_begin(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-        #[zbus(signal)]
-        async fn task_end(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-        #[zbus(signal)]
-        async fn percent_progress(em: &SignalEmitter<'_>, text: &str, p: u32) -> zbus::Result<()>;
-        #[zbus(signal)]
-        #[allow(clippy::too_many_arguments)]
-        async fn download_progress(
-            em: &SignalEmitter<'_>,
-            time: (u64, u64),
-            outstanding: (u32, u32),
-            metadata: (u32, u32, u32),
-            delta: (u32, u32, u32, u64),
-            content: (u32, u32),
-            transfer: (u64, u64),
-        ) -> zbus::Result<()>;
-        #[zbus(signal)]
-        async fn progress_end(em: &SignalEmitter<'_>) -> zbus::Result<()>;
     }
 
     async fn emit(em: &SignalEmitter<'static>, ev: Event) -> zbus::Result<()> {
         match ev {
-            Event::Message(m) => FakeTxn::message(em, &m).await,
-            Event::TaskBegin(m) => FakeTxn::task_begin(em, &m).await,
-            Event::TaskEnd(m) => FakeTxn::task_end(em, &m).await,
-            Event::Percent(m, p) => FakeTxn::percent_progress(em, &m, p).await,
+            Event::Message(m) => Signals::message(em, &m).await,
+            Event::TaskBegin(m) => Signals::task_begin(em, &m).await,
+            Event::TaskEnd(m) => Signals::task_end(em, &m).await,
+            Event::Percent(m, p) => Signals::percent_progress(em, &m, p).await,
             Event::Download(d) => {
-                FakeTxn::download_progress(
+                Signals::download_progress(
                     em,
                     d.time,
                     d.outstanding,
@@ -245,8 +226,8 @@ mod tests {
                 )
                 .await
             }
-            Event::ProgressEnd => FakeTxn::progress_end(em).await,
-            Event::Finished(ok, m) => FakeTxn::finished(em, ok, &m).await,
+            Event::ProgressEnd => Signals::progress_end(em).await,
+            Event::Finished(ok, m) => Signals::finished(em, ok, &m).await,
         }
     }
 
@@ -263,7 +244,7 @@ mod tests {
             .server(guid)
             .unwrap()
             .p2p()
-            .serve_at("/", txn)
+            .serve_at("/", TransactionServer(txn))
             .unwrap()
             .build();
         let client = zbus::connection::Builder::unix_stream(b).p2p().build();

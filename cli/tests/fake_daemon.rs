@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use strata_api::names;
+use strata_api::transaction::{TransactionBackend, TransactionServer};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Str};
 
@@ -141,7 +142,7 @@ impl Os {
                 .server(zbus::Guid::generate())
                 .unwrap()
                 .p2p()
-                .serve_at("/", Txn(state))
+                .serve_at("/", TransactionServer(Txn(state)))
                 .unwrap()
                 .build()
                 .await
@@ -156,16 +157,22 @@ impl Os {
 
 struct Txn(Shared);
 
-#[zbus::interface(name = "org.projectatomic.rpmostree1.Transaction")]
-impl Txn {
-    async fn start(&self, #[zbus(signal_emitter)] em: SignalEmitter<'_>) -> bool {
-        let em = em.into_owned();
+type Signals = TransactionServer<Txn>;
+
+impl TransactionBackend for Txn {
+    fn title(&self) -> zbus::fdo::Result<String> {
+        Ok("deploy".into())
+    }
+    fn initiating_client_description(&self) -> zbus::fdo::Result<String> {
+        Ok(String::new())
+    }
+    async fn start(&self, em: SignalEmitter<'static>) -> zbus::fdo::Result<bool> {
         let state = self.0.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let _ = Txn::task_begin(&em, "Staging deployment").await;
-            let _ = Txn::task_end(&em, "done").await;
-            let _ = Txn::message(&em, "Transaction complete").await;
+            let _ = Signals::task_begin(&em, "Staging deployment").await;
+            let _ = Signals::task_end(&em, "done").await;
+            let _ = Signals::message(&em, "Transaction complete").await;
             let (ok, msg) = {
                 let mut st = state.lock().unwrap();
                 match st.fail.take() {
@@ -180,23 +187,13 @@ impl Txn {
                     }
                 }
             };
-            let _ = Txn::finished(&em, ok, &msg).await;
+            let _ = Signals::finished(&em, ok, &msg).await;
         });
-        true
+        Ok(true)
     }
-    fn cancel(&self) {}
-    #[zbus(property)]
-    fn title(&self) -> String {
-        "deploy".into()
+    async fn cancel(&self, _em: SignalEmitter<'static>) -> zbus::fdo::Result<()> {
+        Ok(())
     }
-    #[zbus(signal)]
-    async fn finished(em: &SignalEmitter<'_>, success: bool, msg: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn message(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn task_begin(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn task_end(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
 }
 
 struct Bus {

@@ -1,23 +1,19 @@
-//! The daemon's shared state: settings, configuration, the cached sysroot view, the active
-//! transaction and the registered clients.
+//! The daemon's shared state: settings, configuration, the cached sysroot view and the
+//! registered clients. It knows nothing of the D-Bus interfaces that serve it: changes reach the
+//! bus as [`Publication`]s, which `publish` puts there.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use strata_api::names;
 use tokio::sync::Notify;
 use zbus::Connection;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::os_iface::OsIface;
 use crate::state::{self, Snapshot, Stamp};
-use crate::sysroot_iface::SysrootIface;
-use crate::transaction::Txn;
 
 /// Settings fixed at startup.
 #[derive(Debug, Clone)]
@@ -54,21 +50,35 @@ pub(crate) struct Daemon {
     snapshot: RwLock<Arc<Snapshot>>,
     /// The stamp the snapshot was loaded at; the lock also serialises reloads.
     stamp: tokio::sync::Mutex<Option<Stamp>>,
-    pub txn: Mutex<Option<Arc<Txn>>>,
     pub clients: Mutex<HashMap<String, Client>>,
     /// `CachedUpdate` per OS object path: what the last check found.
     pub cached_updates: Mutex<HashMap<String, CachedUpdate>>,
-    next_txn: AtomicU64,
     /// Notified when the daemon should exit.
     pub shutdown: Notify,
     /// Notified on activity that resets the idle timer (transactions, clients).
     pub activity: Notify,
-    /// Reloads done while serving a property, for [`Daemon::run_publisher`] to publish.
-    publish_tx: tokio::sync::mpsc::UnboundedSender<(Arc<Snapshot>, Arc<Snapshot>)>,
+    /// Changes for the publisher to put on the bus, with a way to say it has.
+    publish_tx: tokio::sync::mpsc::UnboundedSender<PublishRequest>,
 }
 
-/// The receiving end of the deferred publications.
-pub(crate) type PublishRx = tokio::sync::mpsc::UnboundedReceiver<(Arc<Snapshot>, Arc<Snapshot>)>;
+/// A change of state that clients see on the bus.
+#[derive(Debug)]
+pub(crate) enum Publication {
+    /// The sysroot was reloaded: OS objects and their deployment properties.
+    Sysroot(Arc<Snapshot>, Arc<Snapshot>),
+    /// `ActiveTransaction` / `ActiveTransactionPath` changed.
+    ActiveTransaction,
+    /// The `CachedUpdate` of the OS object at this path changed.
+    CachedUpdate(String),
+    /// StrataExt's `UpdateDriver` changed.
+    UpdateDriver,
+}
+
+/// A publication and, when the sender waits for it, where to say it is done.
+pub(crate) type PublishRequest = (Publication, Option<tokio::sync::oneshot::Sender<()>>);
+
+/// The receiving end of the publications.
+pub(crate) type PublishRx = tokio::sync::mpsc::UnboundedReceiver<PublishRequest>;
 
 impl Daemon {
     /// Forget a registered client (it unregistered or left the bus) and wake the idle-exit
@@ -93,25 +103,12 @@ impl Daemon {
             config: Mutex::new(config),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             stamp: tokio::sync::Mutex::new(None),
-            txn: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
             cached_updates: Mutex::new(HashMap::new()),
-            next_txn: AtomicU64::new(1),
             shutdown: Notify::new(),
             activity: Notify::new(),
         };
         (d, rx)
-    }
-
-    /// Publish the reloads queued by [`Daemon::ensure_fresh`].
-    pub(crate) async fn run_publisher(self: Arc<Self>, mut rx: PublishRx) {
-        while let Some((old, new)) = rx.recv().await {
-            self.publish(&old, &new).await;
-        }
-    }
-
-    pub(crate) fn next_txn_id(&self) -> u64 {
-        self.next_txn.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
@@ -119,10 +116,6 @@ impl Daemon {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    pub(crate) fn active_txn(&self) -> Option<Arc<Txn>> {
-        self.txn.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn config(&self) -> Config {
@@ -134,7 +127,10 @@ impl Daemon {
 
     /// Reload the snapshot if the sysroot changed (or always with `force`). Returns the old and
     /// new snapshots when it was reloaded. Does not publish.
-    async fn reload(&self, force: bool) -> anyhow::Result<Option<(Arc<Snapshot>, Arc<Snapshot>)>> {
+    pub(crate) async fn reload(
+        &self,
+        force: bool,
+    ) -> anyhow::Result<Option<(Arc<Snapshot>, Arc<Snapshot>)>> {
         let mut guard = self.stamp.lock().await;
         let path = self.settings.sysroot.clone();
         let now = state::stamp(&path);
@@ -154,142 +150,34 @@ impl Daemon {
     }
 
     /// Reload if needed and publish the changes (object add/remove, PropertiesChanged).
-    pub(crate) async fn refresh(self: &Arc<Self>, force: bool) -> anyhow::Result<()> {
+    pub(crate) async fn refresh(&self, force: bool) -> anyhow::Result<()> {
         if let Some((old, new)) = self.reload(force).await? {
-            self.publish(&old, &new).await;
+            self.publish(Publication::Sysroot(old, new)).await;
         }
         Ok(())
     }
 
     /// The cheap freshness check done before serving a property: reload when stale, and
     /// publish from a separate task (a property read must not wait on the object server).
-    pub(crate) async fn ensure_fresh(self: &Arc<Self>) {
+    pub(crate) async fn ensure_fresh(&self) {
         match self.reload(false).await {
-            Ok(Some(pair)) => {
-                let _ = self.publish_tx.send(pair);
+            Ok(Some((old, new))) => {
+                let _ = self.publish_tx.send((Publication::Sysroot(old, new), None));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!("Reloading the sysroot: {e:#}"),
         }
     }
 
-    /// Make the bus match `new`: OS objects and property change signals.
-    async fn publish(self: &Arc<Self>, old: &Snapshot, new: &Snapshot) {
-        if let Err(e) = self.publish_inner(old, new).await {
-            tracing::warn!("Publishing sysroot changes: {e:#}");
-        }
-    }
-
-    async fn publish_inner(self: &Arc<Self>, old: &Snapshot, new: &Snapshot) -> anyhow::Result<()> {
-        let server = self.conn.object_server();
-        for name in old.os.keys().filter(|n| !new.os.contains_key(*n)) {
-            tracing::info!("Stateroot {name} is gone; removing its OS object");
-            server
-                .remove::<OsIface, _>(names::os_object_path(name))
-                .await?;
-        }
-        for (name, st) in &new.os {
-            let path = names::os_object_path(name);
-            match old.os.get(name) {
-                None => {
-                    tracing::info!("Stateroot {name}: adding OS object {path}");
-                    server
-                        .at(path.clone(), OsIface::new(self.clone(), name.clone()))
-                        .await?;
-                }
-                Some(prev) => {
-                    let changed =
-                        |a: Option<usize>, b: Option<usize>| old.deployment(a) != new.deployment(b);
-                    let iface = server.interface::<_, OsIface>(path.as_str()).await?;
-                    let em = iface.signal_emitter();
-                    let i = iface.get().await;
-                    if changed(prev.booted, st.booted) {
-                        i.booted_deployment_changed(em).await?;
-                    }
-                    if changed(prev.default, st.default) {
-                        i.default_deployment_changed(em).await?;
-                    }
-                    if changed(prev.rollback, st.rollback) {
-                        i.rollback_deployment_changed(em).await?;
-                    }
-                }
-            }
-        }
-        let iface = server
-            .interface::<_, SysrootIface>(names::SYSROOT_PATH)
-            .await?;
-        let em = iface.signal_emitter();
-        let i = iface.get().await;
-        if old.deployments != new.deployments {
-            i.deployments_changed(em).await?;
-        }
-        if old.booted_os != new.booted_os {
-            i.booted_changed(em).await?;
-        }
-        Ok(())
-    }
-
-    /// Emit PropertiesChanged for `ActiveTransaction` and `ActiveTransactionPath`.
-    pub(crate) async fn publish_txn(&self) {
-        let r: anyhow::Result<()> = async {
-            let iface = self
-                .conn
-                .object_server()
-                .interface::<_, SysrootIface>(names::SYSROOT_PATH)
-                .await?;
-            let i = iface.get().await;
-            i.active_transaction_changed(iface.signal_emitter()).await?;
-            i.active_transaction_path_changed(iface.signal_emitter())
-                .await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!("Publishing the active transaction: {e:#}");
+    /// Ask the publisher to put `what` on the bus and wait until it has (so a client that
+    /// reacts to a later signal reads the new state).
+    pub(crate) async fn publish(&self, what: Publication) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.publish_tx.send((what, Some(done))).is_ok() {
+            // An error means the publisher is gone (shutting down): nothing to wait for.
+            let _ = wait.await;
         }
         self.activity.notify_waiters();
-    }
-
-    /// Emit PropertiesChanged for an OS object's `CachedUpdate`.
-    pub(crate) async fn publish_cached_update(&self, os_path: &str) {
-        let r: anyhow::Result<()> = async {
-            let iface = self
-                .conn
-                .object_server()
-                .interface::<_, OsIface>(os_path)
-                .await?;
-            iface
-                .get()
-                .await
-                .cached_update_changed(iface.signal_emitter())
-                .await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::debug!("Publishing CachedUpdate of {os_path}: {e:#}");
-        }
-    }
-
-    /// Emit PropertiesChanged for StrataExt's `UpdateDriver`.
-    pub(crate) async fn publish_driver(&self) {
-        let r: anyhow::Result<()> = async {
-            let iface = self
-                .conn
-                .object_server()
-                .interface::<_, crate::sysroot_iface::StrataExtIface>(names::SYSROOT_PATH)
-                .await?;
-            iface
-                .get()
-                .await
-                .update_driver_changed(iface.signal_emitter())
-                .await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!("Publishing the update driver: {e:#}");
-        }
     }
 
     /// The Unix uid of a bus peer.

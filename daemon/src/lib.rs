@@ -13,6 +13,7 @@ mod lifecycle;
 mod options;
 mod os_iface;
 mod polkit;
+mod publish;
 mod state;
 mod sysroot_iface;
 mod transaction;
@@ -105,7 +106,8 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let (d, publish_rx) = daemon::Daemon::new(settings, conn.clone(), config);
     let d = Arc::new(d);
-    let publisher = tokio::spawn(d.clone().run_publisher(publish_rx));
+    let txns = transaction::Transactions::new();
+    let publisher = tokio::spawn(publish::run(d.clone(), txns.clone(), publish_rx));
 
     let server = conn.object_server();
     server
@@ -114,7 +116,7 @@ pub async fn run(args: Args) -> Result<()> {
     server
         .at(
             names::SYSROOT_PATH,
-            sysroot_iface::SysrootIface::new(d.clone()),
+            sysroot_iface::SysrootIface::new(d.clone(), txns.clone()),
         )
         .await?;
     server
@@ -149,7 +151,7 @@ pub async fn run(args: Args) -> Result<()> {
     ]);
 
     let poll = tokio::spawn(lifecycle::poll_sysroot(d.clone()));
-    let idle = tokio::spawn(lifecycle::idle_watch(d.clone()));
+    let idle = tokio::spawn(lifecycle::idle_watch(d.clone(), txns.clone()));
     let reason = tokio::select! {
         s = lifecycle::signals() => s?.to_string(),
         _ = d.shutdown.notified() => "idle".to_string(),
@@ -162,7 +164,7 @@ pub async fn run(args: Args) -> Result<()> {
     if let Err(e) = conn.release_name(names::BUS_NAME).await {
         tracing::warn!("Releasing {}: {e}", names::BUS_NAME);
     }
-    if let Some(t) = d.active_txn() {
+    if let Some(t) = txns.active() {
         if t.is_running() {
             t.cancel();
             for _ in 0..100 {

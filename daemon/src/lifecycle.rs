@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::daemon::Daemon;
+use crate::transaction::Transactions;
 
 /// Tell systemd about our state (a no-op unless `$NOTIFY_SOCKET` is set).
 pub(crate) fn sd_notify(states: &[sd_notify::NotifyState<'_>]) {
@@ -45,9 +46,9 @@ fn jitter() -> Duration {
     Duration::from_millis(u64::from(mix % 5001))
 }
 
-fn status_line(d: &Daemon, idle_in: Option<Duration>) -> String {
+fn status_line(d: &Daemon, txns: &Transactions, idle_in: Option<Duration>) -> String {
     let clients = d.clients.lock().unwrap_or_else(|e| e.into_inner()).len();
-    match d.active_txn() {
+    match txns.active() {
         Some(t) => format!(
             "clients={clients}; txn={} caller={} path={}",
             t.method, t.sender, t.os_path
@@ -61,7 +62,7 @@ fn status_line(d: &Daemon, idle_in: Option<Duration>) -> String {
 
 /// Watch for idleness (no transaction, no registered client) and ask for shutdown after the
 /// configured timeout plus jitter; refresh the sd_notify status every 10 s.
-pub(crate) async fn idle_watch(d: Arc<Daemon>) {
+pub(crate) async fn idle_watch(d: Arc<Daemon>, txns: Arc<Transactions>) {
     let disabled = std::env::var_os("RPMOSTREE_DEBUG_DISABLE_DAEMON_IDLE_EXIT").is_some();
     let mut idle_since: Option<(Instant, Duration)> = None;
     let mut last_status = Instant::now() - Duration::from_secs(60);
@@ -70,7 +71,7 @@ pub(crate) async fn idle_watch(d: Arc<Daemon>) {
             .settings
             .idle_exit_timeout
             .unwrap_or_else(|| d.config().idle_exit_timeout);
-        let idle = d.active_txn().is_none()
+        let idle = txns.active().is_none()
             && d.clients
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -96,7 +97,9 @@ pub(crate) async fn idle_watch(d: Arc<Daemon>) {
             idle_since = None;
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
-            sd_notify(&[sd_notify::NotifyState::Status(&status_line(&d, left))]);
+            sd_notify(&[sd_notify::NotifyState::Status(&status_line(
+                &d, &txns, left,
+            ))]);
             last_status = Instant::now();
         }
         tokio::select! {

@@ -14,17 +14,18 @@ use crate::error::{Error, Result};
 use crate::options::{self, canonical, Op, Options, Request};
 use crate::polkit;
 use crate::sysroot_iface::sender;
-use crate::transaction::{self, Caller};
+use crate::transaction::{self, Caller, Transactions};
 
 #[derive(Debug)]
 pub(crate) struct OsIface {
     d: Arc<Daemon>,
+    txns: Arc<Transactions>,
     name: String,
 }
 
 impl OsIface {
-    pub(crate) fn new(d: Arc<Daemon>, name: String) -> Self {
-        Self { d, name }
+    pub(crate) fn new(d: Arc<Daemon>, txns: Arc<Transactions>, name: String) -> Self {
+        Self { d, txns, name }
     }
 
     async fn authorize(&self, sender: &str, actions: &[&str]) -> Result<u32> {
@@ -112,6 +113,7 @@ impl OsIface {
         let key = format!("{os_path}\u{1d}{key}");
         transaction::begin(
             &self.d,
+            &self.txns,
             method,
             key,
             Caller {

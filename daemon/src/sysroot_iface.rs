@@ -12,15 +12,17 @@ use crate::daemon::{Client, Daemon};
 use crate::error::{Error, Result};
 use crate::options::{self, Options};
 use crate::polkit;
+use crate::transaction::Transactions;
 
 #[derive(Debug)]
 pub(crate) struct SysrootIface {
     d: Arc<Daemon>,
+    txns: Arc<Transactions>,
 }
 
 impl SysrootIface {
-    pub(crate) fn new(d: Arc<Daemon>) -> Self {
-        Self { d }
+    pub(crate) fn new(d: Arc<Daemon>, txns: Arc<Transactions>) -> Self {
+        Self { d, txns }
     }
 }
 
@@ -172,7 +174,7 @@ impl SysrootIface {
 
     #[zbus(property)]
     fn active_transaction(&self) -> (String, String, String) {
-        match self.d.active_txn() {
+        match self.txns.active() {
             Some(t) => (t.method.clone(), t.sender.clone(), t.os_path.clone()),
             None => Default::default(),
         }
@@ -180,8 +182,8 @@ impl SysrootIface {
 
     #[zbus(property)]
     fn active_transaction_path(&self) -> String {
-        self.d
-            .active_txn()
+        self.txns
+            .active()
             .map(|t| t.address.clone())
             .unwrap_or_default()
     }

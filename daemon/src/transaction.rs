@@ -11,32 +11,83 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use ostree::gio;
 use ostree::gio::prelude::*;
+use strata_api::transaction::{TransactionBackend, TransactionServer};
 use strata_core::{Event, OpContext, Sysroot};
 use tokio::net::UnixListener;
 use tokio::task::AbortHandle;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Publication};
 use crate::error::{Error, Result};
 use crate::options::{Op, Request};
 
 /// How long finished transactions keep their slot while peers stay connected.
 const FORCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where a transaction is in its life: `Pending → Running → Finished`, and `Released` (from any
+/// of them) once it gave up its slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Phase {
+    /// Created; waiting for `Start()`.
+    #[default]
+    Pending,
+    /// The operation is running.
+    Running,
+    /// The operation ended: `(success, error message)`.
+    Finished(bool, String),
+    /// The slot is free; the result, if the operation ended, is kept for late peers.
+    Released(Option<(bool, String)>),
+}
+
+impl Phase {
+    /// The operation's result, once it ended.
+    fn result(&self) -> Option<(bool, String)> {
+        match self {
+            Phase::Finished(ok, msg) => Some((*ok, msg.clone())),
+            Phase::Released(r) => r.clone(),
+            Phase::Pending | Phase::Running => None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct TxnState {
-    started: bool,
-    finished: Option<(bool, String)>,
+    phase: Phase,
     peers: Vec<(u64, Connection)>,
     next_peer: u64,
-    released: bool,
+}
+
+/// The transaction slot: at most one transaction at a time.
+#[derive(Debug)]
+pub(crate) struct Transactions {
+    slot: Mutex<Option<Arc<Txn>>>,
+    next_id: AtomicU64,
+}
+
+impl Transactions {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            slot: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The transaction holding the slot, if any.
+    pub(crate) fn active(&self) -> Option<Arc<Txn>> {
+        self.slot().clone()
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Txn>>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One transaction.
@@ -59,6 +110,7 @@ pub(crate) struct Txn {
     op: Mutex<Option<Op>>,
     state: Mutex<TxnState>,
     daemon: Weak<Daemon>,
+    registry: Weak<Transactions>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -73,6 +125,7 @@ pub(crate) struct Caller {
 /// Start a transaction for `req` (or join the identical running one); returns its address.
 pub(crate) async fn begin(
     d: &Arc<Daemon>,
+    txns: &Arc<Transactions>,
     method: &str,
     key: String,
     caller: Caller,
@@ -83,7 +136,7 @@ pub(crate) async fn begin(
     // noticing that the first client hung up, and gets the busy error. Its late peers lose the
     // `Finished` replay once it is released.
     let finished = {
-        let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = txns.slot();
         if slot.as_ref().is_some_and(|t| t.finished().is_some()) {
             slot.take()
         } else {
@@ -99,7 +152,7 @@ pub(crate) async fn begin(
         prev.release().await;
     }
     let txn = {
-        let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = txns.slot();
         if let Some(t) = slot.as_ref() {
             if t.method == method && t.key == key {
                 tracing::info!(
@@ -115,7 +168,7 @@ pub(crate) async fn begin(
                 t.title
             )));
         }
-        let id = d.next_txn_id();
+        let id = txns.next_id.fetch_add(1, Ordering::Relaxed);
         let socket_path = d
             .settings
             .run_dir
@@ -136,6 +189,7 @@ pub(crate) async fn begin(
             op: Mutex::new(Some(req.op)),
             state: Mutex::new(TxnState::default()),
             daemon: Arc::downgrade(d),
+            registry: Arc::downgrade(txns),
             tasks: Mutex::new(Vec::new()),
         });
         *slot = Some(txn.clone());
@@ -156,7 +210,7 @@ pub(crate) async fn begin(
         txn.address
     );
     txn.watch_initiator();
-    d.publish_txn().await;
+    d.publish(Publication::ActiveTransaction).await;
     Ok(txn.address.clone())
 }
 
@@ -234,9 +288,9 @@ impl Txn {
                 .p2p()
                 .serve_at(
                     "/",
-                    TxnIface {
+                    TransactionServer(Peer {
                         txn: Arc::downgrade(&self),
-                    },
+                    }),
                 )?
                 .build()
                 .await
@@ -251,8 +305,8 @@ impl Txn {
         };
         let registered = {
             let mut st = self.state();
-            if st.released {
-                Err(st.finished.clone())
+            if let Phase::Released(result) = &st.phase {
+                Err(result.clone())
             } else {
                 st.next_peer += 1;
                 let id = st.next_peer;
@@ -288,7 +342,7 @@ impl Txn {
         let release = {
             let mut st = self.state();
             st.peers.retain(|(i, _)| *i != peer_id);
-            st.finished.is_some() && st.peers.is_empty()
+            matches!(st.phase, Phase::Finished(..)) && st.peers.is_empty()
         };
         if release {
             self.release().await;
@@ -300,7 +354,7 @@ impl Txn {
     async fn replay_to_late_peer(&self, conn: &Connection, success: bool, msg: &str) {
         let mut messages = zbus::MessageStream::from(conn);
         if let Ok(em) = SignalEmitter::new(conn, "/") {
-            if let Err(e) = TxnIface::finished(&em, success, msg).await {
+            if let Err(e) = Signals::finished(&em, success, msg).await {
                 tracing::debug!("Sending Finished to a late peer: {e}");
                 return;
             }
@@ -327,7 +381,7 @@ impl Txn {
             }
             drop(d);
             let Some(txn) = weak.upgrade() else { return };
-            if !txn.state().started {
+            if txn.state().phase == Phase::Pending {
                 tracing::info!(
                     "Client {sender} disconnected before calling Start; cancelling transaction {}",
                     txn.id
@@ -343,10 +397,10 @@ impl Txn {
     fn start(self: &Arc<Self>) -> bool {
         let op = {
             let mut st = self.state();
-            if st.started || st.released {
+            if st.phase != Phase::Pending {
                 return false;
             }
-            st.started = true;
+            st.phase = Phase::Running;
             self.op.lock().unwrap_or_else(|e| e.into_inner()).take()
         };
         let Some(op) = op else { return false };
@@ -411,16 +465,20 @@ impl Txn {
         }
         if self.method == "Deploy" {
             // It may have registered an update driver.
-            d.publish_driver().await;
+            d.publish(Publication::UpdateDriver).await;
         }
         let peers = {
             let mut st = self.state();
-            st.finished = Some((success, msg.clone()));
+            st.phase = match &st.phase {
+                // Released while running (the daemon is shutting down): keep the result.
+                Phase::Released(_) => Phase::Released(Some((success, msg.clone()))),
+                _ => Phase::Finished(success, msg.clone()),
+            };
             st.peers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()
         };
         for c in &peers {
             if let Ok(em) = SignalEmitter::new(c, "/") {
-                if let Err(e) = TxnIface::finished(&em, success, &msg).await {
+                if let Err(e) = Signals::finished(&em, success, &msg).await {
                     tracing::debug!("Sending Finished: {e}");
                 }
             }
@@ -486,7 +544,8 @@ impl Txn {
             old != new
         };
         if changed {
-            d.publish_cached_update(&self.os_path).await;
+            d.publish(Publication::CachedUpdate(self.os_path.clone()))
+                .await;
         }
     }
 
@@ -498,14 +557,14 @@ impl Txn {
                 continue;
             };
             let r = match e {
-                Event::Message(t) => TxnIface::message(&em, t).await,
-                Event::TaskBegin(t) => TxnIface::task_begin(&em, t).await,
-                Event::TaskEnd(t) => TxnIface::task_end(&em, t).await,
+                Event::Message(t) => Signals::message(&em, t).await,
+                Event::TaskBegin(t) => Signals::task_begin(&em, t).await,
+                Event::TaskEnd(t) => Signals::task_end(&em, t).await,
                 Event::Percent { text, percent } => {
-                    TxnIface::percent_progress(&em, text, *percent).await
+                    Signals::percent_progress(&em, text, *percent).await
                 }
                 Event::Download(p) => {
-                    TxnIface::download_progress(
+                    Signals::download_progress(
                         &em,
                         (p.start_time, p.elapsed_secs),
                         (p.outstanding_fetches, p.outstanding_writes),
@@ -525,7 +584,7 @@ impl Txn {
                     )
                     .await
                 }
-                Event::ProgressEnd => TxnIface::progress_end(&em).await,
+                Event::ProgressEnd => Signals::progress_end(&em).await,
             };
             if let Err(err) = r {
                 tracing::debug!("Sending a transaction signal: {err}");
@@ -537,10 +596,10 @@ impl Txn {
     pub(crate) async fn release(&self) {
         let peers = {
             let mut st = self.state();
-            if st.released {
+            if matches!(st.phase, Phase::Released(_)) {
                 return;
             }
-            st.released = true;
+            st.phase = Phase::Released(st.phase.result());
             std::mem::take(&mut st.peers)
         };
         for h in self
@@ -559,9 +618,11 @@ impl Txn {
         for (_, c) in peers {
             let _ = c.close().await;
         }
-        let Some(d) = self.daemon() else { return };
+        let (Some(d), Some(txns)) = (self.daemon(), self.registry.upgrade()) else {
+            return;
+        };
         let cleared = {
-            let mut slot = d.txn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = txns.slot();
             if slot.as_ref().is_some_and(|t| t.id == self.id) {
                 *slot = None;
                 true
@@ -571,7 +632,7 @@ impl Txn {
         };
         if cleared {
             tracing::info!("Transaction {} ({}) released", self.id, self.title);
-            d.publish_txn().await;
+            d.publish(Publication::ActiveTransaction).await;
         }
     }
 
@@ -582,22 +643,25 @@ impl Txn {
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        let st = self.state();
-        st.started && st.finished.is_none()
+        self.state().phase == Phase::Running
     }
 
     fn finished(&self) -> Option<(bool, String)> {
-        self.state().finished.clone()
+        self.state().phase.result()
     }
 }
 
-/// The `Transaction` interface on one peer connection.
+/// The `Transaction` object on one peer connection: the api's interface over this
+/// transaction.
 #[derive(Debug)]
-struct TxnIface {
+struct Peer {
     txn: Weak<Txn>,
 }
 
-impl TxnIface {
+/// Where the `Transaction` signals are declared (once, in the api crate).
+type Signals = TransactionServer<Peer>;
+
+impl Peer {
     fn txn(&self) -> zbus::fdo::Result<Arc<Txn>> {
         self.txn
             .upgrade()
@@ -605,67 +669,29 @@ impl TxnIface {
     }
 }
 
-#[zbus::interface(name = "org.projectatomic.rpmostree1.Transaction")]
-impl TxnIface {
-    #[zbus(property)]
+impl TransactionBackend for Peer {
     fn title(&self) -> zbus::fdo::Result<String> {
         Ok(self.txn()?.title.clone())
     }
 
-    #[zbus(property)]
     fn initiating_client_description(&self) -> zbus::fdo::Result<String> {
         Ok(self.txn()?.client_description.clone())
     }
 
-    async fn start(
-        &self,
-        #[zbus(signal_emitter)] em: SignalEmitter<'_>,
-    ) -> zbus::fdo::Result<bool> {
+    async fn start(&self, emitter: SignalEmitter<'static>) -> zbus::fdo::Result<bool> {
         let txn = self.txn()?;
         if txn.start() {
             return Ok(true);
         }
         if let Some((success, msg)) = txn.finished() {
             // A late Start(): replay the result to this peer.
-            TxnIface::finished(&em, success, &msg).await?;
+            Signals::finished(&emitter, success, &msg).await?;
         }
         Ok(false)
     }
 
-    async fn cancel(&self) -> zbus::fdo::Result<()> {
+    async fn cancel(&self, _emitter: SignalEmitter<'static>) -> zbus::fdo::Result<()> {
         self.txn()?.cancel();
         Ok(())
     }
-
-    #[zbus(signal)]
-    async fn finished(
-        em: &SignalEmitter<'_>,
-        success: bool,
-        error_message: &str,
-    ) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn message(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn task_begin(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn task_end(em: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn percent_progress(
-        em: &SignalEmitter<'_>,
-        text: &str,
-        percentage: u32,
-    ) -> zbus::Result<()>;
-    #[zbus(signal)]
-    #[allow(clippy::too_many_arguments)]
-    async fn download_progress(
-        em: &SignalEmitter<'_>,
-        time: (u64, u64),
-        outstanding: (u32, u32),
-        metadata: (u32, u32, u32),
-        delta: (u32, u32, u32, u64),
-        content: (u32, u32),
-        transfer: (u64, u64),
-    ) -> zbus::Result<()>;
-    #[zbus(signal)]
-    async fn progress_end(em: &SignalEmitter<'_>) -> zbus::Result<()>;
 }

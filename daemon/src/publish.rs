@@ -1,0 +1,127 @@
+//! Putting the daemon's state on the bus: OS objects appear and go with their stateroots, and
+//! property changes become PropertiesChanged signals. The only module that knows both the state
+//! and the interfaces serving it; everything else asks for a [`Publication`] through
+//! [`Daemon::publish`].
+
+use std::sync::Arc;
+
+use strata_api::names;
+
+use crate::daemon::{Daemon, Publication, PublishRx};
+use crate::os_iface::OsIface;
+use crate::state::Snapshot;
+use crate::sysroot_iface::{StrataExtIface, SysrootIface};
+use crate::transaction::Transactions;
+
+/// Publish every request, in order, and say when each is done.
+pub(crate) async fn run(d: Arc<Daemon>, txns: Arc<Transactions>, mut rx: PublishRx) {
+    while let Some((what, done)) = rx.recv().await {
+        if let Err(e) = publish(&d, &txns, &what).await {
+            tracing::warn!("Publishing {what:?}: {e:#}");
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn publish(
+    d: &Arc<Daemon>,
+    txns: &Arc<Transactions>,
+    what: &Publication,
+) -> anyhow::Result<()> {
+    let server = d.conn.object_server();
+    match what {
+        Publication::Sysroot(old, new) => sysroot(d, txns, old, new).await,
+        Publication::ActiveTransaction => {
+            let iface = server
+                .interface::<_, SysrootIface>(names::SYSROOT_PATH)
+                .await?;
+            let i = iface.get().await;
+            i.active_transaction_changed(iface.signal_emitter()).await?;
+            i.active_transaction_path_changed(iface.signal_emitter())
+                .await?;
+            Ok(())
+        }
+        Publication::CachedUpdate(os_path) => {
+            // The OS object may be gone with its stateroot.
+            if let Ok(iface) = server.interface::<_, OsIface>(os_path.as_str()).await {
+                iface
+                    .get()
+                    .await
+                    .cached_update_changed(iface.signal_emitter())
+                    .await?;
+            }
+            Ok(())
+        }
+        Publication::UpdateDriver => {
+            let iface = server
+                .interface::<_, StrataExtIface>(names::SYSROOT_PATH)
+                .await?;
+            iface
+                .get()
+                .await
+                .update_driver_changed(iface.signal_emitter())
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Make the bus match `new`: OS objects and property change signals.
+async fn sysroot(
+    d: &Arc<Daemon>,
+    txns: &Arc<Transactions>,
+    old: &Snapshot,
+    new: &Snapshot,
+) -> anyhow::Result<()> {
+    let server = d.conn.object_server();
+    for name in old.os.keys().filter(|n| !new.os.contains_key(*n)) {
+        tracing::info!("Stateroot {name} is gone; removing its OS object");
+        server
+            .remove::<OsIface, _>(names::os_object_path(name))
+            .await?;
+    }
+    for (name, st) in &new.os {
+        let path = names::os_object_path(name);
+        match old.os.get(name) {
+            None => {
+                tracing::info!("Stateroot {name}: adding OS object {path}");
+                server
+                    .at(
+                        path.clone(),
+                        OsIface::new(d.clone(), txns.clone(), name.clone()),
+                    )
+                    .await?;
+            }
+            Some(prev) => {
+                let changed =
+                    |a: Option<usize>, b: Option<usize>| old.deployment(a) != new.deployment(b);
+                let iface = server.interface::<_, OsIface>(path.as_str()).await?;
+                let em = iface.signal_emitter();
+                let i = iface.get().await;
+                if changed(prev.booted, st.booted) {
+                    i.booted_deployment_changed(em).await?;
+                }
+                if changed(prev.default, st.default) {
+                    i.default_deployment_changed(em).await?;
+                }
+                if changed(prev.rollback, st.rollback) {
+                    i.rollback_deployment_changed(em).await?;
+                }
+            }
+        }
+    }
+    let iface = server
+        .interface::<_, SysrootIface>(names::SYSROOT_PATH)
+        .await?;
+    let em = iface.signal_emitter();
+    let i = iface.get().await;
+    if old.deployments != new.deployments {
+        i.deployments_changed(em).await?;
+    }
+    if old.booted_os != new.booted_os {
+        i.booted_changed(em).await?;
+    }
+    Ok(())
+}
