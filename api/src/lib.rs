@@ -4,8 +4,12 @@
 //! proxies for the `Sysroot`, `OS` and `Transaction` interfaces ([`proxy`]). No libostree here.
 
 pub mod names;
+#[cfg(feature = "dbus")]
 pub mod options;
+#[cfg(feature = "dbus")]
 pub mod proxy;
 pub mod status;
+#[cfg(feature = "dbus")]
 pub mod transaction;
+#[cfg(feature = "dbus")]
 pub mod wire;
