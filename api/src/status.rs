@@ -32,9 +32,10 @@ pub struct UpdateDriver {
     pub driver_sd_unit: String,
 }
 
-/// One deployment, with rpm-ostree's key names and types.
+/// One deployment, with rpm-ostree's key names and types. Missing keys read as their defaults;
+/// keys this model does not know are kept in [`DeploymentStatus::extra`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", default)]
 pub struct DeploymentStatus {
     pub id: String,
     pub osname: String,
@@ -98,4 +99,22 @@ pub struct DeploymentStatus {
     pub initramfs_etc: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cliwrap: Option<bool>,
+    /// Keys of a newer daemon (or of rpm-ostree) that this model does not name, verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl DeploymentStatus {
+    /// The deployment's JSON object with its keys sorted, as `status --json` prints it.
+    pub fn to_sorted_json(&self) -> Value {
+        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        match v {
+            Value::Object(m) => {
+                let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(entries.into_iter().collect())
+            }
+            other => other,
+        }
+    }
 }

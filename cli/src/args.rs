@@ -104,6 +104,29 @@ pub struct StatusArgs {
     pub pretty: bool,
 }
 
+/// Flags `upgrade`, `deploy` and `rebase` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeployFlags {
+    /// Do not download latest ostree and RPM data
+    #[arg(short = 'C', long)]
+    pub cache_only: bool,
+    /// Just download latest ostree and RPM data, don't deploy
+    #[arg(long)]
+    pub download_only: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+    /// Go ahead even if an update driver (e.g. Zincati) is registered
+    #[arg(long)]
+    pub bypass_driver: bool,
+    /// Overlay additional packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub install: Vec<String>,
+    /// Remove overlayed packages (not supported yet)
+    #[arg(long, hide = true, value_name = "PKG")]
+    pub uninstall: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct UpgradeArgs {
     /// Initiate a reboot after operation is complete
@@ -119,33 +142,17 @@ pub struct UpgradeArgs {
     /// Just preview package differences (treated as --check for now)
     #[arg(long)]
     pub preview: bool,
-    /// Do not download latest ostree and RPM data
-    #[arg(short = 'C', long)]
-    pub cache_only: bool,
-    /// Just download latest ostree and RPM data, don't deploy
-    #[arg(long)]
-    pub download_only: bool,
     /// If no new deployment made, exit 77
     #[arg(long, alias = "upgrade-unchanged-exit-77")]
     pub unchanged_exit_77: bool,
-    /// Prevent automatic deployment finalization on shutdown
-    #[arg(long)]
-    pub lock_finalization: bool,
-    /// Force an upgrade even if an updates driver is registered
-    #[arg(long)]
-    pub bypass_driver: bool,
     /// Trigger the automatic update policy configured in the daemon (used by the timer unit)
     #[arg(long, hide = true)]
     pub trigger_automatic_update_policy: bool,
     /// Check for an update and show the package diff (not supported yet)
     #[arg(long, hide = true)]
     pub check_diff: bool,
-    /// Overlay additional packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub install: Vec<String>,
-    /// Remove overlayed packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub uninstall: Vec<String>,
+    #[command(flatten)]
+    pub common: DeployFlags,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -159,39 +166,23 @@ pub struct DeployArgs {
     /// Just preview package differences (not supported yet)
     #[arg(long)]
     pub preview: bool,
-    /// Do not download latest ostree and RPM data
-    #[arg(short = 'C', long)]
-    pub cache_only: bool,
-    /// Just download latest ostree and RPM data, don't deploy
-    #[arg(long)]
-    pub download_only: bool,
     /// Allow deploying a commit on a branch other than the booted one
     #[arg(long)]
     pub skip_branch_check: bool,
     /// Forbid deployment of chronologically older trees
     #[arg(long)]
     pub disallow_downgrade: bool,
-    /// Prevent automatic deployment finalization on shutdown
-    #[arg(long)]
-    pub lock_finalization: bool,
     /// If no new deployment made, exit 77
     #[arg(long)]
     pub unchanged_exit_77: bool,
     /// Register the calling agent as the driver for updates; if REVISION is empty, register only
     #[arg(long, value_name = "DRIVERNAME")]
     pub register_driver: Option<String>,
-    /// Force a deploy even if an updates driver is registered
-    #[arg(long)]
-    pub bypass_driver: bool,
     /// Set up cliwrap (not supported)
     #[arg(long, hide = true)]
     pub ex_cliwrap: bool,
-    /// Overlay additional packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub install: Vec<String>,
-    /// Remove overlayed packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub uninstall: Vec<String>,
+    #[command(flatten)]
+    pub common: DeployFlags,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -211,21 +202,9 @@ pub struct RebaseArgs {
     /// Keep previous refspec after rebase
     #[arg(long)]
     pub skip_purge: bool,
-    /// Do not download latest ostree and RPM data
-    #[arg(short = 'C', long)]
-    pub cache_only: bool,
-    /// Just download latest ostree and RPM data, don't deploy
-    #[arg(long)]
-    pub download_only: bool,
     /// Forbid deployment of chronologically older trees
     #[arg(long)]
     pub disallow_downgrade: bool,
-    /// Prevent automatic deployment finalization on shutdown
-    #[arg(long)]
-    pub lock_finalization: bool,
-    /// Force a rebase even if an updates driver is registered
-    #[arg(long)]
-    pub bypass_driver: bool,
     /// Human-readable description of a custom origin (not supported yet)
     #[arg(long, hide = true)]
     pub custom_origin_description: Option<String>,
@@ -235,12 +214,8 @@ pub struct RebaseArgs {
     /// Enable experimental features (not supported)
     #[arg(long, hide = true)]
     pub experimental: bool,
-    /// Overlay additional packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub install: Vec<String>,
-    /// Remove overlayed packages (not supported yet)
-    #[arg(long, hide = true, value_name = "PKG")]
-    pub uninstall: Vec<String>,
+    #[command(flatten)]
+    pub common: DeployFlags,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -146,7 +146,7 @@ impl Client {
 
     /// The registered update driver as `status --json` shows it, from Strata's extension
     /// interface; `None` when none is registered or the daemon has no such interface.
-    pub(crate) async fn update_driver(&self) -> Option<serde_json::Value> {
+    pub(crate) async fn update_driver(&self) -> Option<strata_api::status::UpdateDriver> {
         let proxy = StrataExtProxy::builder(&self.conn)
             .cache_properties(CacheProperties::No)
             .build()
@@ -155,10 +155,10 @@ impl Client {
         let d = proxy.update_driver().await.ok()?;
         let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
         let unit = d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default();
-        Some(serde_json::json!({
-            names::DRIVER_NAME: name,
-            names::DRIVER_SD_UNIT: unit,
-        }))
+        Some(strata_api::status::UpdateDriver {
+            driver_name: name.clone(),
+            driver_sd_unit: unit,
+        })
     }
 
     /// The title of the running transaction: the transaction's own `Title` when we may connect

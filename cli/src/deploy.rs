@@ -20,10 +20,10 @@ pub(crate) enum Plan {
 
 pub(crate) fn plan(a: &DeployArgs, program: &str) -> Result<Plan> {
     let layering = "package layering comes with a later release";
-    if !a.install.is_empty() {
+    if !a.common.install.is_empty() {
         bail!(unsupported_flag(program, "deploy", "--install", layering));
     }
-    if !a.uninstall.is_empty() {
+    if !a.common.uninstall.is_empty() {
         bail!(unsupported_flag(program, "deploy", "--uninstall", layering));
     }
     if a.ex_cliwrap {
@@ -57,11 +57,11 @@ pub(crate) fn options(a: &DeployArgs, ctx: &Ctx) -> DeployOptions {
     DeployOptions {
         allow_downgrade: Some(!a.disallow_downgrade),
         reboot: flag(a.reboot),
-        cache_only: flag(a.cache_only),
-        download_only: flag(a.download_only),
+        cache_only: flag(a.common.cache_only),
+        download_only: flag(a.common.download_only),
         skip_branch_check: flag(a.skip_branch_check),
-        lock_finalization: flag(a.lock_finalization),
-        bypass_driver: flag(a.bypass_driver),
+        lock_finalization: flag(a.common.lock_finalization),
+        bypass_driver: flag(a.common.bypass_driver),
         register_driver: a.register_driver.clone(),
         initiating_command_line: ctx.cmdline(),
         ..Default::default()
@@ -94,7 +94,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &DeployArgs) -> Result<i3
             let f = Flow {
                 reboot: a.reboot,
                 unchanged_exit_77: a.unchanged_exit_77,
-                lock_finalization: a.lock_finalization,
+                lock_finalization: a.common.lock_finalization,
                 quiet: ctx.quiet,
                 changed_note: None,
             };
@@ -187,7 +187,7 @@ mod tests {
             "--unchanged-exit-77",
             "--bypass-driver",
         ]);
-        assert!(a.unchanged_exit_77 && a.bypass_driver);
+        assert!(a.unchanged_exit_77 && a.common.bypass_driver);
         assert_eq!(
             plan(&a, "strata").unwrap(),
             Plan::Deploy("sha256:abcd".into())

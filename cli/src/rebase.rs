@@ -13,10 +13,10 @@ use crate::flow::{self, flag, Ctx, Flow};
 /// positional argument is the revision.
 pub(crate) fn target(a: &RebaseArgs, program: &str) -> Result<(String, Option<String>)> {
     let layering = "package layering comes with a later release";
-    if !a.install.is_empty() {
+    if !a.common.install.is_empty() {
         bail!(unsupported_flag(program, "rebase", "--install", layering));
     }
-    if !a.uninstall.is_empty() {
+    if !a.common.uninstall.is_empty() {
         bail!(unsupported_flag(program, "rebase", "--uninstall", layering));
     }
     if a.custom_origin_url.is_some() || a.custom_origin_description.is_some() {
@@ -60,10 +60,10 @@ pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> Depl
         allow_downgrade: Some(!a.disallow_downgrade),
         reboot: flag(a.reboot),
         skip_purge: flag(a.skip_purge),
-        cache_only: flag(a.cache_only),
-        download_only: flag(a.download_only),
-        lock_finalization: flag(a.lock_finalization),
-        bypass_driver: flag(a.bypass_driver),
+        cache_only: flag(a.common.cache_only),
+        download_only: flag(a.common.download_only),
+        lock_finalization: flag(a.common.lock_finalization),
+        bypass_driver: flag(a.common.bypass_driver),
         revision: revision.map(str::to_string),
         initiating_command_line: ctx.cmdline(),
         ..Default::default()
@@ -76,7 +76,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RebaseArgs) -> Result<i3
     let f = Flow {
         reboot: a.reboot,
         unchanged_exit_77: false,
-        lock_finalization: a.lock_finalization,
+        lock_finalization: a.common.lock_finalization,
         quiet: ctx.quiet,
         changed_note: None,
     };

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value as Json};
+use strata_api::status::{DeploymentStatus, UpdateDriver};
 use strata_api::wire;
 
 use crate::args::StatusArgs;
@@ -14,8 +15,8 @@ use crate::client::Client;
 /// Everything `status` shows, as read from the daemon.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StatusInput {
-    /// Deployment objects (JSON of the `Deployments` dictionaries), in boot order.
-    pub deployments: Vec<Json>,
+    /// The deployments (the `Deployments` dictionaries, typed), in boot order.
+    pub deployments: Vec<DeploymentStatus>,
     /// `ActiveTransaction` (method, sender, object path), `None` when idle.
     pub transaction: Option<(String, String, String)>,
     /// The running transaction's title, when we could read it.
@@ -25,7 +26,7 @@ pub(crate) struct StatusInput {
     /// The OS object's `CachedUpdate`, `None` when empty.
     pub cached_update: Option<Json>,
     /// The registered update driver, if known.
-    pub update_driver: Option<Json>,
+    pub update_driver: Option<UpdateDriver>,
 }
 
 /// Read the daemon's state.
@@ -35,8 +36,9 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         .deployments()
         .await?
         .iter()
-        .map(wire::dict_to_json)
-        .collect();
+        .map(wire::dict_to_deployment)
+        .collect::<Result<Vec<_>, _>>()
+        .context("Reading the daemon's Deployments property")?;
     let transaction = match client.sysroot.active_transaction().await {
         Ok((m, s, p)) if !m.is_empty() => Some((m, s, p)),
         _ => None,
@@ -99,11 +101,8 @@ pub(crate) fn render(input: &StatusInput, args: &StatusArgs) -> Result<String> {
 /// the booted one (rpm-ostree's rule: a lone deployment is never pending, and on a sysroot
 /// that is not booted, any new deployment is).
 pub(crate) fn exit_code(input: &StatusInput, args: &StatusArgs) -> i32 {
-    let pending = input.deployments.len() > 1
-        && input
-            .deployments
-            .first()
-            .is_some_and(|d| !d["booted"].as_bool().unwrap_or(false));
+    let pending =
+        input.deployments.len() > 1 && input.deployments.first().is_some_and(|d| !d.booted);
     if args.pending_exit_77 && pending {
         strata_api::names::EXIT_UNCHANGED
     } else {
@@ -116,8 +115,8 @@ pub(crate) fn to_json(input: &StatusInput, booted_only: bool) -> Json {
     let deployments: Vec<Json> = input
         .deployments
         .iter()
-        .filter(|d| !booted_only || d["booted"].as_bool().unwrap_or(false))
-        .cloned()
+        .filter(|d| !booted_only || d.booted)
+        .map(DeploymentStatus::to_sorted_json)
         .collect();
     json!({
         "deployments": deployments,
@@ -176,28 +175,25 @@ fn cont(out: &mut String, value: &str) {
     let _ = writeln!(out, "{:width$}{value}", "", width = KEY_WIDTH + 4);
 }
 
-fn str_of<'a>(d: &'a Json, key: &str) -> Option<&'a str> {
-    d.get(key).and_then(Json::as_str).filter(|s| !s.is_empty())
+/// A non-empty string field.
+fn text(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
 }
 
-fn strings(d: &Json, key: &str) -> Vec<String> {
-    d.get(key)
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| match v {
-                    Json::String(s) => s.clone(),
-                    // NEVRA tuples: [nevra, name, epoch, version, release, arch]
-                    Json::Array(t) => t
-                        .first()
-                        .and_then(Json::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    other => other.to_string(),
-                })
-                .collect()
+/// Package lists: plain names, or NEVRA tuples `[nevra, name, epoch, version, release, arch]`.
+fn package_names(values: &[Json]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| match v {
+            Json::String(s) => s.clone(),
+            Json::Array(t) => t
+                .first()
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            other => other.to_string(),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// One signature tuple (libostree's `ostree_gpg_verify_result_get_all` layout: valid at 0,
@@ -238,16 +234,17 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             let _ = writeln!(out, "AutomaticUpdates: {p}");
         }
     }
-    if let Some(driver) = &input.update_driver {
-        if let Some(name) = str_of(driver, "driver-name") {
-            let _ = writeln!(out, "AutomaticUpdatesDriver: {name}");
-        }
+    if let Some(driver) = input
+        .update_driver
+        .as_ref()
+        .filter(|d| !d.driver_name.is_empty())
+    {
+        let _ = writeln!(out, "AutomaticUpdatesDriver: {}", driver.driver_name);
     }
     out.push_str("Deployments:\n");
     let mut first = true;
     for d in &input.deployments {
-        let booted = d["booted"].as_bool().unwrap_or(false);
-        if booted_only && !booted {
+        if booted_only && !d.booted {
             continue;
         }
         if !first {
@@ -259,30 +256,27 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
     out
 }
 
-fn render_deployment(out: &mut String, d: &Json, verbose: bool) {
-    let booted = d["booted"].as_bool().unwrap_or(false);
-    let marker = if booted { "●" } else { " " };
-    let origin = str_of(d, "container-image-reference")
-        .or_else(|| str_of(d, "origin"))
+fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool) {
+    let marker = if d.booted { "●" } else { " " };
+    let origin = text(&d.container_image_reference)
+        .or(text(&d.origin))
         .unwrap_or("<unknown origin>");
     let _ = writeln!(out, "{marker} {origin}");
-    if let Some(digest) = str_of(d, "container-image-reference-digest") {
+    if let Some(digest) = d
+        .extra
+        .get("container-image-reference-digest")
+        .and_then(Json::as_str)
+    {
         kv(out, "Digest", digest);
     }
 
-    let layered = str_of(d, "base-checksum").is_some();
-    let (version, timestamp) = if layered {
-        (
-            str_of(d, "base-version").or_else(|| str_of(d, "version")),
-            d.get("base-timestamp")
-                .and_then(Json::as_u64)
-                .or_else(|| d.get("timestamp").and_then(Json::as_u64)),
-        )
-    } else {
-        (
-            str_of(d, "version"),
-            d.get("timestamp").and_then(Json::as_u64),
-        )
+    let timestamp = (d.timestamp != 0).then_some(d.timestamp);
+    let (version, timestamp) = match text(&d.base_checksum) {
+        Some(_) => (
+            text(&d.base_version).or(text(&d.version)),
+            d.base_timestamp.or(timestamp),
+        ),
+        None => (text(&d.version), timestamp),
     };
     match (version, timestamp) {
         (Some(v), Some(t)) => kv(out, "Version", &format!("{v} ({})", iso8601(t))),
@@ -290,25 +284,23 @@ fn render_deployment(out: &mut String, d: &Json, verbose: bool) {
         (None, Some(t)) => kv(out, "Timestamp", &iso8601(t)),
         (None, None) => {}
     }
-    if let Some(base) = str_of(d, "base-checksum") {
+    let checksum = Some(d.checksum.as_str()).filter(|c| !c.is_empty());
+    if let Some(base) = text(&d.base_checksum) {
         kv(out, "BaseCommit", base);
-        if verbose {
-            if let Some(c) = str_of(d, "checksum") {
-                kv(out, "Commit", c);
-            }
+        if let (true, Some(c)) = (verbose, checksum) {
+            kv(out, "Commit", c);
         }
-    } else if let Some(c) = str_of(d, "checksum") {
+    } else if let Some(c) = checksum {
         kv(out, "Commit", c);
     }
-    if let Some(pending) = str_of(d, "pending-base-checksum") {
-        let v = str_of(d, "pending-base-version")
+    if let Some(pending) = text(&d.pending_base_checksum) {
+        let v = text(&d.pending_base_version)
             .map(|v| format!("{v} ({pending})"))
             .unwrap_or_else(|| pending.to_string());
         kv(out, "PendingBase", &v);
     }
 
-    let sigs = d.get("signatures").and_then(Json::as_array);
-    match sigs {
+    match d.signatures.as_deref() {
         Some(sigs) if !sigs.is_empty() => {
             for (i, s) in sigs.iter().enumerate() {
                 if i == 0 {
@@ -318,53 +310,50 @@ fn render_deployment(out: &mut String, d: &Json, verbose: bool) {
                 }
             }
         }
-        _ if d.get("gpg-enabled").and_then(Json::as_bool) == Some(true) => {
-            kv(out, "GPGSignature", "(unsigned)")
-        }
+        _ if d.gpg_enabled == Some(true) => kv(out, "GPGSignature", "(unsigned)"),
         _ => {}
     }
-    if let Some(err) = str_of(d, "remote-error") {
+    if let Some(err) = text(&d.remote_error) {
         kv(out, "RemoteError", err);
     }
-    if let Some(eol) = str_of(d, "endoflife") {
+    if let Some(eol) = text(&d.endoflife) {
         kv(out, "EndOfLife", eol);
     }
-    if verbose {
-        if let Some(os) = str_of(d, "osname") {
-            kv(out, "StateRoot", os);
-        }
+    if verbose && !d.osname.is_empty() {
+        kv(out, "StateRoot", &d.osname);
     }
-    let removed = strings(d, "base-removals");
+    let removed = package_names(&d.base_removals);
     if !removed.is_empty() {
         kv(out, "RemovedBasePackages", &removed.join(" "));
     }
-    let layered_pkgs = strings(d, "packages");
-    if !layered_pkgs.is_empty() {
-        kv(out, "LayeredPackages", &layered_pkgs.join(" "));
+    if !d.packages.is_empty() {
+        kv(out, "LayeredPackages", &d.packages.join(" "));
     }
-    let local = strings(d, "requested-local-packages");
-    if !local.is_empty() {
-        kv(out, "LocalPackages", &local.join(" "));
+    if !d.requested_local_packages.is_empty() {
+        kv(out, "LocalPackages", &d.requested_local_packages.join(" "));
     }
-    if d.get("pinned").and_then(Json::as_bool) == Some(true) {
+    if d.pinned {
         kv(out, "Pinned", "yes");
     }
-    if d.get("staged").and_then(Json::as_bool) == Some(true) {
+    if d.staged {
         kv(out, "Staged", "yes");
-        if d.get("finalization-locked").and_then(Json::as_bool) == Some(true) {
+        if d.finalization_locked == Some(true) {
             kv(out, "FinalizationLocked", "yes");
         }
     }
-    if let Some(u) = str_of(d, "unlocked") {
-        if u != "none" {
-            kv(out, "Unlocked", u);
-        }
+    if !d.unlocked.is_empty() && d.unlocked != "none" {
+        kv(out, "Unlocked", &d.unlocked);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deployment from its status JSON (missing keys take their defaults).
+    fn dep(j: Json) -> DeploymentStatus {
+        serde_json::from_value(j).unwrap()
+    }
 
     const CSUM_A: &str = "724ce262d4a27f6b7cb1508e8737e2244d69bb78509d2749cebd7972042bf814";
     const CSUM_B: &str = "bc49c681f6c1f931db8547f7d18ee3b9fef5dc044ff475b0076d58a655479f90";
@@ -409,7 +398,7 @@ mod tests {
             "base-removals": [],
         });
         StatusInput {
-            deployments: vec![staged, booted],
+            deployments: vec![dep(staged), dep(booted)],
             policy: "none".into(),
             ..Default::default()
         }
@@ -490,7 +479,7 @@ Deployments:
             "endoflife": "Use the new stream",
         });
         let input = StatusInput {
-            deployments: vec![d],
+            deployments: vec![dep(d)],
             ..Default::default()
         };
         let out = render_text(&input, false, false);
@@ -513,7 +502,7 @@ Deployments:
     fn unsigned_and_multiple_signatures() {
         let mut d = json!({"booted": false, "checksum": "c", "gpg-enabled": true});
         let input = StatusInput {
-            deployments: vec![d.clone()],
+            deployments: vec![dep(d.clone())],
             ..Default::default()
         };
         assert!(render_text(&input, false, false).contains("GPGSignature: (unsigned)\n"));
@@ -522,7 +511,7 @@ Deployments:
             [false, false, false, false, true, "BBBB"]
         ]);
         let input = StatusInput {
-            deployments: vec![d],
+            deployments: vec![dep(d)],
             ..Default::default()
         };
         let out = render_text(&input, false, false);

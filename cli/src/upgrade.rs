@@ -25,10 +25,10 @@ pub(crate) const PREVIEW_NOTE: &str =
 /// Flags we accept but cannot honour yet.
 pub(crate) fn validate(a: &UpgradeArgs, program: &str) -> Result<()> {
     let layering = "package layering comes with a later release";
-    if !a.install.is_empty() {
+    if !a.common.install.is_empty() {
         bail!(unsupported_flag(program, "upgrade", "--install", layering));
     }
-    if !a.uninstall.is_empty() {
+    if !a.common.uninstall.is_empty() {
         bail!(unsupported_flag(
             program,
             "upgrade",
@@ -55,10 +55,10 @@ pub(crate) fn options(a: &UpgradeArgs, ctx: &Ctx) -> DeployOptions {
     DeployOptions {
         reboot: flag(a.reboot),
         allow_downgrade: flag(a.allow_downgrade),
-        cache_only: flag(a.cache_only),
-        download_only: flag(a.download_only),
-        lock_finalization: flag(a.lock_finalization),
-        bypass_driver: flag(a.bypass_driver),
+        cache_only: flag(a.common.cache_only),
+        download_only: flag(a.common.download_only),
+        lock_finalization: flag(a.common.lock_finalization),
+        bypass_driver: flag(a.common.bypass_driver),
         initiating_command_line: ctx.cmdline(),
         ..Default::default()
     }
@@ -123,7 +123,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
     let f = Flow {
         reboot: a.reboot,
         unchanged_exit_77: a.unchanged_exit_77,
-        lock_finalization: a.lock_finalization,
+        lock_finalization: a.common.lock_finalization,
         quiet: ctx.quiet,
         changed_note: None,
     };
@@ -209,7 +209,7 @@ mod tests {
             "--unchanged-exit-77",
             "--bypass-driver",
         ]);
-        assert!(a.unchanged_exit_77 && a.bypass_driver);
+        assert!(a.unchanged_exit_77 && a.common.bypass_driver);
         let o = options(&a, &ctx());
         assert_eq!(
             o,
