@@ -139,6 +139,7 @@ install-files:
 	  install -D -m 0644 packaging/rpm-ostreed.conf "$(DESTDIR)/etc/rpm-ostreed.conf"; \
 	fi
 	rm -rf $(DOCS_TMP) && mkdir -p $(DESTDIR)$(PREFIX)/share/man/man1
+	$(BINDIR)/stratad --generate-man $(DESTDIR)$(PREFIX)/share/man/man8
 	$(BINDIR)/strata generate-docs --man $(DESTDIR)$(PREFIX)/share/man/man1 \
 		--completions $(DOCS_TMP)/completions
 	for n in strata rpm-ostree; do \

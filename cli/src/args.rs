@@ -50,7 +50,7 @@ pub struct GlobalOpts {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Get the version of the booted system
+    /// Show the deployments, which one is booted, and what the daemon is doing
     Status(StatusArgs),
     /// Perform a system upgrade
     #[command(visible_alias = "update")]

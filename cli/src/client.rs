@@ -161,6 +161,15 @@ impl Client {
         })
     }
 
+    /// Whether the daemon's sysroot is the running system (its `Booted` property names an OS
+    /// object; it is "/" on any other sysroot). Unknown counts as yes.
+    pub(crate) async fn manages_booted_host(&self) -> bool {
+        match self.sysroot.booted().await {
+            Ok(path) => path.as_str() != "/",
+            Err(_) => true,
+        }
+    }
+
     /// The title of the running transaction: the transaction's own `Title` when we may connect
     /// to it, else the method name from `ActiveTransaction`.
     pub(crate) async fn active_transaction_title(&self) -> Option<String> {

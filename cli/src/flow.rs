@@ -47,9 +47,14 @@ pub(crate) struct Flow {
 /// The hint rpm-ostree prints after a new default deployment.
 pub(crate) const REBOOT_HINT: &str = "Run \"systemctl reboot\" to start a reboot";
 
+/// What replaces the hint when the daemon manages a sysroot that is not the running system.
+pub(crate) const NOT_BOOTED_NOTE: &str =
+    "The sysroot is not the running system: the new deployment is used when it next boots";
+
 /// Exit code and closing lines once the transaction succeeded; `changed` says whether the
-/// default deployment is a different one now.
-pub(crate) fn conclude(flow: &Flow, changed: bool, out: &mut dyn Write) -> i32 {
+/// default deployment is a different one now, `booted_host` whether the daemon's sysroot is
+/// the one this machine runs (a reboot only means something there).
+pub(crate) fn conclude(flow: &Flow, changed: bool, booted_host: bool, out: &mut dyn Write) -> i32 {
     if !changed {
         return if flow.unchanged_exit_77 {
             EXIT_UNCHANGED
@@ -61,7 +66,9 @@ pub(crate) fn conclude(flow: &Flow, changed: bool, out: &mut dyn Write) -> i32 {
         if let Some(note) = flow.changed_note {
             let _ = writeln!(out, "{note}");
         }
-        if !flow.reboot && !flow.lock_finalization {
+        if !booted_host {
+            let _ = writeln!(out, "{NOT_BOOTED_NOTE}");
+        } else if !flow.reboot && !flow.lock_finalization {
             let _ = writeln!(out, "{REBOOT_HINT}");
         }
     }
@@ -78,7 +85,13 @@ where
     let before = client.default_deployment_id().await?;
     run_txn(client, flow.quiet, start).await?;
     let after = client.default_deployment_id().await?;
-    Ok(conclude(flow, before != after, &mut std::io::stdout()))
+    let booted_host = client.manages_booted_host().await;
+    Ok(conclude(
+        flow,
+        before != after,
+        booted_host,
+        &mut std::io::stdout(),
+    ))
 }
 
 /// Start and follow a transaction; `Err` is the daemon's message.
@@ -103,8 +116,16 @@ mod tests {
 
     fn run(flow: &Flow, changed: bool) -> (i32, String) {
         let mut out = Vec::new();
-        let code = conclude(flow, changed, &mut out);
+        let code = conclude(flow, changed, true, &mut out);
         (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn no_reboot_hint_on_a_sysroot_that_is_not_running() {
+        let mut out = Vec::new();
+        assert_eq!(conclude(&Flow::default(), true, false, &mut out), 0);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out, format!("{NOT_BOOTED_NOTE}\n"));
     }
 
     #[test]

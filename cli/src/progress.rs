@@ -42,27 +42,14 @@ pub(crate) trait Progress {
     fn note(&mut self, line: &str);
 }
 
-/// Sizes the way GLib's `g_format_size` prints them (SI units), as rpm-ostree shows them.
+/// Sizes as rpm-ostree shows them: GLib's `g_format_size` (SI units).
 pub(crate) fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return if bytes == 1 {
-            "1 byte".into()
-        } else {
-            format!("{bytes} bytes")
-        };
-    }
-    let mut v = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
+    glib::format_size(bytes).to_string()
 }
 
-/// The one-line description of a download, as rpm-ostree's client words it.
-pub(crate) fn download_line(d: &Download) -> String {
+/// The one-line description of a download, as rpm-ostree's client words it; without the
+/// object percentage when a bar shows it beside the text.
+fn download_line(d: &Download, with_percent: bool) -> String {
     let (outstanding_fetches, outstanding_writes) = d.outstanding;
     let (scanned, meta_fetched, meta_outstanding) = d.metadata;
     let (total_parts, fetched_parts, _, total_size) = d.delta;
@@ -86,7 +73,11 @@ pub(crate) fn download_line(d: &Download) -> String {
             let pct = (fetched as u64 * 100)
                 .checked_div(requested as u64)
                 .unwrap_or(0);
-            format!("Receiving objects: {pct}% ({fetched}/{requested}) {rate}/s {bytes}")
+            if with_percent {
+                format!("Receiving objects: {pct}% ({fetched}/{requested}) {rate}/s {bytes}")
+            } else {
+                format!("Receiving objects: ({fetched}/{requested}) {rate}/s {bytes}")
+            }
         }
     } else if outstanding_writes > 0 {
         format!("Writing objects: {outstanding_writes}")
@@ -290,9 +281,10 @@ impl Progress for Terminal {
             }
             Event::Download(d) => {
                 self.last_download = Some(*d);
-                let line = download_line(d);
                 let (fetched, requested) = d.content;
                 let want_bar = requested > 0 && d.metadata.2 == 0;
+                // With a bar, its own percentage is the only one shown.
+                let line = download_line(d, !want_bar);
                 let have_bar = self.bar.as_ref().and_then(|b| b.length()).is_some();
                 if self.bar.is_none() || want_bar != have_bar || self.task != "Receiving" {
                     self.finish(None);
@@ -347,14 +339,15 @@ mod tests {
         String::from_utf8(p.into_inner()).unwrap()
     }
 
+    /// GLib puts a no-break space between number and unit (so does rpm-ostree's output).
     #[test]
     fn sizes_like_glib() {
         assert_eq!(format_size(0), "0 bytes");
         assert_eq!(format_size(1), "1 byte");
         assert_eq!(format_size(999), "999 bytes");
-        assert_eq!(format_size(1000), "1.0 kB");
-        assert_eq!(format_size(1_536_000), "1.5 MB");
-        assert_eq!(format_size(3_000_000_000), "3.0 GB");
+        assert_eq!(format_size(1000), "1.0\u{a0}kB");
+        assert_eq!(format_size(1_536_000), "1.5\u{a0}MB");
+        assert_eq!(format_size(3_000_000_000), "3.0\u{a0}GB");
     }
 
     #[test]
@@ -366,35 +359,43 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            download_line(&d),
-            "Receiving objects: 25% (50/200) 500.0 kB/s 2.0 MB"
+            download_line(&d, true),
+            "Receiving objects: 25% (50/200) 500.0\u{a0}kB/s 2.0\u{a0}MB"
+        );
+        // Beside a bar, the text leaves the percentage to the bar.
+        assert_eq!(
+            download_line(&d, false),
+            "Receiving objects: (50/200) 500.0\u{a0}kB/s 2.0\u{a0}MB"
         );
         d.metadata = (1, 4, 2);
         assert_eq!(
-            download_line(&d),
-            "Receiving metadata objects: 4/(estimating) 500.0 kB/s 2.0 MB"
+            download_line(&d, true),
+            "Receiving metadata objects: 4/(estimating) 500.0\u{a0}kB/s 2.0\u{a0}MB"
         );
         d.delta = (10, 3, 1, 9_000_000);
         assert_eq!(
-            download_line(&d),
-            "Receiving delta parts: 3/10 500.0 kB/s 2.0 MB/9.0 MB"
+            download_line(&d, true),
+            "Receiving delta parts: 3/10 500.0\u{a0}kB/s 2.0\u{a0}MB/9.0\u{a0}MB"
         );
         let d = Download {
             outstanding: (0, 7),
             ..Default::default()
         };
-        assert_eq!(download_line(&d), "Writing objects: 7");
+        assert_eq!(download_line(&d, true), "Writing objects: 7");
         let d = Download {
             metadata: (12, 0, 0),
             ..Default::default()
         };
-        assert_eq!(download_line(&d), "Scanning metadata: 12");
+        assert_eq!(download_line(&d, true), "Scanning metadata: 12");
         let d = Download {
             outstanding: (1, 0),
             content: (0, 0),
             ..Default::default()
         };
-        assert_eq!(download_line(&d), "Receiving objects: 0% (0/0) -/s 0 bytes");
+        assert_eq!(
+            download_line(&d, true),
+            "Receiving objects: 0% (0/0) -/s 0 bytes"
+        );
     }
 
     #[test]
@@ -422,7 +423,7 @@ mod tests {
             out,
             "Updating from: os:stable\n\
              Receiving objects... done\n\
-             8 metadata, 13 content objects fetched; 1.0 MB transferred in 3 seconds\n\
+             8 metadata, 13 content objects fetched; 1.0\u{a0}MB transferred in 3 seconds\n\
              Staging deployment... done\n\
              Writing... \n\
              interleaved\n"

@@ -138,29 +138,8 @@ pub(crate) fn apply_jsonpath(j: &Json, expr: &str) -> Result<Json> {
 
 /// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub(crate) fn iso8601(ts: u64) -> String {
-    let days = (ts / 86_400) as i64;
-    let secs = ts % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Width of the right-aligned key column (rpm-ostree's).
@@ -251,7 +230,14 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             out.push('\n');
         }
         first = false;
-        render_deployment(&mut out, d, verbose);
+        // Deployments of one commit (e.g. after `kargs`) would look alike: show their serials.
+        let twin = input
+            .deployments
+            .iter()
+            .filter(|o| o.checksum == d.checksum && o.osname == d.osname)
+            .count()
+            > 1;
+        render_deployment(&mut out, d, verbose || twin);
     }
     out
 }
@@ -321,6 +307,7 @@ fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool) {
     }
     if verbose && !d.osname.is_empty() {
         kv(out, "StateRoot", &d.osname);
+        kv(out, "Serial", &d.serial.to_string());
     }
     let removed = package_names(&d.base_removals);
     if !removed.is_empty() {
@@ -496,6 +483,23 @@ Deployments:
         assert!(out.contains("                EndOfLife: Use the new stream\n"));
         let out = render_text(&input, true, false);
         assert!(out.contains(&format!("                   Commit: {CSUM_B}\n")));
+    }
+
+    #[test]
+    fn deployments_of_one_commit_show_their_serials() {
+        let d = |serial: i32, booted: bool| {
+            dep(json!({"osname": "os", "checksum": CSUM_A, "serial": serial, "booted": booted}))
+        };
+        let input = StatusInput {
+            deployments: vec![d(1, false), d(0, true)],
+            ..Default::default()
+        };
+        let out = render_text(&input, false, false);
+        assert!(out.contains("                   Serial: 1\n"), "{out}");
+        assert!(out.contains("                   Serial: 0\n"), "{out}");
+        // A lone deployment of its commit does not need it.
+        let out = render_text(&fixture(), false, false);
+        assert!(!out.contains("Serial:"), "{out}");
     }
 
     #[test]

@@ -42,8 +42,34 @@ pub(crate) fn run(program: &str, argv: &[OsString]) -> Result<i32> {
         .unwrap_or_default();
     match reason(&verb) {
         Some(why) => bail!(unsupported_verb(program, &verb, why)),
-        None => bail!("Unknown command \"{verb}\"; see `{program} --help`"),
+        None => {
+            // Bounded and escaped: the verb is whatever the user typed.
+            let shown: String = verb.chars().take(64).collect();
+            match suggestion(&verb) {
+                Some(s) => {
+                    bail!("Unknown command {shown:?}; did you mean \"{s}\"? See `{program} --help`")
+                }
+                None => bail!("Unknown command {shown:?}; see `{program} --help`"),
+            }
+        }
     }
+}
+
+/// The visible verb closest to `typed`, if it is close enough to be a typo (clap's own
+/// measure and threshold for its "did you mean").
+fn suggestion(typed: &str) -> Option<String> {
+    use clap::CommandFactory;
+    crate::args::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_string())
+                .chain(c.get_visible_aliases().map(str::to_string))
+        })
+        .map(|name| (strsim::jaro(typed, &name), name))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
 }
 
 #[cfg(test)]
@@ -64,6 +90,25 @@ mod tests {
             e,
             "\"strata install\" is not supported yet: package layering comes with a later release"
         );
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        let e = run("strata", &[OsString::from("upgarde")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "Unknown command \"upgarde\"; did you mean \"upgrade\"? See `strata --help`"
+        );
+        let e = run("strata", &[OsString::from("stauts")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean \"status\""), "{e}");
+        let e = run("strata", &[OsString::from("zzzzqqq\n")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "Unknown command \"zzzzqqq\\n\"; see `strata --help`");
     }
 
     #[test]

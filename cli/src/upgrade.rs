@@ -15,9 +15,6 @@ use crate::errors::unsupported_flag;
 use crate::flow::{self, flag, Ctx, Flow};
 use crate::status::iso8601;
 
-/// rpm-ostree's caveat for `--check`/`--preview`.
-pub(crate) const CHECK_NOTE: &str =
-    "Note: --check and --preview may be unreliable.  See https://github.com/coreos/rpm-ostree/issues/1579";
 /// What `--preview` does in Strata.
 pub(crate) const PREVIEW_NOTE: &str =
     "Note: --preview shows the available update without a package diff for now (as --check)";
@@ -95,11 +92,8 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
         return Ok(0);
     }
     if a.check || a.preview {
-        if !ctx.quiet {
-            println!("{CHECK_NOTE}");
-            if a.preview {
-                println!("{PREVIEW_NOTE}");
-            }
+        if !ctx.quiet && a.preview {
+            println!("{PREVIEW_NOTE}");
         }
         let (_enabled, address) = match os
             .automatic_update_trigger(&trigger_options("check", ctx))

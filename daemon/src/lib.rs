@@ -54,11 +54,41 @@ pub struct Args {
     /// Exit after this many idle seconds (0: never); overrides IdleExitTimeout.
     #[arg(long)]
     pub idle_exit_timeout: Option<u64>,
+    /// Write the stratad(8) man page into DIR and exit (used by `make install`).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub generate_man: Option<PathBuf>,
+}
+
+/// stratad(8), from the clap definition so it never drifts from the flags.
+fn write_man_page(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    fs_err::create_dir_all(dir)?;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .source(format!("strata {}", env!("CARGO_PKG_VERSION")))
+        .render(&mut buf)
+        .context("Rendering stratad(8)")?;
+    // FILES, EXIT STATUS and SEE ALSO: clap_mangen has no sections for them.
+    buf.extend_from_slice(
+        b".SH FILES\n\
+          .TP\n/etc/rpm\\-ostreed.conf\n\
+          The [Daemon] keys AutomaticUpdatePolicy, IdleExitTimeout, LockLayering and \
+          RebootCommand.\n\
+          .SH \"EXIT STATUS\"\n\
+          .TP\n0\nStopped by SIGTERM or SIGINT, or after the idle timeout.\n\
+          .TP\n1\nCould not start (bad configuration, bus name taken, not a sysroot).\n\
+          .SH \"SEE ALSO\"\n\\fBstrata\\fR(1), \\fBostree\\fR(1)\n",
+    );
+    Ok(fs_err::write(dir.join("stratad.8"), buf)?)
 }
 
 /// Parse the command line, run the daemon until it exits.
 pub fn main_entry() -> Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        return write_man_page(dir);
+    }
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,11 +105,10 @@ pub async fn run(args: Args) -> Result<()> {
         ));
     }
     let _failpoints = fail::FailScenario::setup();
-    if fail::has_failpoints() {
-        tracing::info!(
-            "Failpoints compiled in; FAILPOINTS={:?}",
-            std::env::var("FAILPOINTS").unwrap_or_default()
-        );
+    // Failpoints are compiled into every build (as rpm-ostree ships them) and inert unless
+    // FAILPOINTS names some: only then are they worth a log line.
+    if let Some(points) = std::env::var_os("FAILPOINTS").filter(|v| !v.is_empty()) {
+        tracing::info!("Failpoints active: FAILPOINTS={points:?}");
     }
     let config = config::Config::load(&args.config)?;
     let sysroot = std::path::absolute(&args.sysroot)
@@ -177,4 +206,29 @@ pub async fn run(args: Args) -> Result<()> {
         t.release().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_page_has_every_section() {
+        let dir = tempfile::tempdir().unwrap();
+        write_man_page(dir.path()).unwrap();
+        let page = std::fs::read_to_string(dir.path().join("stratad.8")).unwrap();
+        for part in [
+            ".TH stratad 8",
+            "\\-\\-sysroot",
+            ".SH FILES",
+            ".SH \"EXIT STATUS\"",
+            ".SH \"SEE ALSO\"",
+        ] {
+            assert!(page.contains(part), "{part}: {page}");
+        }
+        assert!(
+            !page.contains("generate\\-man"),
+            "the hidden flag stays out"
+        );
+    }
 }

@@ -31,8 +31,14 @@ pub fn init_logging() {
             Err(e) => eprintln!("stratad: cannot log to the journal ({e}); using stderr"),
         }
     }
+    // Colours only for a person at a terminal, never into a redirected log.
+    use std::io::IsTerminal;
     let _ = registry
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .try_init();
 }
 

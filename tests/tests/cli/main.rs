@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// What a change on the test's directory sysroot ends with instead of rpm-ostree's
+/// "Run \"systemctl reboot\"" hint (a reboot means nothing for a sysroot that is not running).
+pub const NEXT_BOOT: &str = "the new deployment is used when it next boots";
+
 use serde_json::Value as Json;
 use strata_api::proxy::SysrootProxy;
 use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad, TestSysroot};

@@ -12,7 +12,7 @@ async fn deploy_version_rebase_rollback_and_cleanup() {
     let _v3 = env.fx.commit(&OsRelease::new("3")).unwrap();
 
     let out = env.strata(&["deploy", "version=2"]).await.expect(0);
-    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
     assert_eq!(checksums(env.sysroot()), [v2.clone(), v1.clone()]);
 
     let other_ref = "stratatest/other/x86_64";
@@ -23,7 +23,7 @@ async fn deploy_version_rebase_rollback_and_cleanup() {
         .unwrap();
     let refspec = format!("{DEFAULT_REMOTE}:{other_ref}");
     let out = env.strata(&["rebase", &refspec]).await.expect(0);
-    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
     let deps = env.sysroot().deployments().unwrap();
     assert_eq!(deps[0].checksum, other);
     assert!(
@@ -37,7 +37,7 @@ async fn deploy_version_rebase_rollback_and_cleanup() {
 
     // rollback: the previous deployment (release 2) goes first again.
     let out = env.strata(&["rollback"]).await.expect(0);
-    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
     let after = checksums(env.sysroot());
     assert_eq!(after[0], v2);
     assert_eq!(after[1], other);
@@ -59,7 +59,7 @@ async fn kargs_append_show_delete_and_deploy_index() {
         out.stdout.contains("Kernel arguments updated.\n"),
         "{out:#?}"
     );
-    assert!(out.stdout.contains("systemctl reboot"), "{out:#?}");
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
     let deps = env.sysroot().deployments().unwrap();
     assert_eq!(deps.len(), 2);
     assert!(deps[0].options.as_deref().unwrap().contains("foo=bar"));

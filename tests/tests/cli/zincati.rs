@@ -99,7 +99,7 @@ async fn register_driver_deploy_and_cleanup() {
         ])
         .await
         .expect(0);
-    assert!(ok.stdout.contains("systemctl reboot"), "{ok:#?}");
+    assert!(ok.stdout.contains(NEXT_BOOT), "{ok:#?}");
     assert_eq!(checksums(env.sysroot()), [v2.clone(), v1.clone()]);
     // --disallow-downgrade: going back to release 1 is refused.
     let down = env
