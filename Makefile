@@ -14,7 +14,7 @@ BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca
 TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-dbus python3-gi polkitd \
 	libglib2.0-bin util-linux mount
 
-.PHONY: all rust-check build-deps deps build check fmt clippy test demo install install-files \
+.PHONY: docs all rust-check build-deps deps build check fmt clippy test demo install install-files \
 	clean vm-deps vm-check
 
 PREFIX ?= /usr
@@ -109,6 +109,13 @@ check: fmt clippy test vm-check
 demo: deps
 	$(CARGO) build --quiet -p strata-daemon -p strata-cli -p strata-tests --bins
 	target/debug/strata-demo
+
+# Regenerate the references generated from the code: docs/dbus-api.md and
+# docs/dbus/org.projectatomic.rpmostree1.xml (stratad's interfaces) and docs/cli.md (strata's
+# clap definitions). `make test` fails while a committed copy is stale.
+docs: deps
+	STRATA_UPDATE_DOCS=1 $(CARGO) test -p strata-daemon --lib apidoc
+	STRATA_UPDATE_DOCS=1 $(CARGO) test -p strata-cli --lib cli_reference
 
 # Install binaries (strata, the rpm-ostree symlink, stratad), systemd unit, D-Bus activation and
 # policy, polkit actions, tmpfiles, default config (unless /etc/rpm-ostreed.conf exists), man

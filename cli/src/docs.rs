@@ -103,9 +103,58 @@ pub(crate) fn write_completions(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The CLI reference (`docs/cli.md`): each visible verb's `--help`, from the same clap
+/// definitions as the man pages.
+#[cfg(test)]
+fn markdown_reference() -> String {
+    let mut cmd = Cli::command().disable_help_subcommand(true).term_width(100);
+    cmd.build();
+    let mut md = String::from(
+        "# CLI reference\n\n\
+         Generated from `strata`'s clap definitions (`cli/src/docs.rs`), like the man pages \
+         `make install` writes (strata(1), strata-VERB(1)); do not edit. `strata` installed as \
+         `rpm-ostree` behaves the same. Exit status: 0 on success, 1 on failure, 77 when nothing \
+         changed with `--unchanged-exit-77` or a deployment is pending with \
+         `status --pending-exit-77`.\n\n## strata\n\n```text\n",
+    );
+    md.push_str(cmd.render_long_help().to_string().trim_end());
+    md.push_str("\n```\n");
+    for sub in cmd.get_subcommands_mut().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_string();
+        let help = sub
+            .clone()
+            .bin_name(format!("strata {name}"))
+            .render_long_help()
+            .to_string();
+        md.push_str(&format!(
+            "\n## strata {name}\n\n```text\n{}\n```\n",
+            help.trim_end()
+        ));
+    }
+    md
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_reference_is_current() {
+        let md = markdown_reference();
+        assert!(md.contains("## strata kargs\n"), "{md}");
+        assert!(md.contains("--append-if-missing"), "{md}");
+        assert!(!md.contains("generate-docs"), "hidden verbs stay out");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md");
+        if std::env::var_os("STRATA_UPDATE_DOCS").is_some() {
+            fs_err::write(&path, &md).unwrap();
+        }
+        let committed = fs_err::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == md,
+            "{} is stale: run `make docs` and commit it",
+            path.display()
+        );
+    }
 
     #[test]
     fn man_pages_and_completions() {

@@ -1,23 +1,29 @@
 //! D-Bus errors as rpm-ostree names them.
+//!
+//! Every name starts with `org.`, so one `zbus::DBusError` derive with that prefix spells all
+//! of them: rpm-ostree's own, GDBus's encoding of GIO's `G_IO_ERROR_BUSY`, and the bus's
+//! `InvalidArgs`. A test holds them to the names in `strata_api::names`.
 
 use std::fmt;
 
-use strata_api::names;
-use zbus::message::{Header, Message};
-use zbus::names::ErrorName;
-
-/// An error returned to a D-Bus caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error returned to a D-Bus caller; the string is the message the caller reads.
+#[derive(Debug, Clone, PartialEq, Eq, zbus::DBusError)]
+#[zbus(prefix = "org")]
 pub(crate) enum Error {
     /// `org.projectatomic.rpmostreed.Error.Failed`.
+    #[zbus(name = "projectatomic.rpmostreed.Error.Failed")]
     Failed(String),
     /// `org.projectatomic.rpmostreed.Error.InvalidRefspec`.
+    #[zbus(name = "projectatomic.rpmostreed.Error.InvalidRefspec")]
     InvalidRefspec(String),
     /// `org.projectatomic.rpmostreed.Error.NotAuthorized`.
+    #[zbus(name = "projectatomic.rpmostreed.Error.NotAuthorized")]
     NotAuthorized(String),
     /// GIO's `G_IO_ERROR_BUSY`, as GDBus puts it on the wire (a transaction is running).
+    #[zbus(name = "gtk.GDBus.UnmappedGError.Quark._g_2dio_2derror_2dquark.Code26")]
     Busy(String),
-    /// `org.freedesktop.DBus.Error.InvalidArgs`: an option with the wrong type or an unknown key.
+    /// `org.freedesktop.DBus.Error.InvalidArgs`: an option with the wrong type, say.
+    #[zbus(name = "freedesktop.DBus.Error.InvalidArgs")]
     InvalidArgs(String),
 }
 
@@ -41,34 +47,12 @@ impl Error {
         Error::Failed(msg)
     }
 
+    /// The message the caller reads.
+    #[cfg(test)]
     pub(crate) fn message(&self) -> &str {
-        match self {
-            Error::Failed(m)
-            | Error::InvalidRefspec(m)
-            | Error::NotAuthorized(m)
-            | Error::Busy(m)
-            | Error::InvalidArgs(m) => m,
-        }
-    }
-
-    fn name_str(&self) -> &'static str {
-        match self {
-            Error::Failed(_) => names::ERROR_FAILED,
-            Error::InvalidRefspec(_) => names::ERROR_INVALID_REFSPEC,
-            Error::NotAuthorized(_) => names::ERROR_NOT_AUTHORIZED,
-            Error::Busy(_) => names::ERROR_BUSY,
-            Error::InvalidArgs(_) => "org.freedesktop.DBus.Error.InvalidArgs",
-        }
+        zbus::DBusError::description(self).unwrap_or_default()
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name_str(), self.message())
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl From<zbus::Error> for Error {
     fn from(e: zbus::Error) -> Self {
@@ -82,18 +66,30 @@ impl From<zbus::fdo::Error> for Error {
     }
 }
 
-impl zbus::DBusError for Error {
-    fn create_reply(&self, call: &Header<'_>) -> zbus::Result<Message> {
-        Message::error(call, self.name_str())?.build(&(self.message(),))
-    }
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
-    fn name(&self) -> ErrorName<'_> {
-        ErrorName::from_static_str_unchecked(self.name_str())
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_api::names;
+    use zbus::DBusError;
 
-    fn description(&self) -> Option<&str> {
-        Some(self.message())
+    #[test]
+    fn names_are_rpm_ostree_s() {
+        let m = || "m".to_string();
+        for (e, name) in [
+            (Error::Failed(m()), names::ERROR_FAILED),
+            (Error::InvalidRefspec(m()), names::ERROR_INVALID_REFSPEC),
+            (Error::NotAuthorized(m()), names::ERROR_NOT_AUTHORIZED),
+            (Error::Busy(m()), names::ERROR_BUSY),
+            (
+                Error::InvalidArgs(m()),
+                "org.freedesktop.DBus.Error.InvalidArgs",
+            ),
+        ] {
+            assert_eq!(e.name().as_str(), name);
+            assert_eq!(e.description(), Some("m"));
+            assert_eq!(e.to_string(), format!("{name}: m"));
+        }
     }
 }
-
-pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,6 +4,8 @@
 //! the base path, the `Sysroot` object, one `OS` object per stateroot, and a peer-to-peer
 //! `Transaction` object per mutating request. See `transaction` for the transaction lifecycle.
 
+#[cfg(test)]
+mod apidoc;
 mod config;
 mod daemon;
 mod driver;

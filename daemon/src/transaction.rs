@@ -654,8 +654,8 @@ impl Txn {
 /// The `Transaction` object on one peer connection: the api's interface over this
 /// transaction.
 #[derive(Debug)]
-struct Peer {
-    txn: Weak<Txn>,
+pub(crate) struct Peer {
+    pub(crate) txn: Weak<Txn>,
 }
 
 /// Where the `Transaction` signals are declared (once, in the api crate).
