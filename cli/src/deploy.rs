@@ -91,13 +91,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &DeployArgs) -> Result<i3
             Ok(0)
         }
         Plan::Deploy(revision) => {
-            let f = Flow {
-                reboot: a.reboot,
-                unchanged_exit_77: a.unchanged_exit_77,
-                lock_finalization: a.common.lock_finalization,
-                quiet: ctx.quiet,
-                changed_note: None,
-            };
+            let f = Flow::deployment(a.reboot, a.unchanged_exit_77, &a.common, ctx);
             flow::run_deployment_txn(client, &f, os.deploy(&revision, &options(a, ctx))).await
         }
     }

@@ -44,6 +44,24 @@ pub(crate) struct Flow {
     pub changed_note: Option<&'static str>,
 }
 
+impl Flow {
+    /// The flow of `upgrade`, `deploy` and `rebase`.
+    pub(crate) fn deployment(
+        reboot: bool,
+        unchanged_exit_77: bool,
+        common: &crate::args::DeployFlags,
+        ctx: &Ctx,
+    ) -> Self {
+        Flow {
+            reboot,
+            unchanged_exit_77,
+            lock_finalization: common.lock_finalization,
+            quiet: ctx.quiet,
+            changed_note: None,
+        }
+    }
+}
+
 /// The hint rpm-ostree prints after a new default deployment.
 pub(crate) const REBOOT_HINT: &str = "Run \"systemctl reboot\" to start a reboot";
 

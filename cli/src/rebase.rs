@@ -73,13 +73,7 @@ pub(crate) fn options(a: &RebaseArgs, revision: Option<&str>, ctx: &Ctx) -> Depl
 pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &RebaseArgs) -> Result<i32> {
     let (refspec, revision) = target(a, &ctx.program)?;
     let os = client.os(ctx.stateroot.as_deref()).await?;
-    let f = Flow {
-        reboot: a.reboot,
-        unchanged_exit_77: false,
-        lock_finalization: a.common.lock_finalization,
-        quiet: ctx.quiet,
-        changed_note: None,
-    };
+    let f = Flow::deployment(a.reboot, false, &a.common, ctx);
     let opts = options(a, revision.as_deref(), ctx);
     flow::run_deployment_txn(client, &f, os.rebase(&opts, &refspec, &[])).await
 }

@@ -114,13 +114,7 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
         print!("{}", render_cached_update(&wire::dict_to_json(&cached)));
         return Ok(0);
     }
-    let f = Flow {
-        reboot: a.reboot,
-        unchanged_exit_77: a.unchanged_exit_77,
-        lock_finalization: a.common.lock_finalization,
-        quiet: ctx.quiet,
-        changed_note: None,
-    };
+    let f = Flow::deployment(a.reboot, a.unchanged_exit_77, &a.common, ctx);
     flow::run_deployment_txn(client, &f, os.upgrade(&options(a, ctx))).await
 }
 
