@@ -1,6 +1,9 @@
 //! `cleanup`: remove pending or rollback deployments, temporary state and caches.
 
 use anyhow::{anyhow, Context, Result};
+use cap_std_ext::cap_std::ambient_authority;
+use cap_std_ext::cap_std::fs::Dir;
+use cap_std_ext::dirext::CapStdExtDirExt;
 use fn_error_context::context;
 use ostree::gio;
 
@@ -91,17 +94,19 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
         done.push("cleaned base".to_string());
     }
     if opts.repomd {
-        let dir = sysroot
-            .path()
-            .join("ostree/deploy")
-            .join(&osname)
-            .join("var/cache/rpm-ostree");
+        // Through a handle on the stateroot: every path below it is resolved beneath it, so a
+        // symlink planted in var/ cannot point the removal outside the sysroot.
+        let rel = "var/cache/rpm-ostree";
+        let stateroot = sysroot.path().join("ostree/deploy").join(&osname);
+        let dir = Dir::open_ambient_dir(&stateroot, ambient_authority())
+            .with_context(|| format!("Opening {}", stateroot.display()))?;
         for sub in ["repomd", "solv"] {
-            let p = dir.join(sub);
-            match fs_err::remove_dir_all(&p) {
-                Ok(()) => ctx.message(format!("Removed {}", p.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("Removing {}", p.display())),
+            let p = format!("{rel}/{sub}");
+            let removed = dir
+                .remove_all_optional(&p)
+                .with_context(|| format!("Removing {}", stateroot.join(&p).display()))?;
+            if removed {
+                ctx.message(format!("Removed {}", stateroot.join(&p).display()));
             }
         }
         done.push("cleaned rpm-md cache".to_string());

@@ -124,29 +124,24 @@ pub struct BootEntry {
 }
 
 impl BootEntry {
-    /// Parses the text of a BLS entry file (unknown keys are ignored).
-    pub fn parse(file_name: &str, text: &str) -> BootEntry {
-        let mut entry = BootEntry {
-            file_name: file_name.to_string(),
-            ..BootEntry::default()
-        };
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.split_once([' ', '\t']).unwrap_or((line, ""));
-            let value = value.trim().to_string();
-            match key {
-                "title" => entry.title = value,
-                "version" => entry.version = value,
-                "options" => entry.options = value,
-                "linux" => entry.linux = value,
-                "initrd" => entry.initrd = value,
-                _ => {}
-            }
-        }
-        entry
+    /// Reads a BLS entry file with libostree's [`ostree::BootconfigParser`] (unknown keys are
+    /// ignored, missing ones left empty).
+    #[context("Parsing BLS entry {}", path.display())]
+    pub fn read(path: &Path) -> Result<BootEntry> {
+        let parser = ostree::BootconfigParser::new();
+        parser.parse(&gio::File::for_path(path), gio::Cancellable::NONE)?;
+        let get = |key: &str| parser.get(key).map(String::from).unwrap_or_default();
+        Ok(BootEntry {
+            file_name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            title: get("title"),
+            version: get("version"),
+            options: get("options"),
+            linux: get("linux"),
+            initrd: get("initrd"),
+        })
     }
 
     /// The kernel arguments of `options`, split on whitespace.
@@ -377,12 +372,15 @@ impl TestSysroot {
 
     /// The BLS entries of `/boot/loader/entries/*.conf`, default (highest version) first.
     pub fn boot_entries(&self) -> Result<Vec<BootEntry>> {
-        let mut entries: Vec<BootEntry> = self
-            .read_entry_files()?
+        let dir = self.path.join("boot/loader/entries");
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut entries = read_dir_names(&dir)?
             .into_iter()
-            .filter(|(name, _)| name.ends_with(".conf"))
-            .map(|(name, text)| BootEntry::parse(&name, &text))
-            .collect();
+            .filter(|name| name.ends_with(".conf"))
+            .map(|name| BootEntry::read(&dir.join(name)))
+            .collect::<Result<Vec<_>>>()?;
         sort_boot_entries(&mut entries);
         Ok(entries)
     }
@@ -461,9 +459,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_and_sort_entries() {
-        let text = "title StrataTestOS-1 (ostree:0)\nversion 2\noptions root=LABEL=root rw ostree=/ostree/boot.1/x/y/0\nlinux /ostree/x/vmlinuz-6.1.0-strata\ninitrd /ostree/x/initramfs-6.1.0-strata.img\n";
-        let e = BootEntry::parse("ostree-2-x.conf", text);
+    fn read_and_sort_entries() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("ostree-2-x.conf");
+        fs::write(&path, "# comment\ntitle StrataTestOS-1 (ostree:0)\nversion 2\noptions root=LABEL=root rw ostree=/ostree/boot.1/x/y/0\nlinux /ostree/x/vmlinuz-6.1.0-strata\ninitrd /ostree/x/initramfs-6.1.0-strata.img\n")?;
+        let e = BootEntry::read(&path)?;
+        assert_eq!(e.file_name, "ostree-2-x.conf");
         assert_eq!(e.title, "StrataTestOS-1 (ostree:0)");
         assert_eq!(e.version, "2");
         assert_eq!(e.kargs()[..2], ["root=LABEL=root", "rw"]);
@@ -480,5 +481,6 @@ mod tests {
         ];
         sort_boot_entries(&mut v);
         assert_eq!(v[0].version, "10");
+        Ok(())
     }
 }

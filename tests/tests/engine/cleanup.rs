@@ -118,3 +118,43 @@ fn cleanup_without_choice_is_an_error() {
     });
     assert!(err.contains("Nothing to clean"), "{err}");
 }
+
+#[test]
+fn cleanup_repomd_removes_the_caches_and_never_follows_a_symlink_out() {
+    let fx = fixture();
+    let sysroot = fx.sysroot().unwrap();
+    let var = sysroot
+        .path()
+        .join("ostree/deploy")
+        .join(sysroot.osname())
+        .join("var");
+    let cache = var.join("cache/rpm-ostree");
+    for sub in ["repomd/fedora", "solv"] {
+        std::fs::create_dir_all(cache.join(sub)).unwrap();
+        std::fs::write(cache.join(sub).join("data"), "x").unwrap();
+    }
+    let repomd = CleanupOptions {
+        repomd: true,
+        ..Default::default()
+    };
+    cleanup(&open(&fx), &repomd, &OpContext::silent()).unwrap();
+    assert!(!cache.join("repomd").exists());
+    assert!(!cache.join("solv").exists());
+
+    // A planted symlink that points the cache outside the sysroot: the removal refuses to
+    // follow it, and what is outside stays.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("repomd")).unwrap();
+    std::fs::write(outside.path().join("repomd/keep"), "precious").unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &cache).unwrap();
+    let err = cleanup(&open(&fx), &repomd, &OpContext::silent()).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("var/cache/rpm-ostree/repomd"),
+        "{err:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("repomd/keep")).unwrap(),
+        "precious"
+    );
+}
