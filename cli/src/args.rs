@@ -253,8 +253,8 @@ pub struct KargsArgs {
     #[arg(long, value_name = "INDEX")]
     pub deploy_index: Option<usize>,
     /// Instead of modifying old kernel arguments, we modify args from current /proc/cmdline
-    /// (the booted deployment)
-    #[arg(long)]
+    /// (the booted deployment; only on the running system)
+    #[arg(long, conflicts_with = "deploy_index")]
     pub import_proc_cmdline: bool,
     /// Initiate a reboot after operation is complete
     #[arg(long)]

@@ -58,15 +58,6 @@ pub(crate) fn options(a: &KargsArgs, final_args: Option<&str>, ctx: &Ctx) -> Ker
     }
 }
 
-/// `/proc/cmdline` as kernel arguments of a deployment: without the bootloader's additions.
-pub(crate) fn from_proc_cmdline(cmdline: &str) -> String {
-    cmdline
-        .split_whitespace()
-        .filter(|a| !a.starts_with("BOOT_IMAGE=") && !a.starts_with("initrd="))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// What the editor shows.
 pub(crate) fn editor_text(current: &str) -> String {
     format!("{EDITOR_HEADER}{current}\n")
@@ -138,8 +129,16 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &KargsArgs) -> Result<i32
 
     let mut existing = current.clone();
     if a.import_proc_cmdline {
-        let cmdline = fs_err::read_to_string("/proc/cmdline").context("Reading /proc/cmdline")?;
-        existing = from_proc_cmdline(&cmdline);
+        // As rpm-ostree: the arguments the running system booted with are those of the booted
+        // deployment, which the daemon reads (and refuses to invent on a sysroot that is not
+        // the running system). Never this machine's /proc/cmdline: the daemon may manage
+        // another sysroot.
+        let booted = os
+            .get_deployment_boot_config("", false)
+            .await
+            .map_err(|e| client.plain_error(e))
+            .context("Importing the booted deployment's kernel arguments")?;
+        existing = string_of(&booted, "options");
     }
     let final_args = if a.editor {
         let edited = edit_interactively(&current)?;
@@ -258,16 +257,6 @@ mod tests {
             ["code", "--wait"]
         );
         assert_eq!(editor_command(Some(" ".into()), Some("ed".into())), ["ed"]);
-    }
-
-    #[test]
-    fn proc_cmdline_import() {
-        assert_eq!(
-            from_proc_cmdline(
-                "BOOT_IMAGE=(hd0,gpt3)/ostree/x/vmlinuz root=UUID=y rw initrd=/i quiet\n"
-            ),
-            "root=UUID=y rw quiet"
-        );
     }
 
     #[test]

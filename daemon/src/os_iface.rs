@@ -403,10 +403,21 @@ fn boot_config(
                 .staged_deployment()
                 .or_else(|| all.iter().find(|d| d.osname() == osname).cloned())
         } else {
-            sysroot
-                .booted_deployment()
-                .filter(|b| b.osname() == osname)
-                .or_else(|| sysroot.merge_deployment(osname).ok())
+            // The booted deployment is host state: on a sysroot that is not the running system
+            // there is none, and inventing one (the merge deployment) would mislead.
+            let booted = sysroot.booted_deployment().ok_or_else(|| {
+                anyhow!(
+                    "{} is not the booted sysroot: there is no booted deployment to read (is_pending=false)",
+                    path.display()
+                )
+            })?;
+            if booted.osname() != osname {
+                return Err(anyhow!(
+                    "The booted deployment belongs to stateroot {:?}, not {osname:?}",
+                    booted.osname().as_str()
+                ));
+            }
+            Some(booted)
         }
         .ok_or_else(|| anyhow!("No deployment of {osname} found"))?
     } else {

@@ -128,3 +128,26 @@ async fn reload_finalize_and_cleanup_base() {
         env.sysroot().snapshot().unwrap().deployments
     );
 }
+
+/// Issue 9.1: `--import-proc-cmdline` reads the booted deployment, which a sysroot that is not
+/// the running system does not have; it must not import this machine's /proc/cmdline.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_proc_cmdline_refuses_a_sysroot_that_is_not_running() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let before = env.sysroot().snapshot().unwrap();
+    let out = env
+        .strata(&["kargs", "--import-proc-cmdline", "--append=x=1"])
+        .await
+        .expect(1);
+    assert!(
+        out.stderr.contains("is not the booted sysroot"),
+        "{out:#?}"
+    );
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+    // Combined with --deploy-index it is a usage error, as in rpm-ostree.
+    let out = env
+        .strata(&["kargs", "--import-proc-cmdline", "--deploy-index=0", "--append=y"])
+        .await
+        .expect(1);
+    assert!(out.stderr.contains("cannot be used with"), "{out:#?}");
+}
