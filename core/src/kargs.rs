@@ -131,6 +131,22 @@ pub enum KargsError {
         /// The offending argument.
         arg: String,
     },
+    /// The command line would not fit the kernel's buffer (bootloaders truncate it).
+    #[error(
+        "the kernel command line would be {len} bytes, but the kernel accepts at most {max} on \
+         {arch} (COMMAND_LINE_SIZE, including the {reserve} bytes kept for the bootloader's \
+         ostree= argument); remove or shorten arguments"
+    )]
+    TooLong {
+        /// Bytes of the arguments, joined with spaces.
+        len: usize,
+        /// The limit for the arguments (the kernel's minus the reserve).
+        max: usize,
+        /// The architecture the limit is for.
+        arch: &'static str,
+        /// Bytes kept for what libostree and the bootloader add.
+        reserve: usize,
+    },
     /// A full replacement was combined with individual edits.
     #[error(
         "replacing the whole kernel command line cannot be combined with --append, --append-if-missing, --delete, --delete-if-present or --replace; use either the full replacement or individual edits"
@@ -150,7 +166,7 @@ fn is_separator(c: char) -> bool {
 /// control characters (newline, carriage return, NUL, tab, ...), have
 /// balanced double quotes and no whitespace outside them.
 pub fn validate_arg(arg: &str) -> Result<(), KargsError> {
-    let owned = || arg.to_owned();
+    let owned = || shorten(arg);
     if arg.is_empty() {
         return Err(KargsError::Empty);
     }
@@ -182,6 +198,53 @@ pub fn validate_arg(arg: &str) -> Result<(), KargsError> {
         return Err(KargsError::QuoteInKey { arg: owned() });
     }
     Ok(())
+}
+
+/// The kernel's `COMMAND_LINE_SIZE` for the architecture Strata runs on (the command line
+/// buffer; longer ones are truncated by bootloaders or the kernel).
+pub fn command_line_size() -> (usize, &'static str) {
+    let arch = std::env::consts::ARCH;
+    let size = match arch {
+        // arch/s390/include/uapi/asm/setup.h: 4096 since Linux 5.x.
+        "s390x" => 4096,
+        // arch/{x86,arm64,powerpc,riscv,...}: 2048.
+        _ => 2048,
+    };
+    (size, arch)
+}
+
+/// Bytes kept free for what libostree (`ostree=/ostree/boot.N/OS/CHECKSUM/N`, about 90) and
+/// the bootloader (`BOOT_IMAGE=…`) add to a deployment's arguments.
+const RESERVED: usize = 256;
+
+/// Refuse argument lists that would not fit the kernel's command line.
+pub fn check_length(args: &[String]) -> Result<(), KargsError> {
+    let (size, arch) = command_line_size();
+    let max = size - RESERVED;
+    let len = args
+        .iter()
+        .map(|a| a.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if len > max {
+        return Err(KargsError::TooLong {
+            len,
+            max,
+            arch,
+            reserve: RESERVED,
+        });
+    }
+    Ok(())
+}
+
+/// A caller's argument as an error quotes it: at most 200 characters (the messages are logged
+/// and printed; a megabyte-long argument must not be).
+fn shorten(arg: &str) -> String {
+    const MAX: usize = 200;
+    match arg.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &arg[..cut], arg.len()),
+        None => arg.to_string(),
+    }
 }
 
 /// Split a command line into arguments at whitespace outside double quotes.
@@ -254,8 +317,18 @@ impl KargsEdit {
             if self.has_individual_edits() {
                 return Err(KargsError::ReplaceAllExclusive);
             }
-            split(all)?;
+            check_length(&split(all)?)?;
             return Ok(());
+        }
+        // Each list on its own must fit, before anything reaches libostree.
+        for list in [
+            &self.append,
+            &self.append_if_missing,
+            &self.delete,
+            &self.delete_if_present,
+            &self.replace,
+        ] {
+            check_length(list)?;
         }
         for arg in self
             .append
@@ -269,7 +342,7 @@ impl KargsEdit {
         for arg in &self.replace {
             validate_arg(arg)?;
             if !arg.contains('=') {
-                return Err(KargsError::ReplaceNeedsValue { arg: arg.clone() });
+                return Err(KargsError::ReplaceNeedsValue { arg: shorten(arg) });
             }
         }
         Ok(())
@@ -280,14 +353,16 @@ impl KargsEdit {
     pub fn apply(&self, current: &[String]) -> Result<Vec<String>, KargsError> {
         self.validate()?;
         if let Some(all) = &self.replace_all {
-            return split(all);
+            let new = split(all)?;
+            check_length(&new)?;
+            return Ok(new);
         }
         let kargs = ostree::KernelArgs::new();
         kargs.append_argv(&current.iter().map(String::as_str).collect::<Vec<_>>());
         fn failed(op: KargsOp, arg: &str) -> impl FnOnce(ostree::glib::Error) -> KargsError + '_ {
             move |e| KargsError::Edit {
                 op,
-                arg: arg.to_string(),
+                arg: shorten(arg),
                 message: e.message().to_string(),
             }
         }
@@ -314,7 +389,9 @@ impl KargsEdit {
                     .map_err(failed(KargsOp::DeleteIfPresent, arg))?;
             }
         }
-        Ok(strv(&kargs))
+        let new = strv(&kargs);
+        check_length(&new)?;
+        Ok(new)
     }
 }
 
@@ -535,6 +612,40 @@ mod tests {
             apply("x", |e| e.replace_all = Some("a \"b".into())),
             Err(KargsError::UnbalancedQuote { .. })
         ));
+    }
+
+    #[test]
+    fn command_lines_over_the_kernel_limit_are_refused() {
+        let (size, _) = command_line_size();
+        let big = format!("x={}", "a".repeat(100_000));
+        let err = apply("rw", |e| e.append = strings(&[&big])).unwrap_err();
+        assert!(matches!(err, KargsError::TooLong { .. }), "{err:?}");
+        assert!(err.to_string().contains("COMMAND_LINE_SIZE"), "{err}");
+        // From an editor (final-kernel-args) too.
+        assert!(matches!(
+            apply("rw", |e| e.replace_all = Some(big.clone())),
+            Err(KargsError::TooLong { .. })
+        ));
+        // Many small ones that add up.
+        let many: Vec<String> = (0..size / 4).map(|i| format!("k{i}=v")).collect();
+        assert!(matches!(
+            apply("rw", |e| e.append = many.clone()),
+            Err(KargsError::TooLong { .. })
+        ));
+        // Up to the limit is fine.
+        let fits = format!("x={}", "a".repeat(size - RESERVED - "rw x=".len()));
+        assert_eq!(
+            apply("rw", |e| e.append = vec![fits.clone()]).unwrap(),
+            ["rw", &fits]
+        );
+    }
+
+    #[test]
+    fn errors_quote_at_most_200_characters_of_an_argument() {
+        let huge = format!("a b{}", "c".repeat(1_000_000));
+        let msg = err_text(validate_arg(&huge));
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+        assert!(msg.contains("(1000003 bytes)"), "{msg}");
     }
 
     #[test]

@@ -139,14 +139,16 @@ async fn import_proc_cmdline_refuses_a_sysroot_that_is_not_running() {
         .strata(&["kargs", "--import-proc-cmdline", "--append=x=1"])
         .await
         .expect(1);
-    assert!(
-        out.stderr.contains("is not the booted sysroot"),
-        "{out:#?}"
-    );
+    assert!(out.stderr.contains("is not the booted sysroot"), "{out:#?}");
     assert_eq!(before, env.sysroot().snapshot().unwrap());
     // Combined with --deploy-index it is a usage error, as in rpm-ostree.
     let out = env
-        .strata(&["kargs", "--import-proc-cmdline", "--deploy-index=0", "--append=y"])
+        .strata(&[
+            "kargs",
+            "--import-proc-cmdline",
+            "--deploy-index=0",
+            "--append=y",
+        ])
         .await
         .expect(1);
     assert!(out.stderr.contains("cannot be used with"), "{out:#?}");

@@ -97,6 +97,15 @@ fn invalid_kargs_fail_cleanly() {
         (edit(|e| e.append = vec!["foo\nbar".into()]), "newline"),
         (edit(|e| e.append = vec!["=value".into()]), "empty key"),
         (edit(|e| e.append = vec!["".into()]), "empty"),
+        // Issue 9.7: a 100 KB argument would be truncated by the bootloader.
+        (
+            edit(|e| e.append = vec![format!("big={}", "x".repeat(100_000))]),
+            "COMMAND_LINE_SIZE",
+        ),
+        (
+            edit(|e| e.replace_all = Some(format!("big={}", "x".repeat(200_000)))),
+            "COMMAND_LINE_SIZE",
+        ),
         (edit(|e| e.delete = vec!["absent".into()]), "absent"),
         (edit(|e| e.replace = vec!["nokey=1".into()]), "nokey"),
         (
