@@ -121,7 +121,10 @@ docs: deps
 # policy, polkit actions, tmpfiles, default config (unless /etc/rpm-ostreed.conf exists), man
 # pages and shell completions. Only the build packages are installed, never the test tools.
 install: build-deps
-	$(CARGO) build --release -p strata-cli -p strata-daemon
+	$(CARGO) build --release --no-default-features -p strata-cli -p strata-daemon
+	@# Failpoints (FAILPOINTS=...) are for the test suites, never in an installed stratad.
+	@if $(BINDIR)/stratad --version | grep -q failpoints; then \
+	  echo "Error: $(BINDIR)/stratad was built with failpoints" >&2; exit 1; fi
 	$(MAKE) install-files
 
 # Lays out the files of `make install` from an existing build in $(BINDIR) (the VM image

@@ -31,9 +31,17 @@ use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
 pub use lifecycle::init_logging;
 
+/// `stratad --version`: says when failpoints are compiled in (test builds), so an installed
+/// daemon can be checked for them (`make install` does).
+const VERSION: &str = if cfg!(feature = "failpoints") {
+    concat!(env!("CARGO_PKG_VERSION"), " (failpoints: test build)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// stratad: the Strata daemon (rpm-ostree compatible D-Bus API).
 #[derive(Debug, Parser)]
-#[command(name = "stratad", version)]
+#[command(name = "stratad", version = VERSION)]
 pub struct Args {
     /// The ostree sysroot to manage.
     #[arg(long, default_value = "/")]
@@ -106,10 +114,17 @@ pub async fn run(args: Args) -> Result<()> {
             "--no-polkit is only allowed on a private bus (with --bus-address or --session)"
         ));
     }
-    let _failpoints = fail::FailScenario::setup();
-    // Failpoints are compiled into every build (as rpm-ostree ships them) and inert unless
-    // FAILPOINTS names some: only then are they worth a log line.
-    if let Some(points) = std::env::var_os("FAILPOINTS").filter(|v| !v.is_empty()) {
+    // Failpoints make the daemon fail on purpose: honoured only on a private bus (as
+    // --no-polkit), never by a stratad serving the system bus, even a test build.
+    let private_bus = args.bus_address.is_some() || args.session;
+    let _failpoints = private_bus.then(fail::FailScenario::setup);
+    if !private_bus && std::env::var_os("FAILPOINTS").is_some() {
+        tracing::warn!("Ignoring FAILPOINTS: failpoints are only honoured on a private bus");
+    }
+    if let (true, Some(points)) = (
+        private_bus && cfg!(feature = "failpoints"),
+        std::env::var_os("FAILPOINTS").filter(|v| !v.is_empty()),
+    ) {
         tracing::info!("Failpoints active: FAILPOINTS={points:?}");
     }
     let config = config::Config::load(&args.config)?;
@@ -213,6 +228,11 @@ pub async fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_says_whether_failpoints_are_compiled_in() {
+        assert_eq!(VERSION.contains("failpoints"), cfg!(feature = "failpoints"));
+    }
 
     #[test]
     fn man_page_has_every_section() {

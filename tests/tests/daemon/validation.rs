@@ -65,6 +65,16 @@ async fn options_follow_rpm_ostree_and_unsupported_ones_are_named() {
          of signature `s`"
     );
 
+    // Issue 9.8: every known key is type-checked, initiating-command-line included.
+    let opts = raw(&[("initiating-command-line", Value::U32(5))]);
+    let err = call_os(&env, "Upgrade", &(opts,)).await.unwrap_err();
+    let (name, msg) = error_name(&err);
+    assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
+    assert!(
+        msg.starts_with("Option \"initiating-command-line\" has the wrong type"),
+        "{msg}"
+    );
+
     let opts = DeployOptions {
         dry_run: Some(true),
         ..Default::default()
