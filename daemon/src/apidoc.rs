@@ -143,6 +143,7 @@ pub(crate) async fn idle_daemon() -> anyhow::Result<Arc<Daemon>> {
         config_path: "/nonexistent".into(),
         no_polkit: true,
         idle_exit_timeout: None,
+        start_timeout: std::time::Duration::from_secs(60),
     };
     let (d, _rx) = Daemon::new(settings, server, Default::default());
     Ok(Arc::new(d))

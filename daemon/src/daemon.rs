@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     pub no_polkit: bool,
     /// `--idle-exit-timeout`, overriding the config file.
     pub idle_exit_timeout: Option<u64>,
+    /// How long a transaction may wait for `Start()` before it is dropped.
+    pub start_timeout: std::time::Duration,
 }
 
 /// A client registered with `RegisterClient`.

@@ -64,6 +64,9 @@ pub struct Args {
     /// Exit after this many idle seconds (0: never); overrides IdleExitTimeout.
     #[arg(long)]
     pub idle_exit_timeout: Option<u64>,
+    /// Drop a transaction not started (Start()) within this many seconds.
+    #[arg(long, hide = true, default_value_t = 60, value_name = "SECONDS")]
+    pub transaction_start_timeout: u64,
     /// Write the stratad(8) man page into DIR and exit (used by `make install`).
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_man: Option<PathBuf>,
@@ -149,6 +152,7 @@ pub async fn run(args: Args) -> Result<()> {
         config_path: args.config.clone(),
         no_polkit: args.no_polkit,
         idle_exit_timeout: args.idle_exit_timeout,
+        start_timeout: Duration::from_secs(args.transaction_start_timeout),
     };
     let (d, publish_rx) = daemon::Daemon::new(settings, conn.clone(), config);
     let d = Arc::new(d);
@@ -212,7 +216,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     if let Some(t) = txns.active() {
         if t.is_running() {
-            t.cancel();
+            t.cancel().await;
             for _ in 0..100 {
                 if !t.is_running() {
                     break;

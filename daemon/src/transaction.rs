@@ -29,6 +29,9 @@ use crate::daemon::{Daemon, Publication};
 use crate::error::{Error, Result};
 use crate::options::{Op, Request};
 
+/// `Finished`'s message for a transaction cancelled before `Start()`.
+const CANCELLED_UNSTARTED: &str = "Transaction cancelled before it was started";
+
 /// How long finished transactions keep their slot while peers stay connected.
 const FORCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -111,6 +114,8 @@ pub(crate) struct Txn {
     state: Mutex<TxnState>,
     daemon: Weak<Daemon>,
     registry: Weak<Transactions>,
+    /// Callers that joined this transaction with an identical request: it is theirs too.
+    joiners: Mutex<Vec<String>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -155,6 +160,10 @@ pub(crate) async fn begin(
         let mut slot = txns.slot();
         if let Some(t) = slot.as_ref() {
             if t.method == method && t.key == key {
+                t.joiners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(caller.sender.clone());
                 tracing::info!(
                     "Client {} joining existing transaction {} ({})",
                     caller.sender,
@@ -190,6 +199,7 @@ pub(crate) async fn begin(
             state: Mutex::new(TxnState::default()),
             daemon: Arc::downgrade(d),
             registry: Arc::downgrade(txns),
+            joiners: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
         });
         *slot = Some(txn.clone());
@@ -210,6 +220,7 @@ pub(crate) async fn begin(
         txn.address
     );
     txn.watch_initiator();
+    txn.expire_unstarted(d.settings.start_timeout);
     d.publish(Publication::ActiveTransaction).await;
     Ok(txn.address.clone())
 }
@@ -369,22 +380,54 @@ impl Txn {
         .await;
     }
 
-    /// Drop the transaction when its initiator leaves the bus before `Start()`.
+    /// Drop the transaction when its initiator, and every caller that joined it, have left the
+    /// bus before `Start()`.
     fn watch_initiator(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let Some(d) = self.daemon() else { return };
-        let sender = self.sender.clone();
+        let mut watching = self.sender.clone();
         let h = tokio::spawn(async move {
-            if let Err(e) = d.wait_name_vanished(&sender).await {
-                tracing::warn!("Watching {sender}: {e:#}");
-                return;
+            loop {
+                if let Err(e) = d.wait_name_vanished(&watching).await {
+                    tracing::warn!("Watching {watching}: {e:#}");
+                    return;
+                }
+                let Some(txn) = weak.upgrade() else { return };
+                if txn.state().phase != Phase::Pending {
+                    return;
+                }
+                // Follow the next caller that joined; one that left already is passed at once.
+                let next = txn.joiners.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                match next {
+                    Some(n) => watching = n,
+                    None => {
+                        tracing::info!(
+                            "Client {watching} disconnected before calling Start; cancelling transaction {}",
+                            txn.id
+                        );
+                        txn.cancellable.cancel();
+                        txn.release().await;
+                        return;
+                    }
+                }
             }
-            drop(d);
+        });
+        self.add_task(h.abort_handle());
+    }
+
+    /// Drop the transaction if nobody has started it after `timeout`, even while its caller
+    /// stays on the bus: an abandoned request must not hold the slot forever.
+    fn expire_unstarted(self: &Arc<Self>, timeout: Duration) {
+        let weak = Arc::downgrade(self);
+        let h = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
             let Some(txn) = weak.upgrade() else { return };
             if txn.state().phase == Phase::Pending {
                 tracing::info!(
-                    "Client {sender} disconnected before calling Start; cancelling transaction {}",
-                    txn.id
+                    "Transaction {} ({}) not started within {} s; dropping it",
+                    txn.id,
+                    txn.title,
+                    timeout.as_secs()
                 );
                 txn.cancellable.cancel();
                 txn.release().await;
@@ -467,22 +510,7 @@ impl Txn {
             // It may have registered an update driver.
             d.publish(Publication::UpdateDriver).await;
         }
-        let peers = {
-            let mut st = self.state();
-            st.phase = match &st.phase {
-                // Released while running (the daemon is shutting down): keep the result.
-                Phase::Released(_) => Phase::Released(Some((success, msg.clone()))),
-                _ => Phase::Finished(success, msg.clone()),
-            };
-            st.peers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()
-        };
-        for c in &peers {
-            if let Ok(em) = SignalEmitter::new(c, "/") {
-                if let Err(e) = Signals::finished(&em, success, &msg).await {
-                    tracing::debug!("Sending Finished: {e}");
-                }
-            }
-        }
+        let peers = self.announce_result(success, &msg).await;
         if success && self.reboot {
             tracing::info!("Rebooting as requested by the transaction");
             let argv = d
@@ -503,6 +531,33 @@ impl Txn {
                 None => tracing::error!("No reboot command configured"),
             }
         }
+        self.release_when_peers_leave(peers).await;
+    }
+
+    /// Record the result and send `Finished` to every connected peer; returns the peers.
+    async fn announce_result(&self, success: bool, msg: &str) -> Vec<Connection> {
+        let peers = {
+            let mut st = self.state();
+            st.phase = match &st.phase {
+                // Released while running (the daemon is shutting down): keep the result.
+                Phase::Released(_) => Phase::Released(Some((success, msg.to_string()))),
+                _ => Phase::Finished(success, msg.to_string()),
+            };
+            st.peers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()
+        };
+        for c in &peers {
+            if let Ok(em) = SignalEmitter::new(c, "/") {
+                if let Err(e) = Signals::finished(&em, success, msg).await {
+                    tracing::debug!("Sending Finished: {e}");
+                }
+            }
+        }
+        peers
+    }
+
+    /// A finished transaction gives up its slot when its last peer hangs up (serve_peer),
+    /// at the next request (begin), or after [`FORCE_CLOSE_TIMEOUT`].
+    async fn release_when_peers_leave(self: &Arc<Self>, peers: Vec<Connection>) {
         if peers.is_empty() {
             self.release().await;
         } else {
@@ -592,7 +647,9 @@ impl Txn {
         }
     }
 
-    /// Free the slot: idempotent.
+    /// Free the slot: idempotent. Everything that must happen is done before the first
+    /// `.await`: this can run on one of the transaction's own tasks, which it aborts (an
+    /// aborted task stops at its next await point).
     pub(crate) async fn release(&self) {
         let peers = {
             let mut st = self.state();
@@ -602,6 +659,19 @@ impl Txn {
             st.phase = Phase::Released(st.phase.result());
             std::mem::take(&mut st.peers)
         };
+        let cleared = self.registry.upgrade().is_some_and(|txns| {
+            let mut slot = txns.slot();
+            let mine = slot.as_ref().is_some_and(|t| t.id == self.id);
+            if mine {
+                *slot = None;
+            }
+            mine
+        });
+        if let Err(e) = fs_err::remove_file(&self.socket_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("Removing {}: {e}", self.socket_path.display());
+            }
+        }
         for h in self
             .tasks
             .lock()
@@ -610,36 +680,44 @@ impl Txn {
         {
             h.abort();
         }
-        if let Err(e) = fs_err::remove_file(&self.socket_path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("Removing {}: {e}", self.socket_path.display());
-            }
-        }
-        for (_, c) in peers {
-            let _ = c.close().await;
-        }
-        let (Some(d), Some(txns)) = (self.daemon(), self.registry.upgrade()) else {
-            return;
-        };
-        let cleared = {
-            let mut slot = txns.slot();
-            if slot.as_ref().is_some_and(|t| t.id == self.id) {
-                *slot = None;
-                true
-            } else {
-                false
-            }
-        };
         if cleared {
             tracing::info!("Transaction {} ({}) released", self.id, self.title);
-            d.publish(Publication::ActiveTransaction).await;
         }
+        // The rest may wait: on a task of its own, so the abort above cannot cut it short.
+        let d = self.daemon();
+        let tail = tokio::spawn(async move {
+            for (_, c) in peers {
+                let _ = c.close().await;
+            }
+            if let (true, Some(d)) = (cleared, d) {
+                d.publish(Publication::ActiveTransaction).await;
+            }
+        });
+        let _ = tail.await;
     }
 
-    /// Cancel the operation (cooperatively: the engine checks between and inside steps).
-    pub(crate) fn cancel(&self) {
+    /// `Cancel()`: stop the operation (cooperatively: the engine checks between and inside
+    /// steps). A transaction that was never started has nothing to stop: it gives up its slot
+    /// at once, so the next request is not refused as busy.
+    pub(crate) async fn cancel(self: &Arc<Self>) {
         tracing::info!("Transaction {} ({}) cancelled", self.id, self.title);
         self.cancellable.cancel();
+        let unstarted = {
+            let mut st = self.state();
+            let pending = st.phase == Phase::Pending;
+            if pending {
+                // In the same lock as Start() checks it: Start() can no longer run it.
+                st.phase = Phase::Finished(false, CANCELLED_UNSTARTED.to_string());
+                self.op.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+            pending
+        };
+        if unstarted {
+            // Finished, like any other cancelled transaction: the next request is served (begin
+            // releases a finished one) and peers get Finished before they hang up.
+            let peers = self.announce_result(false, CANCELLED_UNSTARTED).await;
+            self.release_when_peers_leave(peers).await;
+        }
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -691,7 +769,7 @@ impl TransactionBackend for Peer {
     }
 
     async fn cancel(&self, _emitter: SignalEmitter<'static>) -> zbus::fdo::Result<()> {
-        self.txn()?.cancel();
+        self.txn()?.cancel().await;
         Ok(())
     }
 }

@@ -154,8 +154,15 @@ async fn boot_config_of_a_deployment() {
         "{bc:?}"
     );
     assert!(!bool::try_from(&*bc["staged"]).unwrap());
-    let same = os.get_deployment_boot_config("", false).await.unwrap();
+    let same = os.get_deployment_boot_config("", true).await.unwrap();
     assert_eq!(dict_str(&same, "options"), options);
+    // The booted deployment is host state: a sysroot that is not running has none (issue 9.1;
+    // this used to answer with the merge deployment).
+    let err = os.get_deployment_boot_config("", false).await.unwrap_err();
+    assert!(
+        error_name(&err).1.contains("is not the booted sysroot"),
+        "{err}"
+    );
     let err = os
         .get_deployment_boot_config("nope", false)
         .await

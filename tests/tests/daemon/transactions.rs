@@ -343,3 +343,59 @@ async fn automatic_update_trigger_check_mode() {
     assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
     assert_eq!(env.fx.sysroot().unwrap().deployments().unwrap().len(), 1);
 }
+
+/// Issue 9.4: `Cancel` of a transaction nobody started frees the slot at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_before_start_frees_the_slot() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let os = env.os().await;
+    let address = os.upgrade(&no_opts()).await.unwrap();
+    let (_p, txn) = connect_txn(&address).await;
+    txn.cancel().await.unwrap();
+    // Another request is served, not refused as busy.
+    let next = os.upgrade(&no_opts()).await.unwrap();
+    assert_ne!(next, address);
+    let (ok, msg) = finished(&run_txn(&next).await);
+    assert!(ok, "{msg}");
+}
+
+/// Issue 9.4: a transaction whose caller stays on the bus but never starts it is dropped
+/// after the start timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unstarted_transaction_is_dropped_after_the_timeout() {
+    let env = Env::with_args(
+        FixtureConfig::default(),
+        &["--transaction-start-timeout", "2"],
+    )
+    .await;
+    let os = env.os().await;
+    let sysroot = env.sysroot().await;
+    os.upgrade(&no_opts()).await.unwrap();
+    assert_ne!(sysroot.active_transaction_path().await.unwrap(), "");
+    eventually(Duration::from_secs(15), "the slot to be free", || async {
+        sysroot.active_transaction_path().await.unwrap().is_empty()
+    })
+    .await;
+    let (ok, msg) = finished(&run_txn(&os.upgrade(&no_opts()).await.unwrap()).await);
+    assert!(ok, "{msg}");
+}
+
+/// Issue 9.10: a transaction belongs to all who joined it: the initiator leaving before
+/// `Start()` does not drop it while a joiner is still there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joined_transaction_survives_its_initiator_leaving() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let initiator = env.client().await;
+    let address = os_proxy(&initiator)
+        .await
+        .upgrade(&no_opts())
+        .await
+        .unwrap();
+    let joiner = env.os().await;
+    assert_eq!(joiner.upgrade(&no_opts()).await.unwrap(), address);
+    drop(initiator);
+    // Give the daemon time to notice the initiator has gone.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ok, msg) = finished(&run_txn(&address).await);
+    assert!(ok, "{msg}");
+}
