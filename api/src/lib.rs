@@ -9,6 +9,7 @@ pub mod options;
 #[cfg(feature = "dbus")]
 pub mod proxy;
 pub mod status;
+pub mod text;
 #[cfg(feature = "dbus")]
 pub mod transaction;
 #[cfg(feature = "dbus")]

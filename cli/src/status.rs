@@ -218,7 +218,12 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
         .as_ref()
         .filter(|d| !d.driver_name.is_empty())
     {
-        let _ = writeln!(out, "AutomaticUpdatesDriver: {}", driver.driver_name);
+        // Written by whichever agent registered: escaped and bounded before it is printed.
+        let _ = writeln!(
+            out,
+            "AutomaticUpdatesDriver: {}",
+            strata_api::text::printable(&driver.driver_name, 128)
+        );
     }
     out.push_str("Deployments:\n");
     let mut first = true;
@@ -483,6 +488,22 @@ Deployments:
         assert!(out.contains("                EndOfLife: Use the new stream\n"));
         let out = render_text(&input, true, false);
         assert!(out.contains(&format!("                   Commit: {CSUM_B}\n")));
+    }
+
+    #[test]
+    fn a_driver_name_is_printed_escaped() {
+        let input = StatusInput {
+            update_driver: Some(UpdateDriver {
+                driver_name: "Evil\u{1b}[2J\nForged: line".into(),
+                driver_sd_unit: String::new(),
+            }),
+            ..Default::default()
+        };
+        let out = render_text(&input, false, false);
+        assert!(
+            out.contains("AutomaticUpdatesDriver: Evil\\u{1b}[2J\\nForged: line\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub enum Revision {
 impl Revision {
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |what: &str| {
-            anyhow!("Invalid revision {s:?}: {what}; expected a commit checksum (64 hex digits), revision=CHECKSUM or version=VERSION")
+            anyhow!(
+                "Invalid revision {:?}: {what}; expected a commit checksum (64 hex digits), revision=CHECKSUM or version=VERSION",
+                crate::origin::caller_text(s)
+            )
         };
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad("it contains whitespace or control characters"));

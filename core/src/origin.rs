@@ -86,6 +86,16 @@ pub enum OriginError {
 // Refspec
 // ---------------------------------------------------------------------------
 
+/// A caller's input as an error keeps it: at most 200 characters and its length (errors are
+/// logged and printed; a megabyte-long refspec must not be). The messages quote it with
+/// `{:?}`, which escapes control characters.
+pub fn caller_text(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+        None => s.to_string(),
+    }
+}
+
 /// Whether `s` is an ostree commit checksum: 64 lowercase hex characters.
 pub fn is_checksum(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -111,18 +121,19 @@ pub struct Refspec {
 
 /// Checks a remote name or ref component against `[A-Za-z0-9_][-._A-Za-z0-9]*`.
 fn check_name_component(what: &str, s: &str) -> Result<(), String> {
+    let shown = caller_text(s);
     let mut chars = s.chars();
     match chars.next() {
         None => Err(format!("{what} is empty")),
         Some(c) if !(c.is_ascii_alphanumeric() || c == '_') => Err(format!(
-            "{what} {s:?} must start with a letter, digit or '_'"
+            "{what} {shown:?} must start with a letter, digit or '_'"
         )),
         Some(_) => {
             if chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
                 Ok(())
             } else {
                 Err(format!(
-                    "{what} {s:?} may only contain letters, digits, '_', '-', '.'"
+                    "{what} {shown:?} may only contain letters, digits, '_', '-', '.'"
                 ))
             }
         }
@@ -130,21 +141,22 @@ fn check_name_component(what: &str, s: &str) -> Result<(), String> {
 }
 
 fn check_ref_name(name: &str) -> Result<(), String> {
+    let shown = caller_text(name);
     if name.starts_with('/') {
-        return Err(format!("ref {name:?} must not start with '/'"));
+        return Err(format!("ref {shown:?} must not start with '/'"));
     }
     if name.ends_with('/') {
-        return Err(format!("ref {name:?} must not end with '/'"));
+        return Err(format!("ref {shown:?} must not end with '/'"));
     }
     for component in name.split('/') {
         if component.is_empty() {
             return Err(format!(
-                "ref {name:?} must not contain an empty component (\"//\")"
+                "ref {shown:?} must not contain an empty component (\"//\")"
             ));
         }
         if component == "." || component == ".." {
             return Err(format!(
-                "ref {name:?} must not contain a {component:?} component"
+                "ref {shown:?} must not contain a {component:?} component"
             ));
         }
         check_name_component("ref component", component)?;
@@ -186,7 +198,7 @@ impl Refspec {
     /// Parses and validates a refspec by ostree's rules.
     pub fn parse(s: &str) -> Result<Refspec, OriginError> {
         parse_refspec(s).map_err(|problem| OriginError::InvalidRefspec {
-            input: s.to_string(),
+            input: caller_text(s),
             problem,
         })
     }
@@ -1165,6 +1177,18 @@ custom-description[sr@latin]=No\u{107}na
         );
         assert!(err.contains("may only contain"), "{err}");
         assert!(refspec_err("fedora:foo\n").contains("may only contain"));
+    }
+
+    #[test]
+    fn refspec_errors_quote_at_most_200_characters() {
+        let huge = format!("fedora:{}", "a b".repeat(1_000_000));
+        let err = refspec_err_text(&huge);
+        assert!(err.len() < 1000, "{} bytes", err.len());
+        assert!(err.contains("(3000007 bytes)"), "{err}");
+    }
+
+    fn refspec_err_text(s: &str) -> String {
+        Refspec::parse(s).unwrap_err().to_string()
     }
 
     #[test]

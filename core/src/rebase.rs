@@ -32,7 +32,7 @@ pub struct RebaseOptions {
 /// Resolve a partial refspec against the current one, as rpm-ostree does.
 pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec, OriginError> {
     let invalid = |problem: &str| OriginError::InvalidRefspec {
-        input: given.to_string(),
+        input: crate::origin::caller_text(given),
         problem: problem.to_string(),
     };
     let full = if let Some(local) = given.strip_prefix(':') {

@@ -35,10 +35,27 @@ where
     Ok(parsed)
 }
 
-/// A caller-supplied string for a log line: at most 64 characters, escaped.
+/// A caller-supplied string for a log line: at most 64 characters, control characters escaped,
+/// quoted.
 fn bounded(s: &str) -> String {
-    let cut: String = s.chars().take(64).collect();
-    format!("{:?}", cut)
+    format!("\"{}\"", strata_api::text::printable(s, 64))
+}
+
+/// The longest client id or update driver name accepted.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+
+/// A name a caller gives itself (`RegisterClient` id, `register-driver`): it ends up in logs,
+/// in `status` and in other clients' terminals, so it must be short plain text.
+pub(crate) fn plain_name(key: &str, value: &str) -> Result<()> {
+    if strata_api::text::is_plain_name(value, MAX_NAME_BYTES) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgs(format!(
+            "Option \"{key}\" must be 1 to {MAX_NAME_BYTES} bytes of text without control \
+             characters, got {}",
+            bounded(value)
+        )))
+    }
 }
 
 fn not_yet(kind: &str, key: &str) -> Error {
@@ -215,6 +232,9 @@ pub(crate) fn deploy(
     let r = deploy_options(opts, "Deploy")?;
     let mut driver = DriverIntent::guarded(&r);
     driver.register = r.register_driver.clone().filter(|s| !s.is_empty());
+    if let Some(name) = &driver.register {
+        plain_name("register-driver", name)?;
+    }
     if revision.is_empty() {
         let Some(name) = driver.register.clone() else {
             return Err(Error::Failed(

@@ -49,6 +49,9 @@ impl SysrootIface {
         let r: strata_api::options::ClientOptions =
             options::read(&options, "Option", "RegisterClient")?;
         let id = r.id;
+        if let Some(id) = &id {
+            options::plain_name("id", id)?;
+        }
         let uid = match uid {
             Some(u) => Some(u),
             None => self.d.caller_uid(&sender).await.ok(),

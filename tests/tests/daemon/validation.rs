@@ -200,3 +200,47 @@ async fn register_and_unregister_client() {
     sysroot.reload().await.unwrap();
     sysroot.reload_config().await.unwrap();
 }
+
+/// Issue 9.6: names a caller gives itself end up in logs and other users' terminals: a newline
+/// (forging a log line), an escape sequence or megabytes are refused, and the refusal quotes
+/// the value bounded and escaped.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_ids_and_driver_names_are_short_plain_text() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let sysroot = env.sysroot().await;
+    let huge = "x".repeat(5_000_000);
+    for bad in [
+        "forged\nstratad[1]: Transaction complete",
+        "\u{1b}[2J",
+        &huge,
+    ] {
+        let err = sysroot
+            .register_client(&ClientOptions {
+                id: Some(bad.to_string()),
+            })
+            .await
+            .unwrap_err();
+        let (name, msg) = error_name(&err);
+        assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
+        assert!(msg.starts_with("Option \"id\" must be"), "{msg}");
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+    }
+    let opts = DeployOptions {
+        register_driver: Some("Evil\u{1b}]0;pwned\u{7}".into()),
+        ..Default::default()
+    };
+    let err = env.os().await.deploy("", &opts).await.unwrap_err();
+    let (_, msg) = error_name(&err);
+    assert!(
+        msg.starts_with("Option \"register-driver\" must be"),
+        "{msg}"
+    );
+    // A plain id is fine.
+    sysroot
+        .register_client(&ClientOptions {
+            id: Some("cockpit-ostree".into()),
+        })
+        .await
+        .unwrap();
+}
