@@ -52,7 +52,12 @@ impl Client {
     /// Connect to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured) and register as a
     /// client, which also activates the daemon.
     pub(crate) async fn connect(program: &str) -> Result<Self> {
-        let conn = Connection::system()
+        // Every call answers at once (transactions report through their own socket): one that
+        // does not within METHOD_TIMEOUT fails instead of hanging the command.
+        let conn = zbus::connection::Builder::system()
+            .map_err(|e| anyhow!(errors::daemon_unreachable(&e.to_string())))?
+            .method_timeout(METHOD_TIMEOUT)
+            .build()
             .await
             .map_err(|e| anyhow!(errors::daemon_unreachable(&e.to_string())))?;
         let sysroot = SysrootProxy::builder(&conn)
@@ -226,12 +231,32 @@ pub(crate) fn default_id(deployments: &[DeploymentDict]) -> Option<String> {
 
 /// Connect to a transaction's peer-to-peer address.
 pub(crate) async fn connect_transaction(address: &str) -> Result<Connection> {
-    zbus::connection::Builder::address(address)
+    connect_transaction_within(address, HANDSHAKE_TIMEOUT).await
+}
+
+/// How long a D-Bus call to stratad may take.
+const METHOD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long the connection to a transaction socket (connect and D-Bus handshake) may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn connect_transaction_within(
+    address: &str,
+    timeout: std::time::Duration,
+) -> Result<Connection> {
+    let build = zbus::connection::Builder::address(address)
         .with_context(|| format!("Parsing transaction address {address:?}"))?
         .p2p()
-        .build()
-        .await
-        .with_context(|| format!("Connecting to the transaction at {address}"))
+        .build();
+    match tokio::time::timeout(timeout, build).await {
+        Ok(conn) => conn.with_context(|| format!("Connecting to the transaction at {address}")),
+        Err(_) => bail!(
+            "Timed out after {} s connecting to the transaction at {address}: stratad did not \
+             answer the handshake (it may be out of file descriptors or stuck); see \
+             `journalctl -u stratad`",
+            timeout.as_secs_f32()
+        ),
+    }
 }
 
 /// The transaction object on a peer connection (properties never cached).
@@ -255,6 +280,27 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use zbus::zvariant::OwnedValue;
+
+    /// Issue 9.5: a transaction socket that accepts but never answers (a daemon out of file
+    /// descriptors) must not hang the client.
+    #[tokio::test]
+    async fn a_silent_transaction_socket_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("txn.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let address = format!("unix:path={}", path.display());
+        let err = connect_transaction_within(&address, std::time::Duration::from_millis(300))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("Timed out after 0.3 s connecting"), "{err}");
+    }
 
     #[test]
     fn client_id_from_env() {

@@ -72,6 +72,65 @@ pub struct Args {
     pub generate_man: Option<PathBuf>,
 }
 
+/// Raise the soft limit on open files to the hard one: every client, transaction peer and
+/// libostree's object writes take descriptors, and running out blocks clients.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => tracing::debug!("RLIMIT_NOFILE raised from {from:?} to {:?}", limit.maximum),
+            Err(e) => tracing::warn!("Raising RLIMIT_NOFILE: {e}"),
+        }
+    }
+}
+
+/// Make sure the run dir (where transaction sockets live) is ours alone, and clear sockets a
+/// crashed daemon left there.
+fn prepare_run_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fs_err::create_dir_all(dir)?;
+    let meta = fs_err::metadata(dir)?;
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Err(anyhow!(
+            "The run directory {} belongs to uid {}, not to stratad (uid {euid}); fix its owner or pass another --run-dir",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(anyhow!(
+            "The run directory {} is writable by other users (mode {:o}), so they could plant transaction sockets; chmod go-w it or pass another --run-dir",
+            dir.display(),
+            meta.permissions().mode() & 0o7777
+        ));
+    }
+    for entry in fs_err::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // transaction-PID-ID.sock: stale when that stratad is gone.
+        let Some(pid) = name
+            .strip_prefix("transaction-")
+            .and_then(|r| r.strip_suffix(".sock"))
+            .and_then(|r| r.split_once('-'))
+            .map(|(pid, _)| pid)
+        else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let path = dir.join(name);
+            match fs_err::remove_file(&path) {
+                Ok(()) => tracing::info!("Removed a stale transaction socket {}", path.display()),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// stratad(8), from the clap definition so it never drifts from the flags.
 fn write_man_page(dir: &std::path::Path) -> Result<()> {
     use clap::CommandFactory;
@@ -131,6 +190,8 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::info!("Failpoints active: FAILPOINTS={points:?}");
     }
     let config = config::Config::load(&args.config)?;
+    prepare_run_dir(&args.run_dir)?;
+    raise_fd_limit();
     let sysroot = std::path::absolute(&args.sysroot)
         .with_context(|| format!("Resolving {}", args.sysroot.display()))?;
     if !sysroot.join("ostree").is_dir() {

@@ -11,7 +11,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ use zbus::Connection;
 use crate::daemon::{Daemon, Publication};
 use crate::error::{Error, Result};
 use crate::options::{Op, Request};
+
+/// The most peer connections one transaction serves at once.
+const MAX_PEERS: usize = 32;
 
 /// `Finished`'s message for a transaction cancelled before `Start()`.
 const CANCELLED_UNSTARTED: &str = "Transaction cancelled before it was started";
@@ -116,6 +119,8 @@ pub(crate) struct Txn {
     registry: Weak<Transactions>,
     /// Callers that joined this transaction with an identical request: it is theirs too.
     joiners: Mutex<Vec<String>>,
+    /// Open peer connections, handshaking or served (at most [`MAX_PEERS`]).
+    connections: AtomicUsize,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -200,6 +205,7 @@ pub(crate) async fn begin(
             daemon: Arc::downgrade(d),
             registry: Arc::downgrade(txns),
             joiners: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
             tasks: Mutex::new(Vec::new()),
         });
         *slot = Some(txn.clone());
@@ -264,8 +270,22 @@ impl Txn {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
+                        // A bounded number of peers: a client opening connection after
+                        // connection must not exhaust the daemon's descriptors.
+                        if txn.connections.fetch_add(1, Ordering::SeqCst) >= MAX_PEERS {
+                            txn.connections.fetch_sub(1, Ordering::SeqCst);
+                            tracing::warn!(
+                                "Transaction {}: refusing a peer beyond {MAX_PEERS}",
+                                txn.id
+                            );
+                            drop(stream);
+                            continue;
+                        }
                         let txn = txn.clone();
-                        tokio::spawn(async move { txn.serve_peer(stream).await });
+                        tokio::spawn(async move {
+                            txn.clone().serve_peer(stream).await;
+                            txn.connections.fetch_sub(1, Ordering::SeqCst);
+                        });
                     }
                     Err(e) => {
                         tracing::warn!("Accepting on the transaction socket: {e}");

@@ -73,3 +73,63 @@ async fn idle_exit_and_sigterm() {
     let status = d.wait_exit(Duration::from_secs(20)).await.unwrap();
     assert!(status.success(), "{status}: {}", d.stderr());
 }
+
+/// Issue 9.10: a run directory other users can write to is refused (they could plant
+/// transaction sockets); one that is ours is used, and sockets a crashed stratad left are
+/// removed at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_dir_must_be_private_and_stale_sockets_are_cleared() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(FixtureConfig::default()).await;
+    let path = env.fx.sysroot().unwrap().path().to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(Stratad::binary().unwrap())
+        .args(["--session", "--sysroot"])
+        .arg(&path)
+        .arg("--run-dir")
+        .arg(&open)
+        .env("DBUS_SESSION_BUS_ADDRESS", env.bus.address())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is writable by other users"), "{stderr}");
+
+    // A socket of a stratad that no longer runs: pid 2^22 + 1 is above the kernel's largest
+    // possible pid_max, so no process has it.
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stale = private.join("transaction-4194305-1.sock");
+    std::fs::write(&stale, "").unwrap();
+    let bus = strata_tests::PrivateBus::start().unwrap();
+    let run_dir = private.to_str().unwrap();
+    let _daemon = Stratad::start(&bus, &path, &["--run-dir", run_dir])
+        .await
+        .unwrap();
+    assert!(!stale.exists(), "the stale socket is still there");
+}
+
+/// Issue 9.5: stratad raises its soft limit on open files to the hard limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn raises_its_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // Each test is a process of its own (nextest): lower our soft limit for the child.
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = Some(256);
+    setrlimit(Resource::Nofile, limit).unwrap();
+    let env = Env::new(FixtureConfig::default()).await;
+    let pid = env.daemon.pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
+    assert_ne!(fields[3], "256", "{line}");
+}
