@@ -99,6 +99,9 @@ pub trait StrataExt {
     /// The registered update driver: `driver-name` and `driver-sd-unit`, empty when none.
     #[zbus(property)]
     fn update_driver(&self) -> zbus::Result<HashMap<String, String>>;
+    /// Why stratad could not read the sysroot the last time it tried; "" when it could.
+    #[zbus(property)]
+    fn last_reload_error(&self) -> zbus::Result<String>;
 }
 
 /// `org.projectatomic.rpmostree1.Transaction`, at `/` on the peer-to-peer connection whose

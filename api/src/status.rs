@@ -99,6 +99,10 @@ pub struct DeploymentStatus {
     pub initramfs_etc: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cliwrap: Option<bool>,
+    /// Strata's: why this deployment could not be read (e.g. its commit object is missing);
+    /// the other fields are then only what libostree's deployment list says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_error: Option<String>,
     /// Keys of a newer daemon (or of rpm-ostree) that this model does not name, verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -166,6 +166,21 @@ impl Client {
         })
     }
 
+    /// Why stratad could not read the sysroot the last time it tried (StrataExt's
+    /// `LastReloadError`); `None` when it could, or when the daemon is not Strata.
+    pub(crate) async fn last_reload_error(&self) -> Option<String> {
+        let proxy = StrataExtProxy::builder(&self.conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .ok()?;
+        proxy
+            .last_reload_error()
+            .await
+            .ok()
+            .filter(|e| !e.is_empty())
+    }
+
     /// Whether the daemon's sysroot is the running system (its `Booted` property names an OS
     /// object; it is "/" on any other sysroot). Unknown counts as yes.
     pub(crate) async fn manages_booted_host(&self) -> bool {

@@ -27,6 +27,9 @@ pub(crate) struct StatusInput {
     pub cached_update: Option<Json>,
     /// The registered update driver, if known.
     pub update_driver: Option<UpdateDriver>,
+    /// Why the daemon could not read the sysroot the last time it tried: the deployments
+    /// shown are then the last ones it read.
+    pub reload_error: Option<String>,
 }
 
 /// Read the daemon's state.
@@ -67,6 +70,7 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         policy,
         cached_update,
         update_driver: client.update_driver().await,
+        reload_error: client.last_reload_error().await,
     })
 }
 
@@ -225,6 +229,14 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             strata_api::text::printable(&driver.driver_name, 128)
         );
     }
+    if let Some(err) = &input.reload_error {
+        let _ = writeln!(
+            out,
+            "Warning: stratad could not read the sysroot: {}\n  The deployments below are \
+             the last ones it read.",
+            strata_api::text::printable(err, 2000)
+        );
+    }
     out.push_str("Deployments:\n");
     let mut first = true;
     for d in &input.deployments {
@@ -253,6 +265,11 @@ fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool) {
         .or(text(&d.origin))
         .unwrap_or("<unknown origin>");
     let _ = writeln!(out, "{marker} {origin}");
+    if let Some(err) = text(&d.load_error) {
+        kv(out, "Error", err);
+        kv(out, "Commit", &d.checksum);
+        return;
+    }
     if let Some(digest) = d
         .extra
         .get("container-image-reference-digest")
@@ -488,6 +505,22 @@ Deployments:
         assert!(out.contains("                EndOfLife: Use the new stream\n"));
         let out = render_text(&input, true, false);
         assert!(out.contains(&format!("                   Commit: {CSUM_B}\n")));
+    }
+
+    #[test]
+    fn a_failed_reload_and_a_damaged_deployment_are_shown() {
+        let mut input = fixture();
+        input.reload_error = Some("Loading the sysroot: No such metadata object".into());
+        input.deployments[1].load_error = Some("Loading commit 724ce262: gone".into());
+        let out = render_text(&input, false, false);
+        assert!(
+            out.contains("Warning: stratad could not read the sysroot: Loading the sysroot"),
+            "{out}"
+        );
+        assert!(
+            out.contains("                    Error: Loading commit 724ce262: gone\n"),
+            "{out}"
+        );
     }
 
     #[test]

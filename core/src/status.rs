@@ -38,8 +38,27 @@ fn deployment_status(
     staged_locked: bool,
 ) -> Result<DeploymentStatus> {
     let checksum = d.csum().to_string();
-    let info = commit::load(repo, &checksum)?;
     let staged = d.is_staged();
+    let info = match commit::load(repo, &checksum) {
+        Ok(info) => info,
+        // A damaged deployment (its commit object gone) still shows up, with what is wrong:
+        // status is how an administrator finds it, and cleanup or rollback repair it.
+        Err(e) => {
+            tracing::warn!("Deployment {}: {e:#}", deployment_id(d));
+            return Ok(DeploymentStatus {
+                id: deployment_id(d),
+                osname: d.osname().to_string(),
+                serial: d.deployserial(),
+                checksum,
+                booted,
+                staged,
+                pinned: d.is_pinned(),
+                unlocked: ostree::Deployment::unlocked_state_to_string(d.unlocked()).to_string(),
+                load_error: Some(format!("{e:#}")),
+                ..Default::default()
+            });
+        }
+    };
     let mut s = DeploymentStatus {
         id: deployment_id(d),
         osname: d.osname().to_string(),

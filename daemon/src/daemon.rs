@@ -59,6 +59,9 @@ pub(crate) struct Daemon {
     pub shutdown: Notify,
     /// Notified on activity that resets the idle timer (transactions, clients).
     pub activity: Notify,
+    /// Why the last reload of the sysroot failed (`None` after a good one): the properties
+    /// then show the last state read, and clients must be told.
+    pub reload_error: Mutex<Option<String>>,
     /// Changes for the publisher to put on the bus, with a way to say it has.
     publish_tx: tokio::sync::mpsc::UnboundedSender<PublishRequest>,
 }
@@ -74,6 +77,8 @@ pub(crate) enum Publication {
     CachedUpdate(String),
     /// StrataExt's `UpdateDriver` changed.
     UpdateDriver,
+    /// StrataExt's `LastReloadError` changed.
+    ReloadError,
 }
 
 /// A publication and, when the sender waits for it, where to say it is done.
@@ -107,6 +112,7 @@ impl Daemon {
             stamp: tokio::sync::Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
             cached_updates: Mutex::new(HashMap::new()),
+            reload_error: Mutex::new(None),
             shutdown: Notify::new(),
             activity: Notify::new(),
         };
@@ -139,9 +145,12 @@ impl Daemon {
         if !force && guard.as_ref() == Some(&now) {
             return Ok(None);
         }
-        let snap = tokio::task::spawn_blocking(move || Snapshot::load(&path))
+        let loaded = tokio::task::spawn_blocking(move || Snapshot::load(&path))
             .await
-            .context("Loading the sysroot")??;
+            .context("Loading the sysroot")
+            .and_then(|r| r);
+        self.note_reload(loaded.as_ref().err());
+        let snap = loaded?;
         *guard = Some(now);
         let new = Arc::new(snap);
         let old = std::mem::replace(
@@ -149,6 +158,21 @@ impl Daemon {
             new.clone(),
         );
         Ok(Some((old, new)))
+    }
+
+    /// Record the outcome of a reload and, when it changed, tell the bus (without waiting: a
+    /// reload can run while a property is being served).
+    fn note_reload(&self, err: Option<&anyhow::Error>) {
+        let new = err.map(|e| format!("{e:#}"));
+        let changed = {
+            let mut cur = self.reload_error.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = *cur != new;
+            *cur = new;
+            changed
+        };
+        if changed {
+            let _ = self.publish_tx.send((Publication::ReloadError, None));
+        }
     }
 
     /// Reload if needed and publish the changes (object add/remove, PropertiesChanged).

@@ -236,7 +236,11 @@ pub async fn run(args: Args) -> Result<()> {
             sysroot_iface::StrataExtIface::new(d.clone()),
         )
         .await?;
-    d.refresh(true).await.context("Loading the sysroot")?;
+    // A sysroot stratad cannot read yet (a dangling /boot/loader, say) must not keep it from
+    // starting: clients see the error in LastReloadError, and cleanup or rollback may repair it.
+    if let Err(e) = d.refresh(true).await {
+        tracing::error!("Loading the sysroot: {e:#}");
+    }
 
     match conn
         .request_name_with_flags(names::BUS_NAME, RequestNameFlags::DoNotQueue.into())

@@ -54,6 +54,17 @@ async fn publish(
             }
             Ok(())
         }
+        Publication::ReloadError => {
+            let iface = server
+                .interface::<_, StrataExtIface>(names::SYSROOT_PATH)
+                .await?;
+            iface
+                .get()
+                .await
+                .last_reload_error_changed(iface.signal_emitter())
+                .await?;
+            Ok(())
+        }
         Publication::UpdateDriver => {
             let iface = server
                 .interface::<_, StrataExtIface>(names::SYSROOT_PATH)

@@ -223,6 +223,18 @@ impl StrataExtIface {
 
 #[zbus::interface(name = "org.projectatomic.rpmostree1.StrataExt")]
 impl StrataExtIface {
+    /// Why stratad could not read the sysroot the last time it tried ("" when it could); the
+    /// deployment properties then show the last state it read.
+    #[zbus(property)]
+    fn last_reload_error(&self) -> String {
+        self.d
+            .reload_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
     /// The registered update driver (`driver-name`, `driver-sd-unit`); empty when none.
     #[zbus(property)]
     fn update_driver(&self) -> HashMap<String, String> {

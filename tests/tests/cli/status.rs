@@ -80,3 +80,68 @@ async fn status_text_json_booted_and_jsonpath() {
         .expect(0);
     assert_eq!(compat.json(), j);
 }
+
+/// Issue 9.2: a deployment whose commit object is gone does not keep stratad from starting or
+/// status from answering; it is shown with the error, and `cleanup -r` repairs the sysroot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_commit_object_is_shown_and_cleanup_repairs_it() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let v1 = env.fx.first_commit().to_string();
+    env.fx.commit(&strata_tests::OsRelease::new("2")).unwrap();
+    env.strata(&["upgrade"]).await.expect(0);
+    // Release 1 is now the rollback deployment: delete its commit object.
+    let object = env
+        .sysroot()
+        .repo_path()
+        .join("objects")
+        .join(&v1[..2])
+        .join(format!("{}.commit", &v1[2..]));
+    std::fs::remove_file(&object).unwrap();
+
+    // A daemon started now (a restart) comes up and reports the damage.
+    let bus = strata_tests::PrivateBus::start().unwrap();
+    let _fresh = strata_tests::Stratad::start(&bus, env.sysroot().path(), &[])
+        .await
+        .unwrap();
+    // The running one reports it too once it reloads.
+    env.strata(&["reload"]).await.expect(0);
+    let out = env.strata(&["status"]).await.expect(0);
+    assert!(out.stdout.contains("Error: Loading commit"), "{out:#?}");
+    let j = env.status_json().await;
+    assert!(
+        j["deployments"][1]["load-error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Loading commit")),
+        "{j}"
+    );
+    // cleanup -r removes the damaged rollback deployment.
+    env.strata(&["cleanup", "-r"]).await.expect(0);
+    let j = env.status_json().await;
+    assert_eq!(j["deployments"].as_array().unwrap().len(), 1, "{j}");
+    assert!(j["deployments"][0].get("load-error").is_none(), "{j}");
+}
+
+/// Issue 9.3: when the sysroot cannot be read any more (here a dangling /boot/loader), status
+/// says so instead of printing the old state as if nothing happened; it clears once fixed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reload_is_reported_by_status() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let loader = env.sysroot().path().join("boot/loader");
+    let target = std::fs::read_link(&loader).unwrap();
+    std::fs::remove_file(&loader).unwrap();
+    std::os::unix::fs::symlink("loader.404", &loader).unwrap();
+    // The reload fails (the error is the method's answer too) ...
+    env.strata(&["reload"]).await;
+    let out = env.strata(&["status"]).await.expect(0);
+    assert!(
+        out.stdout
+            .contains("Warning: stratad could not read the sysroot:"),
+        "{out:#?}"
+    );
+    // ... and once the sysroot is readable again, the warning is gone.
+    std::fs::remove_file(&loader).unwrap();
+    std::os::unix::fs::symlink(&target, &loader).unwrap();
+    env.strata(&["reload"]).await.expect(0);
+    let out = env.strata(&["status"]).await.expect(0);
+    assert!(!out.stdout.contains("Warning"), "{out:#?}");
+}
