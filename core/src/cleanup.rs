@@ -114,6 +114,20 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
     Ok(Outcome::Changed(done.join("; ")))
 }
 
+/// Remove what an interrupted operation left behind: deployment directories that no
+/// deployment refers to (a crash while writing one), old boot versions, staged-deployment
+/// leftovers. Everything libostree's cleanup does except pruning the repo, which would drop
+/// commits fetched with --download-only. Skipped while another process holds the sysroot lock.
+#[context("Removing leftovers of interrupted operations")]
+pub fn remove_leftovers(sysroot: &Sysroot) -> Result<bool> {
+    let Ok(_lock) = sysroot.lock() else {
+        tracing::info!("The sysroot is locked; leaving leftovers for later");
+        return Ok(false);
+    };
+    sysroot.ostree().prepare_cleanup(gio::Cancellable::NONE)?;
+    Ok(true)
+}
+
 /// Point `rpmostree/base/N` at the base commit of every layered deployment and delete the rest,
 /// so that pruning keeps exactly the bases still needed (rpm-ostree's scheme).
 fn regenerate_base_refs(sysroot: &Sysroot) -> Result<()> {

@@ -133,3 +133,27 @@ async fn raises_its_open_file_limit() {
     assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
     assert_ne!(fields[3], "256", "{line}");
 }
+
+/// Issue 9.10: a deployment directory a crash left half-written (no deployment refers to it)
+/// is removed when stratad starts, not at the next successful deploy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_written_deployment_directory_is_removed_at_start() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let sysroot = env.fx.sysroot().unwrap();
+    let orphan = sysroot
+        .path()
+        .join("ostree/deploy")
+        .join(sysroot.osname())
+        .join("deploy")
+        .join(format!("{}.0", "ab".repeat(32)));
+    std::fs::create_dir_all(orphan.join("usr/bin")).unwrap();
+    std::fs::write(orphan.join("usr/bin/half"), "x").unwrap();
+    let before = sysroot.deployments().unwrap();
+    let bus = strata_tests::PrivateBus::start().unwrap();
+    let _fresh = Stratad::start(&bus, sysroot.path(), &[]).await.unwrap();
+    assert!(
+        !orphan.exists(),
+        "the half-written deployment is still there"
+    );
+    assert_eq!(before, sysroot.deployments().unwrap());
+}
