@@ -53,22 +53,67 @@ pub(crate) fn allow_all_bus_config(bus_type: &str, socket: &str) -> String {
     )
 }
 
+/// A bus configuration with the system bus's default policy (Debian's `system.conf`: nobody
+/// owns names or sends method calls unless a service's policy punches a hole; replies,
+/// signals and the bus driver are allowed) plus the policy files in `include`.
+fn system_like_bus_config(socket: &str, include: &[&Path]) -> String {
+    let includes: String = include
+        .iter()
+        .map(|p| format!("  <include>{}</include>\n", p.display()))
+        .collect();
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+{includes}</busconfig>
+"#
+    )
+}
+
 impl PrivateBus {
     /// Start `dbus-daemon --nofork --print-address` with a generated config. The bus directory
     /// is private to the test's user (mode 0700), so only that user can connect.
     pub fn start() -> Result<PrivateBus> {
-        Self::start_inner(false)
+        Self::start_inner(false, None)
     }
 
     /// [`PrivateBus::start`], but with the bus directory world-searchable (mode 0755), so that
     /// processes running as other users (a `nobody` client, `polkitd` after it drops to its own
     /// user) can reach the socket. The bus policy already lets every user connect.
     pub fn start_shared() -> Result<PrivateBus> {
-        Self::start_inner(true)
+        Self::start_inner(true, None)
+    }
+
+    /// A shared bus ([`PrivateBus::start_shared`]) with the system bus's default policy and the
+    /// given policy files (e.g. the packaged `org.projectatomic.rpmostree1.conf`) instead of
+    /// allow-all: what an unprivileged user meets on a real host.
+    pub fn start_with_system_policy(include: &[&Path]) -> Result<PrivateBus> {
+        let include: Vec<PathBuf> = include.iter().map(|p| p.to_path_buf()).collect();
+        Self::start_inner(true, Some(include))
     }
 
     #[context("Starting a private dbus-daemon")]
-    fn start_inner(shared: bool) -> Result<PrivateBus> {
+    fn start_inner(shared: bool, system_policy: Option<Vec<PathBuf>>) -> Result<PrivateBus> {
         crate::init();
         let dir = tempfile::Builder::new()
             .prefix("strata-bus-")
@@ -80,11 +125,15 @@ impl PrivateBus {
                 .context("Making the bus directory world-searchable")?;
         }
         let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            allow_all_bus_config("custom", &dir.path().join("bus.sock").display().to_string()),
-        )
-        .context("Writing the bus config")?;
+        let socket = dir.path().join("bus.sock").display().to_string();
+        let text = match &system_policy {
+            None => allow_all_bus_config("custom", &socket),
+            Some(include) => {
+                let include: Vec<&Path> = include.iter().map(PathBuf::as_path).collect();
+                system_like_bus_config(&socket, &include)
+            }
+        };
+        std::fs::write(&config, text).context("Writing the bus config")?;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
             .args(["--print-address", "--nofork"])

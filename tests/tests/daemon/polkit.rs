@@ -238,3 +238,77 @@ async fn real_polkitd_denies_non_root_mutations_and_allows_reads() {
     let on_disk = sysroot.deployments().unwrap();
     assert_eq!(on_disk[0].checksum, v2);
 }
+
+/// `gdbus call` to the bus driver itself as uid/gid 65534.
+async fn bus_driver_call_as_nobody(bus: &PrivateBus, method: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new("gdbus");
+    cmd.args(["call", "--address", bus.address()])
+        .args([
+            "--dest",
+            "org.freedesktop.DBus",
+            "--object-path",
+            "/org/freedesktop/DBus",
+        ])
+        .args(["--method", method])
+        .args(args)
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The packaged D-Bus policy on a bus with the system bus's default policy (not allow-all):
+/// an unprivileged user reads properties, introspects and runs `strata status`, but cannot
+/// own stratad's name or set its properties.
+#[tokio::test(flavor = "multi_thread")]
+async fn packaged_bus_policy_for_an_unprivileged_user() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/org.projectatomic.rpmostree1.conf");
+    let bus = PrivateBus::start_with_system_policy(&[&conf]).unwrap();
+    let fx = Fixture::new(&FixtureConfig::default()).unwrap();
+    // stratad runs as root, whom the packaged policy lets own the name.
+    let _daemon = Stratad::start(&bus, fx.sysroot().unwrap().path(), &[])
+        .await
+        .unwrap();
+
+    let out = gdbus_as_nobody(
+        &bus,
+        names::SYSROOT_PATH,
+        "org.freedesktop.DBus.Properties.Get",
+        &["org.projectatomic.rpmostree1.Sysroot", "Path"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = gdbus_as_nobody(
+        &bus,
+        names::SYSROOT_PATH,
+        "org.freedesktop.DBus.Introspectable.Introspect",
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = strata_as_nobody(&bus, &["status", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Reserved: setting properties, and owning the name.
+    let out = gdbus_as_nobody(
+        &bus,
+        names::SYSROOT_PATH,
+        "org.freedesktop.DBus.Properties.Set",
+        &["org.projectatomic.rpmostree1.Sysroot", "Path", "<'/'>"],
+    )
+    .await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+    let out = bus_driver_call_as_nobody(
+        &bus,
+        "org.freedesktop.DBus.RequestName",
+        &[names::BUS_NAME, "4"],
+    )
+    .await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("AccessDenied"), "{}", text(&out));
+}
