@@ -133,16 +133,26 @@ pub(crate) fn write(
             )?)
         })?;
         // After this point the swap is atomic and not interruptible.
-        ctx.check_cancelled()?;
-        ctx.task("Writing bootloader entries", || {
-            Ok(os.simple_write_deployment(
-                Some(new.osname),
-                &d,
-                Some(merge),
-                ostree::SysrootSimpleWriteDeploymentFlags::NONE,
-                gio::Cancellable::NONE,
-            )?)
-        })?;
+        let swapped = ctx.check_cancelled().and_then(|()| {
+            ctx.task("Writing bootloader entries", || {
+                Ok(os.simple_write_deployment(
+                    Some(new.osname),
+                    &d,
+                    Some(merge),
+                    ostree::SysrootSimpleWriteDeploymentFlags::NONE,
+                    gio::Cancellable::NONE,
+                )?)
+            })
+        });
+        if let Err(e) = swapped {
+            // The checkout (and a kernel half-copied into /boot) would stay until the next
+            // successful deploy: nothing refers to them, so libostree's cleanup (without its
+            // repo prune) takes them away now. The deployments and boot entries are unchanged.
+            if let Err(c) = os.prepare_cleanup(gio::Cancellable::NONE) {
+                tracing::warn!("Removing the unfinished deployment: {c}");
+            }
+            return Err(e);
+        }
         d
     };
     let info = commit::load(&sysroot.repo(), new.revision)?;

@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod deploy;
+mod diskfull;
 mod etc_merge;
 mod gpg;
 mod kargs;
