@@ -2,6 +2,8 @@
 # except the Rust toolchain itself (see rust-check).
 
 CARGO ?= cargo
+# Where cargo puts what it builds (respects CARGO_TARGET_DIR).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 RUSTC ?= rustc
 # The oldest Rust the workspace builds with (rust-version in Cargo.toml).
 RUST_MIN := 1.89
@@ -14,12 +16,12 @@ BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca
 TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-dbus python3-gi polkitd \
 	libglib2.0-bin util-linux mount
 
-.PHONY: docs all rust-check build-deps deps build check fmt clippy test demo install install-files \
+.PHONY: bench bench-quick docs all rust-check build-deps deps build check fmt clippy test demo install install-files \
 	clean vm-deps vm-check
 
 PREFIX ?= /usr
 DESTDIR ?=
-BINDIR ?= target/release
+BINDIR ?= $(TARGET_DIR)/release
 INSTALL_PROGRAM ?= install
 # Scratch space for generated completions (per DESTDIR, so parallel image builds do not race).
 DOCS_TMP ?= $(if $(DESTDIR),$(DESTDIR).docs,target/docs)
@@ -108,7 +110,19 @@ check: fmt clippy test vm-check
 # status, upgrade, kargs and rollback.
 demo: deps
 	$(CARGO) build --quiet -p strata-daemon -p strata-cli -p strata-tests --bins
-	target/debug/strata-demo
+	$(TARGET_DIR)/debug/strata-demo
+
+# Strata side by side with the ostree CLI (release build; see docs/benchmarks.md). Not part of
+# `make check`: no test asserts a time. `make bench-quick` runs fewer rounds.
+bench: deps
+	$(CARGO) build --release -p strata-cli -p strata-daemon -p strata-tests --bin strata \
+		--bin stratad --bin strata-bench
+	$(TARGET_DIR)/release/strata-bench
+
+bench-quick: deps
+	$(CARGO) build --release -p strata-cli -p strata-daemon -p strata-tests --bin strata \
+		--bin stratad --bin strata-bench
+	STRATA_BENCH_QUICK=1 $(TARGET_DIR)/release/strata-bench
 
 # Regenerate the references generated from the code: docs/dbus-api.md and
 # docs/dbus/org.projectatomic.rpmostree1.xml (stratad's interfaces) and docs/cli.md (strata's
