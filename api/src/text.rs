@@ -20,6 +20,15 @@ pub fn printable(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// `s` cut after `max_chars` characters, then `… (N bytes)`; unchanged when shorter. For
+/// messages that quote it with `{:?}` (which escapes control characters itself).
+pub fn truncated(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+        None => s.to_string(),
+    }
+}
+
 /// Whether `s` is acceptable as a name a caller gives itself (a client id, an update driver):
 /// 1 to `max_bytes` bytes of text without control characters.
 pub fn is_plain_name(s: &str, max_bytes: usize) -> bool {

@@ -149,36 +149,32 @@ impl Client {
         Ok(default_id(&self.deployments().await?))
     }
 
-    /// The registered update driver as `status --json` shows it, from Strata's extension
-    /// interface; `None` when none is registered or the daemon has no such interface.
-    pub(crate) async fn update_driver(&self) -> Option<strata_api::status::UpdateDriver> {
-        let proxy = StrataExtProxy::builder(&self.conn)
+    /// What Strata's extension interface adds to status: the registered update driver (as
+    /// `status --json` shows it) and why the last reload of the sysroot failed. Both `None`
+    /// when unset, or when the daemon has no such interface (rpm-ostree). One proxy for both.
+    pub(crate) async fn strata_ext(
+        &self,
+    ) -> (Option<strata_api::status::UpdateDriver>, Option<String>) {
+        let Ok(proxy) = StrataExtProxy::builder(&self.conn)
             .cache_properties(CacheProperties::No)
             .build()
             .await
-            .ok()?;
-        let d = proxy.update_driver().await.ok()?;
-        let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
-        let unit = d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default();
-        Some(strata_api::status::UpdateDriver {
-            driver_name: name.clone(),
-            driver_sd_unit: unit,
-        })
-    }
-
-    /// Why stratad could not read the sysroot the last time it tried (StrataExt's
-    /// `LastReloadError`); `None` when it could, or when the daemon is not Strata.
-    pub(crate) async fn last_reload_error(&self) -> Option<String> {
-        let proxy = StrataExtProxy::builder(&self.conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .ok()?;
-        proxy
+        else {
+            return (None, None);
+        };
+        let driver = proxy.update_driver().await.ok().and_then(|d| {
+            let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
+            Some(strata_api::status::UpdateDriver {
+                driver_name: name.clone(),
+                driver_sd_unit: d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default(),
+            })
+        });
+        let reload_error = proxy
             .last_reload_error()
             .await
             .ok()
-            .filter(|e| !e.is_empty())
+            .filter(|e| !e.is_empty());
+        (driver, reload_error)
     }
 
     /// Whether the daemon's sysroot is the running system (its `Booted` property names an OS

@@ -63,14 +63,15 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         },
         Err(_) => None,
     };
+    let (update_driver, reload_error) = client.strata_ext().await;
     Ok(StatusInput {
         deployments,
         transaction,
         transaction_title,
         policy,
         cached_update,
-        update_driver: client.update_driver().await,
-        reload_error: client.last_reload_error().await,
+        update_driver,
+        reload_error,
     })
 }
 

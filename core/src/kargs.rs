@@ -240,11 +240,7 @@ pub fn check_length(args: &[String]) -> Result<(), KargsError> {
 /// A caller's argument as an error quotes it: at most 200 characters (the messages are logged
 /// and printed; a megabyte-long argument must not be).
 fn shorten(arg: &str) -> String {
-    const MAX: usize = 200;
-    match arg.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}… ({} bytes)", &arg[..cut], arg.len()),
-        None => arg.to_string(),
-    }
+    crate::origin::caller_text(arg)
 }
 
 /// Split a command line into arguments at whitespace outside double quotes.

@@ -90,10 +90,7 @@ pub enum OriginError {
 /// logged and printed; a megabyte-long refspec must not be). The messages quote it with
 /// `{:?}`, which escapes control characters.
 pub fn caller_text(s: &str) -> String {
-    match s.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
-        None => s.to_string(),
-    }
+    strata_api::text::truncated(s, 200)
 }
 
 /// Whether `s` is an ostree commit checksum: 64 lowercase hex characters.

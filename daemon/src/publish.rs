@@ -54,26 +54,16 @@ async fn publish(
             }
             Ok(())
         }
-        Publication::ReloadError => {
+        Publication::ReloadError | Publication::UpdateDriver => {
             let iface = server
                 .interface::<_, StrataExtIface>(names::SYSROOT_PATH)
                 .await?;
-            iface
-                .get()
-                .await
-                .last_reload_error_changed(iface.signal_emitter())
-                .await?;
-            Ok(())
-        }
-        Publication::UpdateDriver => {
-            let iface = server
-                .interface::<_, StrataExtIface>(names::SYSROOT_PATH)
-                .await?;
-            iface
-                .get()
-                .await
-                .update_driver_changed(iface.signal_emitter())
-                .await?;
+            let (i, em) = (iface.get().await, iface.signal_emitter());
+            if matches!(what, Publication::ReloadError) {
+                i.last_reload_error_changed(em).await?;
+            } else {
+                i.update_driver_changed(em).await?;
+            }
             Ok(())
         }
     }

@@ -421,18 +421,35 @@ impl Txn {
                 match next {
                     Some(n) => watching = n,
                     None => {
-                        tracing::info!(
-                            "Client {watching} disconnected before calling Start; cancelling transaction {}",
-                            txn.id
-                        );
-                        txn.cancellable.cancel();
-                        txn.release().await;
+                        let why = format!("Client {watching} disconnected before calling Start");
+                        txn.drop_unstarted(&why).await;
                         return;
                     }
                 }
             }
         });
         self.add_task(h.abort_handle());
+    }
+
+    /// If `Start()` has not run, make sure it never will (checked and changed under the lock
+    /// `Start()` takes): the transaction is finished, unsuccessfully, with `why`.
+    fn finish_unstarted(&self, why: &str) -> bool {
+        let mut st = self.state();
+        if st.phase != Phase::Pending {
+            return false;
+        }
+        st.phase = Phase::Finished(false, why.to_string());
+        self.op.lock().unwrap_or_else(|e| e.into_inner()).take();
+        true
+    }
+
+    /// Drop a transaction nobody started (its callers left, or the start timeout passed).
+    async fn drop_unstarted(&self, why: &str) {
+        if self.finish_unstarted(why) {
+            tracing::info!("Transaction {} ({}) dropped: {why}", self.id, self.title);
+            self.cancellable.cancel();
+            self.release().await;
+        }
     }
 
     /// Drop the transaction if nobody has started it after `timeout`, even while its caller
@@ -442,16 +459,8 @@ impl Txn {
         let h = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(txn) = weak.upgrade() else { return };
-            if txn.state().phase == Phase::Pending {
-                tracing::info!(
-                    "Transaction {} ({}) not started within {} s; dropping it",
-                    txn.id,
-                    txn.title,
-                    timeout.as_secs()
-                );
-                txn.cancellable.cancel();
-                txn.release().await;
-            }
+            let why = format!("Not started within {} s", timeout.as_secs());
+            txn.drop_unstarted(&why).await;
         });
         self.add_task(h.abort_handle());
     }
@@ -722,17 +731,7 @@ impl Txn {
     pub(crate) async fn cancel(self: &Arc<Self>) {
         tracing::info!("Transaction {} ({}) cancelled", self.id, self.title);
         self.cancellable.cancel();
-        let unstarted = {
-            let mut st = self.state();
-            let pending = st.phase == Phase::Pending;
-            if pending {
-                // In the same lock as Start() checks it: Start() can no longer run it.
-                st.phase = Phase::Finished(false, CANCELLED_UNSTARTED.to_string());
-                self.op.lock().unwrap_or_else(|e| e.into_inner()).take();
-            }
-            pending
-        };
-        if unstarted {
+        if self.finish_unstarted(CANCELLED_UNSTARTED) {
             // Finished, like any other cancelled transaction: the next request is served (begin
             // releases a finished one) and peers get Finished before they hang up.
             let peers = self.announce_result(false, CANCELLED_UNSTARTED).await;

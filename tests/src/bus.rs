@@ -30,6 +30,35 @@ pub struct PrivateBus {
     dir: tempfile::TempDir,
 }
 
+/// The default policy of Debian's `/usr/share/dbus-1/system.conf`: nobody owns names or sends
+/// method calls unless a service's policy punches a hole; replies, signals and the bus driver
+/// are allowed. A macro so that the VM guest's `GUEST_BUS_CONFIG` can be one `concat!`.
+macro_rules! system_default_policy {
+    () => {
+        r#"  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
+  </policy>
+"#
+    };
+}
+pub(crate) use system_default_policy;
+
 /// A bus configuration that lets everyone own and call anything: `bus_type` is `custom` for the
 /// test kit's private buses, `system` for the VM guest's bus (see `vm::strata`).
 pub(crate) fn allow_all_bus_config(bus_type: &str, socket: &str) -> String {
@@ -53,14 +82,14 @@ pub(crate) fn allow_all_bus_config(bus_type: &str, socket: &str) -> String {
     )
 }
 
-/// A bus configuration with the system bus's default policy (Debian's `system.conf`: nobody
-/// owns names or sends method calls unless a service's policy punches a hole; replies,
-/// signals and the bus driver are allowed) plus the policy files in `include`.
+/// A bus configuration with the system bus's default policy ([`system_default_policy`]) plus
+/// the policy files in `include`.
 fn system_like_bus_config(socket: &str, include: &[&Path]) -> String {
     let includes: String = include
         .iter()
         .map(|p| format!("  <include>{}</include>\n", p.display()))
         .collect();
+    let policy = system_default_policy!();
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -68,24 +97,7 @@ fn system_like_bus_config(socket: &str, include: &[&Path]) -> String {
   <type>custom</type>
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-{includes}</busconfig>
+{policy}{includes}</busconfig>
 "#
     )
 }

@@ -61,3 +61,22 @@ pub fn init() {
         std::env::set_var("OSTREE_SYSROOT_DEBUG", "mutable-deployments");
     });
 }
+
+/// `main` of the kit's programs (`strata-demo`, `strata-bench`): run `body` on a current-thread
+/// runtime and exit 1 with the whole error chain if it fails.
+pub fn run_main<F: std::future::Future<Output = anyhow::Result<()>>>(body: F) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(body) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -14,20 +14,7 @@ use anyhow::{anyhow, Context, Result};
 use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
 
 fn main() {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    strata_tests::run_main(run());
 }
 
 /// Median, min and max of a series, in milliseconds.
@@ -47,6 +34,11 @@ impl Spread {
             min: ms[0],
             max: ms[ms.len() - 1],
         }
+    }
+
+    /// `median (min–max)`, milliseconds with two decimals.
+    fn text(&self) -> String {
+        format!("{:.2} ({:.2}–{:.2})", self.median, self.min, self.max)
     }
 
     fn json(&self) -> serde_json::Value {
@@ -192,14 +184,10 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         println!(
-            "{:<48} {:>8.2} ({:.2}-{:.2}) {:>12.2} ({:.2}-{:.2}) {:>6.2}x",
+            "{:<48} {:>26} {:>26} {:>6.2}x",
             r.name.replace('`', ""),
-            r.strata.median,
-            r.strata.min,
-            r.strata.max,
-            r.base.median,
-            r.base.min,
-            r.base.max,
+            r.strata.text(),
+            r.base.text(),
             r.ratio()
         );
     }
@@ -243,16 +231,12 @@ fn write_results(rows: &[Row], quick: bool) -> Result<()> {
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} ({} runs) | {} | {:.2} ({:.2}–{:.2}) | {:.2} ({:.2}–{:.2}) | {:.2}× | {} |\n",
+            "| {} ({} runs) | {} | {} | {} | {:.2}× | {} |\n",
             r.name,
             r.runs,
             r.baseline,
-            r.strata.median,
-            r.strata.min,
-            r.strata.max,
-            r.base.median,
-            r.base.min,
-            r.base.max,
+            r.strata.text(),
+            r.base.text(),
             r.ratio(),
             r.target
         ));

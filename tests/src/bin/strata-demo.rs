@@ -14,20 +14,7 @@ use anyhow::{anyhow, Context, Result};
 use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
 
 fn main() {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    strata_tests::run_main(run());
 }
 
 /// Runs `strata ARGS` against the sandbox's bus, showing the command line and its output.

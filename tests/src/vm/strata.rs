@@ -19,6 +19,7 @@ use fn_error_context::context;
 
 use super::assets::cache_root;
 use super::image::{Hasher, ImageSpec};
+use crate::bus::system_default_policy;
 use crate::{cmd, FileEntry, Stratad};
 
 /// Socket of the guest's system bus (the default system bus address).
@@ -27,36 +28,21 @@ pub const GUEST_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 /// The busybox guest's system bus configuration (`/usr/share/strata-vm/system.conf`): the
 /// shape of Debian's `/usr/share/dbus-1/system.conf` without its `<user>`, `<servicehelper>`
 /// and systemd activation (dbus-daemon runs as root and execs activated services itself).
-pub const GUEST_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+pub const GUEST_BUS_CONFIG: &str = concat!(
+    r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path=/run/dbus/system_bus_socket</listen>
   <auth>EXTERNAL</auth>
   <standard_system_servicedirs/>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
-  </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
+"#,
+    system_default_policy!(),
+    r#"  <includedir>/usr/share/dbus-1/system.d</includedir>
   <includedir>/etc/dbus-1/system.d</includedir>
 </busconfig>
-"#;
+"#
+);
 
 /// Shell lines (busybox sh) that start the guest's system bus ([`GUEST_BUS_CONFIG`]); its
 /// output, and that of the `stratad` it activates, goes to `/run/dbus.log`.
