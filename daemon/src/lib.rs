@@ -15,6 +15,7 @@ mod lifecycle;
 mod options;
 mod os_iface;
 mod polkit;
+mod properties;
 mod publish;
 mod state;
 mod sysroot_iface;
@@ -224,18 +225,18 @@ pub async fn run(args: Args) -> Result<()> {
     server
         .at(names::BASE_PATH, zbus::fdo::ObjectManager)
         .await?;
-    server
-        .at(
-            names::SYSROOT_PATH,
-            sysroot_iface::SysrootIface::new(d.clone(), txns.clone()),
-        )
-        .await?;
-    server
-        .at(
-            names::SYSROOT_PATH,
-            sysroot_iface::StrataExtIface::new(d.clone()),
-        )
-        .await?;
+    properties::serve_at(
+        server,
+        names::SYSROOT_PATH,
+        sysroot_iface::SysrootIface::new(d.clone(), txns.clone()),
+    )
+    .await?;
+    properties::serve_at(
+        server,
+        names::SYSROOT_PATH,
+        sysroot_iface::StrataExtIface::new(d.clone()),
+    )
+    .await?;
     // What a crash left in the sysroot (a partly written deployment directory) goes now, not
     // at the next successful deploy.
     let path = d.settings.sysroot.clone();

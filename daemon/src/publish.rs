@@ -88,12 +88,12 @@ async fn sysroot(
         match old.os.get(name) {
             None => {
                 tracing::info!("Stateroot {name}: adding OS object {path}");
-                server
-                    .at(
-                        path.clone(),
-                        OsIface::new(d.clone(), txns.clone(), name.clone()),
-                    )
-                    .await?;
+                crate::properties::serve_at(
+                    server,
+                    &path,
+                    OsIface::new(d.clone(), txns.clone(), name.clone()),
+                )
+                .await?;
             }
             Some(prev) => {
                 let changed =

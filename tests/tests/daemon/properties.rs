@@ -92,6 +92,70 @@ async fn properties_and_object_manager() {
     );
 }
 
+/// rpm-ostree (GDBus) answers a write to one of its properties with `PropertyReadOnly`, and a
+/// name it does not have with `UnknownProperty`; zbus alone answers both with the second.
+#[tokio::test(flavor = "multi_thread")]
+async fn writing_a_property_is_refused_as_read_only() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let os_path = names::os_object_path(DEFAULT_OSNAME);
+    for (path, iface, property) in [
+        (names::SYSROOT_PATH, names::SYSROOT_INTERFACE, "Booted"),
+        (
+            names::SYSROOT_PATH,
+            names::STRATA_EXT_INTERFACE,
+            "UpdateDriver",
+        ),
+        (os_path.as_str(), names::OS_INTERFACE, "Name"),
+    ] {
+        let props = zbus::fdo::PropertiesProxy::builder(&env.conn)
+            .destination(names::BUS_NAME)
+            .unwrap()
+            .path(path)
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let iface = zbus::names::InterfaceName::try_from(iface).unwrap();
+        let before = props.get(iface.clone(), property).await.unwrap();
+        let value = zbus::zvariant::Value::from("/tmp/elsewhere");
+        let err = props
+            .set(iface.clone(), property, value.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, zbus::fdo::Error::PropertyReadOnly(_)),
+            "{iface}.{property}: {err:?}"
+        );
+        assert_eq!(props.get(iface.clone(), property).await.unwrap(), before);
+        let err = props
+            .set(iface.clone(), "NoSuchProperty", value.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, zbus::fdo::Error::UnknownProperty(_)),
+            "{err:?}"
+        );
+        let all = props.get_all(iface.clone()).await.unwrap();
+        assert_eq!(all[property], before, "{iface}");
+    }
+    let props = zbus::fdo::PropertiesProxy::builder(&env.conn)
+        .destination(names::BUS_NAME)
+        .unwrap()
+        .path(names::SYSROOT_PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let err = props
+        .get_all(zbus::names::InterfaceName::try_from("org.example.Nothing").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, zbus::fdo::Error::UnknownInterface(_)),
+        "{err:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn escaped_object_path_for_stateroot_with_dash() {
     let mut config = FixtureConfig::default();
