@@ -1,12 +1,15 @@
 //! The connection to stratad: system bus, client registration, OS object lookup and the mapping
 //! of daemon errors to advice.
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, bail, Context, Result};
 use strata_api::names;
 use strata_api::options::ClientOptions;
-use strata_api::proxy::{OSProxy, StrataExtProxy, SysrootProxy, TransactionProxy};
+use strata_api::proxy::{OSProxy, SysrootProxy, TransactionProxy};
 use strata_api::wire::DeploymentDict;
 use zbus::proxy::CacheProperties;
+use zbus::zvariant::OwnedValue;
 
 use zbus::Connection;
 
@@ -149,32 +152,19 @@ impl Client {
         Ok(default_id(&self.deployments().await?))
     }
 
-    /// What Strata's extension interface adds to status: the registered update driver (as
-    /// `status --json` shows it) and why the last reload of the sysroot failed. Both `None`
-    /// when unset, or when the daemon has no such interface (rpm-ostree). One proxy for both.
-    pub(crate) async fn strata_ext(
-        &self,
-    ) -> (Option<strata_api::status::UpdateDriver>, Option<String>) {
-        let Ok(proxy) = StrataExtProxy::builder(&self.conn)
+    /// Every object the daemon serves, with all its properties, in one call.
+    pub(crate) async fn managed_objects(&self) -> Result<ManagedObjects> {
+        let om = zbus::fdo::ObjectManagerProxy::builder(&self.conn)
+            .destination(names::BUS_NAME)?
+            .path(names::BASE_PATH)?
             .cache_properties(CacheProperties::No)
             .build()
             .await
-        else {
-            return (None, None);
-        };
-        let driver = proxy.update_driver().await.ok().and_then(|d| {
-            let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
-            Some(strata_api::status::UpdateDriver {
-                driver_name: name.clone(),
-                driver_sd_unit: d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default(),
-            })
-        });
-        let reload_error = proxy
-            .last_reload_error()
+            .context("Creating the ObjectManager proxy")?;
+        om.get_managed_objects()
             .await
-            .ok()
-            .filter(|e| !e.is_empty());
-        (driver, reload_error)
+            .map_err(|e| self.plain_error(e.into()))
+            .context("Reading the daemon's objects")
     }
 
     /// Whether the daemon's sysroot is the running system (its `Booted` property names an OS
@@ -285,6 +275,36 @@ async fn transaction_title(address: &str) -> Result<String> {
 
 /// The well-known name we watch for crashes.
 pub(crate) const BUS_NAME: &str = names::BUS_NAME;
+
+/// What `GetManagedObjects` returns: object path → interface → property → value.
+pub(crate) type ManagedObjects = zbus::fdo::ManagedObjects;
+
+/// One interface's properties out of [`ManagedObjects`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Properties<'a>(&'a HashMap<String, OwnedValue>);
+
+impl<'a> Properties<'a> {
+    /// The properties of `interface` at `path`, if the daemon serves it.
+    pub(crate) fn of(objects: &'a ManagedObjects, path: &str, interface: &str) -> Option<Self> {
+        objects
+            .iter()
+            .find(|(p, _)| p.as_str() == path)
+            .and_then(|(_, ifaces)| ifaces.iter().find(|(i, _)| i.as_str() == interface))
+            .map(|(_, props)| Properties(props))
+    }
+
+    /// Property `name` as a `T`; `None` when absent or of another type.
+    pub(crate) fn get<T: TryFrom<OwnedValue>>(&self, name: &str) -> Option<T> {
+        let value = self.0.get(name)?.try_clone().ok()?;
+        T::try_from(value).ok()
+    }
+
+    /// Property `name`, which the daemon must have, as a `T`.
+    pub(crate) fn require<T: TryFrom<OwnedValue>>(&self, name: &str) -> Result<T> {
+        self.get(name)
+            .ok_or_else(|| anyhow!("The daemon's {name} property is missing or of another type"))
+    }
+}
 
 #[cfg(test)]
 mod tests {

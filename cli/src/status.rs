@@ -6,11 +6,15 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+
+use strata_api::names;
 use strata_api::status::{DeploymentStatus, UpdateDriver};
-use strata_api::wire;
+use strata_api::wire::{self, DeploymentDict};
+use zbus::zvariant::OwnedObjectPath;
 
 use crate::args::StatusArgs;
-use crate::client::Client;
+use crate::client::{Client, Properties};
 
 /// Everything `status` shows, as read from the daemon.
 #[derive(Debug, Clone, Default)]
@@ -32,38 +36,60 @@ pub(crate) struct StatusInput {
     pub reload_error: Option<String>,
 }
 
-/// Read the daemon's state.
+/// Read the daemon's state: one `GetManagedObjects` call hands over every object's properties
+/// (as Cockpit reads them). stratad checks that its view of the sysroot is fresh on every
+/// property read, so no `Reload` is needed first.
 pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<StatusInput> {
-    client.sync().await;
-    let deployments = client
-        .deployments()
-        .await?
+    let objects = client.managed_objects().await?;
+    let sysroot = Properties::of(&objects, names::SYSROOT_PATH, names::SYSROOT_INTERFACE)
+        .context("The daemon serves no Sysroot object")?;
+    let deployments: Vec<DeploymentDict> = sysroot.require("Deployments")?;
+    let deployments = deployments
         .iter()
         .map(wire::dict_to_deployment)
         .collect::<Result<Vec<_>, _>>()
         .context("Reading the daemon's Deployments property")?;
-    let transaction = match client.sysroot.active_transaction().await {
-        Ok((m, s, p)) if !m.is_empty() => Some((m, s, p)),
-        _ => None,
-    };
+    let transaction = sysroot
+        .get::<(String, String, String)>("ActiveTransaction")
+        .filter(|(m, _, _)| !m.is_empty());
     let transaction_title = if transaction.is_some() {
         client.active_transaction_title().await
     } else {
         None
     };
-    let policy = client
-        .sysroot
-        .automatic_update_policy()
-        .await
-        .unwrap_or_else(|_| "none".into());
-    let cached_update = match client.os(stateroot).await {
-        Ok(os) => match os.cached_update().await {
-            Ok(d) if !d.is_empty() => Some(wire::dict_to_json(&d)),
-            _ => None,
+    let policy = sysroot
+        .get::<String>("AutomaticUpdatePolicy")
+        .unwrap_or_else(|| "none".into());
+    // The OS object GetOS would name: the stateroot asked for, else the booted one, else the
+    // default deployment's.
+    let os_path = match stateroot {
+        Some(name) => Some(names::os_object_path(name)),
+        None => match sysroot.get::<OwnedObjectPath>("Booted") {
+            Some(p) if p.as_str() != "/" => Some(p.to_string()),
+            _ => deployments
+                .first()
+                .map(|d| names::os_object_path(&d.osname)),
         },
-        Err(_) => None,
     };
-    let (update_driver, reload_error) = client.strata_ext().await;
+    let cached_update = os_path
+        .and_then(|p| Properties::of(&objects, &p, names::OS_INTERFACE))
+        .and_then(|os| os.get::<DeploymentDict>("CachedUpdate"))
+        .filter(|d| !d.is_empty())
+        .map(|d| wire::dict_to_json(&d));
+    // Strata's own interface; absent from rpm-ostree.
+    let ext = Properties::of(&objects, names::SYSROOT_PATH, names::STRATA_EXT_INTERFACE);
+    let update_driver = ext
+        .and_then(|e| e.get::<HashMap<String, String>>("UpdateDriver"))
+        .and_then(|d| {
+            let name = d.get(names::DRIVER_NAME).filter(|n| !n.is_empty())?;
+            Some(UpdateDriver {
+                driver_name: name.clone(),
+                driver_sd_unit: d.get(names::DRIVER_SD_UNIT).cloned().unwrap_or_default(),
+            })
+        });
+    let reload_error = ext
+        .and_then(|e| e.get::<String>("LastReloadError"))
+        .filter(|e| !e.is_empty());
     Ok(StatusInput {
         deployments,
         transaction,

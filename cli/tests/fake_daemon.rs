@@ -235,6 +235,8 @@ async fn start_bus() -> Option<Bus> {
         .unwrap()
         .name(names::BUS_NAME)
         .unwrap()
+        .serve_at(names::BASE_PATH, zbus::fdo::ObjectManager)
+        .unwrap()
         .serve_at(names::SYSROOT_PATH, Sysroot(state.clone()))
         .unwrap()
         .serve_at(

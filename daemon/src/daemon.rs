@@ -238,6 +238,14 @@ impl Daemon {
         Ok(())
     }
 
+    /// Record the uid of a registered client, looked up after it registered.
+    pub(crate) fn set_client_uid(&self, sender: &str, uid: u32) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get_mut(sender) {
+            c.uid = Some(uid);
+        }
+    }
+
     /// `client(id:cli dbus::1.5 uid:0)`, as rpm-ostree describes an initiator.
     pub(crate) fn describe_client(&self, sender: &str, uid: Option<u32>) -> String {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());

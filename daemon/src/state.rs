@@ -118,9 +118,16 @@ fn walk_dirs(dir: &Path, out: &mut Stamp, depth: usize) {
 /// The current stamp of the sysroot at `path` (a few `stat` calls).
 pub(crate) fn stamp(path: &Path) -> Stamp {
     let mut s = Stamp::new();
-    let deploy = path.join("ostree/deploy");
-    s.push((deploy.clone(), mtime(&deploy)));
-    for name in ["boot/loader", "ostree/repo/config", "ostree/repo/refs"] {
+    // libostree bumps `ostree/deploy` on every write; each stateroot's `deploy` dir changes
+    // when an origin file is replaced (pinning, `ostree admin set-origin`).
+    walk_dirs(&path.join("ostree/deploy"), &mut s, 2);
+    // The repo dir changes when a remote's keyring is added.
+    for name in [
+        "boot/loader",
+        "ostree/repo",
+        "ostree/repo/config",
+        "ostree/repo/refs",
+    ] {
         let p = path.join(name);
         s.push((p.clone(), mtime(&p)));
     }

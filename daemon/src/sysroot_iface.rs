@@ -52,30 +52,34 @@ impl SysrootIface {
         if let Some(id) = &id {
             options::plain_name("id", id)?;
         }
-        let uid = match uid {
-            Some(u) => Some(u),
-            None => self.d.caller_uid(&sender).await.ok(),
-        };
+        // Without polkit the uid is looked up after the reply (it only describes the client
+        // in logs and transaction titles): a call to the bus fewer on every CLI start.
         let new = {
             let mut clients = self.d.clients.lock().unwrap_or_else(|e| e.into_inner());
+            let known = clients.get(&sender).and_then(|c| c.uid);
             clients
                 .insert(
                     sender.clone(),
                     Client {
                         id: id.clone(),
-                        uid,
+                        uid: uid.or(known),
                     },
                 )
                 .is_none()
         };
         tracing::info!(
-            "Client {sender} registered (id {}, uid {uid:?})",
+            "Client {sender} registered (id {})",
             id.as_deref().unwrap_or("none")
         );
         self.d.activity.notify_waiters();
         if new {
             let d = self.d.clone();
             tokio::spawn(async move {
+                if uid.is_none() {
+                    if let Ok(uid) = d.caller_uid(&sender).await {
+                        d.set_client_uid(&sender, uid);
+                    }
+                }
                 if let Err(e) = d.wait_name_vanished(&sender).await {
                     tracing::warn!("Watching client {sender}: {e:#}");
                 }
@@ -103,9 +107,12 @@ impl SysrootIface {
         Ok(())
     }
 
+    /// As rpm-ostree's: reload when the sysroot changed (its `ostree_sysroot_load_if_changed`),
+    /// which the stamp tells for the price of a few `stat` calls. `strata status` calls this
+    /// every time.
     async fn reload(&self) -> Result<()> {
         self.d
-            .refresh(true)
+            .refresh(false)
             .await
             .map_err(|e| Error::from_anyhow(&e))
     }
