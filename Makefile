@@ -15,6 +15,9 @@ BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca
 # them.
 TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-dbus python3-gi polkitd \
 	libglib2.0-bin util-linux mount
+# What `make bench` adds: GNU time (CPU and peak memory of each baseline command) and dbus-send
+# (the one-call floor of a bus client).
+BENCH_APT_PACKAGES := time dbus-bin
 
 .PHONY: bench bench-quick docs all rust-check build-deps deps build check fmt clippy test demo install install-files \
 	clean vm-deps vm-check
@@ -115,11 +118,13 @@ demo: deps
 # Strata side by side with the ostree CLI (release build; see docs/benchmarks.md). Not part of
 # `make check`: no test asserts a time. `make bench-quick` runs fewer rounds.
 bench: deps
+	$(call apt-install,$(BENCH_APT_PACKAGES))
 	$(CARGO) build --release -p strata-cli -p strata-daemon -p strata-tests --bin strata \
 		--bin stratad --bin strata-bench
 	$(TARGET_DIR)/release/strata-bench
 
 bench-quick: deps
+	$(call apt-install,$(BENCH_APT_PACKAGES))
 	$(CARGO) build --release -p strata-cli -p strata-daemon -p strata-tests --bin strata \
 		--bin stratad --bin strata-bench
 	STRATA_BENCH_QUICK=1 $(TARGET_DIR)/release/strata-bench

@@ -148,6 +148,11 @@ fn write_man_page(dir: &std::path::Path) -> Result<()> {
           .TP\n/etc/rpm\\-ostreed.conf\n\
           The [Daemon] keys AutomaticUpdatePolicy, IdleExitTimeout, LockLayering and \
           RebootCommand.\n\
+          .SH ENVIRONMENT\n\
+          .TP\nG_SLICE\n\
+          stratad runs with G_SLICE=always-malloc (stratad.service sets it; otherwise \
+          stratad executes itself again with it set), so that GLib 2.74's slice allocator \
+          does not keep the memory a large transaction freed.\n\
           .SH \"EXIT STATUS\"\n\
           .TP\n0\nStopped by SIGTERM or SIGINT, or after the idle timeout.\n\
           .TP\n1\nCould not start (bad configuration, bus name taken, not a sysroot).\n\
@@ -156,12 +161,39 @@ fn write_man_page(dir: &std::path::Path) -> Result<()> {
     Ok(fs_err::write(dir.join("stratad.8"), buf)?)
 }
 
+/// The environment GLib must see before it starts (see [`ensure_glib_env`]).
+const G_SLICE: (&str, &str) = ("G_SLICE", "always-malloc");
+
+/// GLib 2.74 (Debian 12) allocates GVariants, lists and hash nodes from its slice allocator,
+/// whose per-thread magazines keep what a large pull or checkout freed: stratad then stays at
+/// its peak (100+ MiB after a 50,000-file upgrade) for good, and the allocator showed up at
+/// 12–14 % of a deploy's CPU samples. `G_SLICE=always-malloc` hands those allocations to
+/// malloc, whose free memory `strata_glibc_malloc::trim` returns after each transaction. GLib
+/// reads the variable once, in a constructor that runs before `main`, so it has to be in the
+/// environment at exec: `stratad.service` sets it; otherwise (bus activation without systemd,
+/// started by hand) stratad executes itself again with it set. GLib 2.76 and later use malloc
+/// anyway and ignore the variable.
+fn ensure_glib_env() {
+    let (key, value) = G_SLICE;
+    if std::env::var_os(key).is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new("/proc/self/exe")
+        .args(std::env::args_os().skip(1))
+        .env(key, value)
+        .exec();
+    // Still here: running on GLib's slice allocator costs memory, not correctness.
+    eprintln!("stratad: could not restart with {key}={value}: {err}");
+}
+
 /// Parse the command line, run the daemon until it exits.
 pub fn main_entry() -> Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.generate_man {
         return write_man_page(dir);
     }
+    ensure_glib_env();
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

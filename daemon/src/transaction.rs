@@ -535,6 +535,10 @@ impl Txn {
         if let Err(e) = d.refresh(true).await {
             tracing::warn!("Reloading the sysroot after the transaction: {e:#}");
         }
+        // What the work allocated (a pull's object lists, a checkout's caches, in libostree
+        // and libcurl as much as here) is free now, but glibc would keep it: give it back, so
+        // that stratad is as small after a transaction as before it.
+        let _ = tokio::task::spawn_blocking(strata_glibc_malloc::trim).await;
         if self.method == "Deploy" {
             // It may have registered an update driver.
             d.publish(Publication::UpdateDriver).await;

@@ -102,6 +102,9 @@ fn system_like_bus_config(socket: &str, include: &[&Path]) -> String {
     )
 }
 
+/// The `Exec=` line of an activatable service, given the bus address.
+type ExecLine<'a> = &'a dyn Fn(&str) -> String;
+
 impl PrivateBus {
     /// Start `dbus-daemon --nofork --print-address` with a generated config. The bus directory
     /// is private to the test's user (mode 0700), so only that user can connect.
@@ -124,8 +127,22 @@ impl PrivateBus {
         Self::start_inner(true, Some(include))
     }
 
-    #[context("Starting a private dbus-daemon")]
+    /// An allow-all bus ([`PrivateBus::start`]) that starts the service `name` on demand (D-Bus
+    /// activation) by running `exec(address)`, where `address` is the bus's own address.
+    pub fn start_activating(name: &str, exec: impl Fn(&str) -> String) -> Result<PrivateBus> {
+        Self::start_inner_with(false, None, Some((name, &exec)))
+    }
+
     fn start_inner(shared: bool, system_policy: Option<Vec<PathBuf>>) -> Result<PrivateBus> {
+        Self::start_inner_with(shared, system_policy, None)
+    }
+
+    #[context("Starting a private dbus-daemon")]
+    fn start_inner_with(
+        shared: bool,
+        system_policy: Option<Vec<PathBuf>>,
+        service: Option<(&str, ExecLine<'_>)>,
+    ) -> Result<PrivateBus> {
         crate::init();
         let dir = tempfile::Builder::new()
             .prefix("strata-bus-")
@@ -138,13 +155,32 @@ impl PrivateBus {
         }
         let config = dir.path().join("bus.conf");
         let socket = dir.path().join("bus.sock").display().to_string();
-        let text = match &system_policy {
+        let mut text = match &system_policy {
             None => allow_all_bus_config("custom", &socket),
             Some(include) => {
                 let include: Vec<&Path> = include.iter().map(PathBuf::as_path).collect();
                 system_like_bus_config(&socket, &include)
             }
         };
+        if let Some((name, exec)) = service {
+            let services = dir.path().join("services");
+            std::fs::create_dir(&services).context("Creating the service dir")?;
+            std::fs::write(
+                services.join(format!("{name}.service")),
+                format!(
+                    "[D-BUS Service]\nName={name}\nExec={}\n",
+                    exec(&format!("unix:path={socket}"))
+                ),
+            )
+            .context("Writing the activation file")?;
+            text = text.replace(
+                "</busconfig>",
+                &format!(
+                    "  <servicedir>{}</servicedir>\n</busconfig>",
+                    services.display()
+                ),
+            );
+        }
         std::fs::write(&config, text).context("Writing the bus config")?;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", config.display()))
@@ -285,6 +321,8 @@ impl Stratad {
             cmd.args(["--idle-exit-timeout", "0"]);
         }
         cmd.args(extra_args.iter().filter(|a| **a != "--polkit"));
+        // As stratad.service sets it (stratad would otherwise execute itself again with it).
+        cmd.env("G_SLICE", "always-malloc");
         cmd.envs(env.iter().copied());
         cmd.env(
             "RUST_LOG",

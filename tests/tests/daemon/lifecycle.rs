@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use strata_tests::{FixtureConfig, Stratad};
+use strata_tests::{Fixture, FixtureConfig, PrivateBus, Stratad};
 
 use crate::*;
 
@@ -132,6 +132,31 @@ async fn raises_its_open_file_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
     assert_ne!(fields[3], "256", "{line}");
+}
+
+/// Issue 10: stratad runs with `G_SLICE=always-malloc` even when whoever started it did not
+/// set it (bus activation without systemd): it executes itself again with it set.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_with_glib_slices_from_malloc() {
+    let fx = Fixture::new(&FixtureConfig::default()).unwrap();
+    let bus = PrivateBus::start().unwrap();
+    let daemon =
+        Stratad::start_with_env(&bus, fx.sysroot().unwrap().path(), &[], &[("G_SLICE", "")])
+            .await
+            .unwrap();
+    let pid = daemon.pid().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|kv| kv == b"G_SLICE=always-malloc"),
+        "{}",
+        String::from_utf8_lossy(&environ)
+    );
+    // The same process answers on the bus.
+    let conn = bus.connect().await.unwrap();
+    let sysroot = sysroot_proxy(&conn).await;
+    assert!(!sysroot.deployments().await.unwrap().is_empty());
 }
 
 /// Issue 9.10: a deployment directory a crash left half-written (no deployment refers to it)

@@ -1,0 +1,620 @@
+//! `make bench`: Strata side by side with the ostree CLI, each measurement interleaved with its
+//! baseline on the same sysroot in the same run (the machines are shared and noisy: a ratio
+//! measured this way holds, an absolute time does not). Prints a table of median, min and max,
+//! and writes `target/bench/results.json` and `docs/benchmarks.md`.
+//!
+//! Two sysroots, each with its releases served over loopback HTTP: 5,000 files (status,
+//! rollback, the empty transaction, deploy, memory over many calls, idle wakeups, the first
+//! status with bus activation) and 50,000 files (status, upgrade with the pull, deploy, the
+//! daemon's peak memory). `STRATA_BENCH_QUICK=1` runs fewer rounds, idles for 5 s instead of
+//! 60 and uses 5,000 files for the second sysroot too (under 2 minutes).
+//!
+//! `strata-bench write-deployments-rollback SYSROOT` is the rollback baseline: libostree's
+//! `write_deployments` with the first two deployments swapped, and nothing else.
+
+mod measure;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use strata_tests::{cmd, gio, Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
+
+use measure::{interleaved, Daemon, Measure, Sample, Series};
+use report::{Figure, Report, Row};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, verb, sysroot] = &args[..] {
+        if verb == "write-deployments-rollback" {
+            let sysroot = PathBuf::from(sysroot);
+            return strata_tests::run_main(async move { rollback_baseline(&sysroot) });
+        }
+    }
+    strata_tests::run_main(run());
+}
+
+/// What rpm-ostree's rollback amounts to on a sysroot that is not booted, straight on
+/// libostree.
+fn rollback_baseline(path: &Path) -> Result<()> {
+    let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(path)));
+    sysroot.load(gio::Cancellable::NONE)?;
+    let mut deployments = sysroot.deployments();
+    if deployments.len() < 2 {
+        bail!("Nothing to roll back to in {}", path.display());
+    }
+    deployments.swap(0, 1);
+    sysroot.write_deployments(&deployments, gio::Cancellable::NONE)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    Fast,
+    Slow,
+    Slowest,
+}
+
+/// Settings of this run.
+struct Bench {
+    quick: bool,
+    strata: PathBuf,
+    report: Report,
+}
+
+impl Bench {
+    /// Measured and warm-up rounds for commands of a few milliseconds, of seconds, and of
+    /// most of a minute (the large upgrade, whose every round pulls the whole release).
+    fn rounds(&self, pace: Pace) -> (usize, usize) {
+        match (self.quick, pace) {
+            (false, Pace::Fast) => (40, 5),
+            (false, Pace::Slow) => (5, 1),
+            (false, Pace::Slowest) => (3, 0),
+            (true, Pace::Fast) => (10, 2),
+            (true, Pace::Slow | Pace::Slowest) => (2, 0),
+        }
+    }
+
+    fn strata(&self, bus: &PrivateBus, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.strata);
+        c.args(args).env("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
+        c
+    }
+}
+
+/// A sysroot with release "1" deployed from an HTTP remote, and stratad on a private bus.
+struct Site {
+    fx: Fixture,
+    bus: PrivateBus,
+    daemon: Option<Stratad>,
+    files: usize,
+}
+
+impl Site {
+    async fn new(files: usize) -> Result<Site> {
+        eprintln!("Building a sysroot with a {files}-file release ...");
+        let fx = Fixture::new(&FixtureConfig {
+            release: OsRelease::new("1").extra_files(files),
+            http: true,
+            ..Default::default()
+        })?;
+        let bus = PrivateBus::start()?;
+        let daemon = Some(Stratad::start(&bus, fx.sysroot()?.path(), &[]).await?);
+        Ok(Site {
+            fx,
+            bus,
+            daemon,
+            files,
+        })
+    }
+
+    fn sysroot(&self) -> &Path {
+        self.fx
+            .sysroot()
+            .map(|s| s.path())
+            .unwrap_or(Path::new("/"))
+    }
+
+    fn sysroot_arg(&self) -> String {
+        format!("--sysroot={}", self.sysroot().display())
+    }
+
+    fn repo_arg(&self) -> String {
+        format!("--repo={}", self.sysroot().join("ostree/repo").display())
+    }
+
+    fn daemon(&self) -> Result<Daemon> {
+        let pid = self
+            .daemon
+            .as_ref()
+            .and_then(Stratad::pid)
+            .ok_or_else(|| anyhow!("stratad is not running"))?;
+        Ok(Daemon { pid })
+    }
+
+    /// A release of this site's size whose files all differ from release 1's.
+    fn release(&self, version: &str) -> OsRelease {
+        OsRelease::new(version)
+            .extra_files(self.files)
+            .extra_files_seed(format!("release-{version}"))
+    }
+
+    fn ostree(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ostree");
+        c.args(args);
+        c
+    }
+
+    fn undeploy_first(&self) -> Result<()> {
+        cmd::ostree(["admin", "undeploy", &self.sysroot_arg(), "0"])?;
+        Ok(())
+    }
+
+    fn deploy_cmd(&self, checksum: &str, retain: bool) -> Command {
+        let os = format!("--os={}", self.fx.sysroot_config().osname);
+        let mut c = self.ostree(&["admin", "deploy", &self.sysroot_arg(), &os]);
+        if retain {
+            c.arg("--retain");
+        }
+        c.arg(checksum);
+        c
+    }
+}
+
+async fn run() -> Result<()> {
+    let quick = std::env::var_os("STRATA_BENCH_QUICK").is_some();
+    let strata = sibling("strata")?;
+    let mut b = Bench {
+        quick,
+        strata,
+        report: Report::default(),
+    };
+    // For working on one part: `STRATA_BENCH_ONLY=small|large`, `STRATA_BENCH_LARGE=FILES`.
+    let only = std::env::var("STRATA_BENCH_ONLY").unwrap_or_default();
+    let files = match std::env::var("STRATA_BENCH_LARGE") {
+        Ok(n) => n
+            .parse()
+            .context("STRATA_BENCH_LARGE must be a number of files")?,
+        Err(_) if quick => 5_000,
+        Err(_) => 50_000,
+    };
+    if only != "large" {
+        small(&mut b).await?;
+    }
+    if only != "small" {
+        large(&mut b, files).await?;
+    }
+    b.report.print();
+    b.report.write(quick)
+}
+
+/// The 5,000-file sysroot.
+async fn small(b: &mut Bench) -> Result<()> {
+    let mut site = Site::new(5_000).await?;
+    let sysroot = site.fx.sysroot()?;
+    site.fx.commit(&site.release("2"))?;
+    sysroot.upgrade_cli()?;
+    let daemon = site.daemon()?;
+    let idle_start = daemon.memory()?;
+    // What any process linking libostree holds before it does anything.
+    let floor = measure::max_rss_of(Command::new("ostree").arg("--version"))?;
+    let own_floor = measure::max_rss_of(Command::new(Stratad::binary()?).arg("--version"))?;
+
+    let (runs, warmup) = b.rounds(Pace::Fast);
+    eprintln!("status, warm ({runs} rounds) ...");
+    let status_2 = status_row(b, &site, runs, warmup, "2 deployments")?;
+
+    eprintln!("One property read with dbus-send, for scale ...");
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            Measure::default().run(Command::new("dbus-send").args([
+                &format!("--bus={}", site.bus.address()),
+                "--print-reply",
+                "--dest=org.projectatomic.rpmostree1",
+                "/org/projectatomic/rpmostree1/Sysroot",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.projectatomic.rpmostree1.Sysroot",
+                "string:Booted",
+            ]))
+        },
+        &mut || Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()])),
+    )?;
+    b.report.rows.push(Row {
+        name: "one property read with `dbus-send` (a C client's floor)".into(),
+        baseline: "`ostree admin status`".into(),
+        target: "for scale: what any bus client pays".into(),
+        strata: s,
+        base,
+    });
+
+    let (runs, warmup) = b.rounds(Pace::Fast);
+    let runs = runs / 2 * 2; // an even number of swaps leaves the order as it was
+    eprintln!("rollback ({runs} rounds) ...");
+    let bench = sibling("strata-bench")?;
+    let m = Measure {
+        resources: true,
+        daemon: Some(&daemon),
+        ..Default::default()
+    };
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || m.run(&mut b.strata(&site.bus, &["rollback"])),
+        &mut || {
+            Measure {
+                resources: true,
+                ..Default::default()
+            }
+            .run(Command::new(&bench).args([
+                "write-deployments-rollback",
+                &site.sysroot().display().to_string(),
+            ]))
+        },
+    )?;
+    b.report.rows.push(Row {
+        name: format!("`strata rollback`, {} files", site.files),
+        baseline: "libostree `write_deployments` (swapped), a tiny Rust program".into(),
+        target: "≤ 1.05×".into(),
+        strata: s,
+        base,
+    });
+
+    eprintln!("upgrade --check with no update ({runs} rounds) ...");
+    let config = site.fx.sysroot_config();
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            Measure {
+                ok_codes: &[77],
+                ..Default::default()
+            }
+            .run(&mut b.strata(&site.bus, &["upgrade", "--check"]))
+        },
+        &mut || {
+            Measure::default().run(&mut site.ostree(&[
+                "pull",
+                &site.repo_arg(),
+                "--commit-metadata-only",
+                &config.remote,
+                &config.ref_,
+            ]))
+        },
+    )?;
+    b.report.rows.push(Row {
+        name: "empty transaction round trip (`strata upgrade --check`, no update)".into(),
+        baseline: "`ostree pull --commit-metadata-only` of the same remote".into(),
+        target: "report; under 20 ms".into(),
+        strata: s,
+        base,
+    });
+
+    let calls = if b.quick { 200 } else { 1_000 };
+    eprintln!("{calls} status calls ...");
+    let before_calls = daemon.memory()?;
+    for _ in 0..calls {
+        Measure::default().run(&mut b.strata(&site.bus, &["status", "--json"]))?;
+    }
+    let after_calls = daemon.memory()?;
+    b.report.figures.push(Figure {
+        name: "stratad RSS idle, after its first load of the sysroot".into(),
+        value: format!(
+            "{idle_start}; for scale, peak RSS of `ostree --version` {floor:.1} MiB, of \
+             `stratad --version` {own_floor:.1} MiB"
+        ),
+        target: "≤ 15 MiB".into(),
+        json: serde_json::json!({"start": idle_start, "ostree_version_mib": floor,
+            "stratad_version_mib": own_floor}),
+    });
+    b.report.figures.push(Figure {
+        name: format!(
+            "stratad RSS before and after {calls} `strata status` calls (after the rows above)"
+        ),
+        value: format!("{before_calls} → {after_calls}"),
+        target: "no growth across calls".into(),
+        json: serde_json::json!({"before": before_calls, "after": after_calls, "calls": calls}),
+    });
+
+    let idle = Duration::from_secs(if b.quick { 5 } else { 60 });
+    eprintln!("Idle for {} s ...", idle.as_secs());
+    // Let the last calls' clean-up (clients leaving the bus) finish first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu0, wake0) = (daemon.cpu()?, daemon.wakeups()?);
+    tokio::time::sleep(idle).await;
+    let (cpu1, wake1) = (daemon.cpu()?, daemon.wakeups()?);
+    let cpu_ms = (cpu1 - cpu0).as_secs_f64() * 1000.0;
+    b.report.figures.push(Figure {
+        name: format!("stratad idle for {} s: CPU time, wakeups", idle.as_secs()),
+        value: format!(
+            "{cpu_ms:.0} ms CPU, {} context switches",
+            wake1.saturating_sub(wake0)
+        ),
+        target: "no wakeups beyond what it needs".into(),
+        json: serde_json::json!({"seconds": idle.as_secs(), "cpu_ms": cpu_ms,
+            "context_switches": wake1.saturating_sub(wake0)}),
+    });
+
+    eprintln!("deploy of a pulled release ...");
+    site.undeploy_first()?;
+    site.fx.commit(&site.release("3"))?;
+    let head = sysroot.pull(&site.fx.sysroot_config().remote, site.fx.ref_())?;
+    deploy_row(b, &site, &head)?;
+
+    let retained = 9;
+    eprintln!("status with {} deployments ...", retained + 1);
+    for _ in 0..retained {
+        cmd::run(&mut site.deploy_cmd(&head, true))?;
+    }
+    let status_10 = status_row(b, &site, runs, warmup, "10 deployments")?;
+    b.report.figures.push(Figure {
+        name: "growth: `strata status --json`, 10 deployments against 2".into(),
+        value: format!(
+            "{:.2}× (ostree admin status: {:.2}×)",
+            status_10.0 / status_2.0,
+            status_10.1 / status_2.1
+        ),
+        target: "report".into(),
+        json: serde_json::json!({"strata": status_10.0 / status_2.0,
+            "ostree": status_10.1 / status_2.1}),
+    });
+
+    // Bus activation: a bus of its own that starts stratad for the first call.
+    site.daemon = None;
+    first_status_row(b, &site).await?;
+    Ok(())
+}
+
+/// `strata status --json` against `ostree admin status`; returns both medians.
+fn status_row(
+    b: &mut Bench,
+    site: &Site,
+    runs: usize,
+    warmup: usize,
+    what: &str,
+) -> Result<(f64, f64)> {
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || Measure::default().run(&mut b.strata(&site.bus, &["status", "--json"])),
+        &mut || Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()])),
+    )?;
+    let medians = (s.wall_ms().median, base.wall_ms().median);
+    b.report.rows.push(Row {
+        name: format!(
+            "`strata status --json`, warm daemon, {} files, {what}",
+            site.files
+        ),
+        baseline: "`ostree admin status`".into(),
+        target: "≤ 0.5×, under 5 ms median".into(),
+        strata: s,
+        base,
+    });
+    Ok(medians)
+}
+
+/// `strata deploy REV` against `ostree admin deploy REV` of `checksum`, already pulled; each
+/// deployment is taken away again after its round.
+fn deploy_row(b: &mut Bench, site: &Site, checksum: &str) -> Result<()> {
+    let daemon = site.daemon()?;
+    let (runs, warmup) = b.rounds(Pace::Slow);
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            let s = Measure {
+                resources: true,
+                daemon: Some(&daemon),
+                ..Default::default()
+            }
+            .run(&mut b.strata(&site.bus, &["deploy", checksum]))?;
+            site.undeploy_first()?;
+            Ok(s)
+        },
+        &mut || {
+            let s = Measure {
+                resources: true,
+                ..Default::default()
+            }
+            .run(&mut site.deploy_cmd(checksum, false))?;
+            site.undeploy_first()?;
+            Ok(s)
+        },
+    )?;
+    b.report.rows.push(Row {
+        name: format!(
+            "`strata deploy REV` of a pulled release, {} files",
+            site.files
+        ),
+        baseline: "`ostree admin deploy` of the same commit".into(),
+        target: "≤ 1.05× wall and CPU".into(),
+        strata: s,
+        base,
+    });
+    Ok(())
+}
+
+/// The first `strata status` on a bus where stratad is not running: activation, start, first
+/// load of the sysroot, and the status itself.
+async fn first_status_row(b: &mut Bench, site: &Site) -> Result<()> {
+    let stratad = Stratad::binary()?;
+    let state = tempfile::tempdir()?;
+    let (run_dir, config) = (
+        state.path().join("run"),
+        state.path().join("rpm-ostreed.conf"),
+    );
+    let sysroot = site.sysroot().to_path_buf();
+    let bus = PrivateBus::start_activating(strata_api::names::BUS_NAME, |address| {
+        // The environment stratad.service gives it (a systemd host's activation).
+        format!(
+            "/usr/bin/env G_SLICE=always-malloc {} --bus-address {address} --sysroot {} \
+             --no-polkit --run-dir {} --config {} --idle-exit-timeout 0",
+            stratad.display(),
+            sysroot.display(),
+            run_dir.display(),
+            config.display()
+        )
+    })?;
+    let conn = bus.connect().await?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+    let (runs, warmup) = b.rounds(Pace::Slow);
+    let runs = runs * 2;
+    eprintln!("status with bus activation ({runs} rounds) ...");
+    let mut strata = Series::default();
+    let mut base = Series::default();
+    for round in 0..runs + warmup {
+        let s = Measure::default().run(&mut b.strata(&bus, &["status", "--json"]))?;
+        stop_activated(&dbus).await?;
+        let o =
+            Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()]))?;
+        if round >= warmup {
+            strata.0.push(s);
+            base.0.push(o);
+        }
+    }
+    b.report.rows.push(Row {
+        name: format!(
+            "`strata status --json`, first call (bus activation, daemon start), {} files",
+            site.files
+        ),
+        baseline: "`ostree admin status`".into(),
+        target: "≤ 3×".into(),
+        strata,
+        base,
+    });
+    Ok(())
+}
+
+/// Stop the bus-activated stratad and wait until its name is gone.
+async fn stop_activated(dbus: &zbus::fdo::DBusProxy<'_>) -> Result<()> {
+    let name = zbus::names::BusName::try_from(strata_api::names::BUS_NAME)?;
+    let pid = dbus
+        .get_connection_unix_process_id(name.clone())
+        .await
+        .context("Finding the activated stratad")?;
+    cmd::run(Command::new("kill").arg(pid.to_string()))?;
+    for _ in 0..500 {
+        if !dbus.name_has_owner(name.clone()).await? {
+            // The name goes at exit; give the process a moment to be reaped by the bus.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("The activated stratad (pid {pid}) did not exit")
+}
+
+/// The large sysroot: status, upgrade with its pull over HTTP, deploy, and stratad's memory
+/// during the upgrade.
+async fn large(b: &mut Bench, files: usize) -> Result<()> {
+    let site = Site::new(files).await?;
+    let sysroot = site.fx.sysroot()?;
+    let (runs, warmup) = b.rounds(Pace::Fast);
+    eprintln!("status, warm, {files} files ...");
+    status_row(b, &site, runs / 2, warmup, "1 deployment")?;
+
+    let first = sysroot.deployments()?[0].checksum.clone();
+    let next = site.fx.commit(&site.release("2"))?;
+    let daemon = site.daemon()?;
+    let refspec = site.fx.sysroot_config().refspec();
+    // Before each round: back to release 1 with release 2's objects gone, so that each round
+    // pulls all of them.
+    let reset = || -> Result<()> {
+        if sysroot.deployments()?[0].checksum != first {
+            site.undeploy_first()?;
+        }
+        if cmd::ostree(["show", &site.repo_arg(), &next]).is_ok() {
+            cmd::ostree(["reset", &site.repo_arg(), &refspec, &first])?;
+            cmd::ostree(["prune", &site.repo_arg(), "--refs-only"])?;
+            if cmd::ostree(["show", &site.repo_arg(), &next]).is_ok() {
+                bail!("Release 2 ({next}) is still in the repo after the reset");
+            }
+        }
+        Ok(())
+    };
+    let (runs, warmup) = b.rounds(Pace::Slowest);
+    eprintln!("upgrade with the pull over HTTP, {files} files ({runs} rounds) ...");
+    let before = daemon.memory()?;
+    let mut peaks = Vec::new();
+    let (s, base) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            reset()?;
+            daemon.reset_peak()?;
+            let s = Measure {
+                resources: true,
+                daemon: Some(&daemon),
+                ..Default::default()
+            }
+            .run(&mut b.strata(&site.bus, &["upgrade"]))?;
+            peaks.push(daemon.peak_mib()?);
+            Ok(s)
+        },
+        &mut || {
+            reset()?;
+            let m = Measure {
+                resources: true,
+                ..Default::default()
+            };
+            let (remote, ref_) = refspec.split_once(':').unwrap_or(("", &refspec));
+            let pull = m.run(&mut site.ostree(&["pull", &site.repo_arg(), remote, ref_]))?;
+            let deploy = m.run(&mut site.deploy_cmd(&refspec, false))?;
+            Ok(combined(pull, deploy))
+        },
+    )?;
+    let idle_before = daemon.memory()?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = daemon.memory()?;
+    let peak = measure::Spread::of(peaks.iter().copied());
+    let base_peak = base.max_rss_mib().unwrap_or(f64::NAN);
+    b.report.figures.push(Figure {
+        name: format!(
+            "stratad peak RSS during a {files}-file upgrade; RSS 10 s after the last one"
+        ),
+        value: format!(
+            "peak {} MiB ({:.2}× the baseline's {base_peak:.1} MiB); before the first \
+             round {before}, at the end of the last {idle_before}, 10 s later {after}",
+            peak.map_or_else(|| "–".into(), |p| p.text(1)),
+            peak.map_or(f64::NAN, |p| p.max) / base_peak,
+        ),
+        target: "peak ≤ 1.2× `ostree pull` / `ostree admin deploy`'s; idle + 5 MiB after".into(),
+        json: serde_json::json!({"peaks_mib": peaks, "baseline_peak_mib": base_peak,
+            "before": before, "end": idle_before, "after": after}),
+    });
+    b.report.rows.push(Row {
+        name: format!("`strata upgrade` with the pull over loopback HTTP, {files} files"),
+        baseline: "`ostree pull` + `ostree admin deploy`".into(),
+        target: "≤ 1.0×".into(),
+        strata: s,
+        base,
+    });
+
+    // The last round left release 2 pulled and deployed: deploy it again and again.
+    eprintln!("deploy of a pulled release, {files} files ...");
+    site.undeploy_first()?;
+    deploy_row(b, &site, &next)?;
+    Ok(())
+}
+
+/// Two commands run one after the other, as one sample.
+fn combined(a: Sample, b: Sample) -> Sample {
+    Sample {
+        wall: a.wall + b.wall,
+        cpu: a.cpu.zip(b.cpu).map(|(x, y)| x + y),
+        max_rss_kib: a.max_rss_kib.max(b.max_rss_kib),
+    }
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("Finding the bench executable")?;
+    let bin = exe.with_file_name(name);
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(anyhow!("{} is missing: run `make bench`", bin.display()))
+    }
+}
