@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
@@ -14,6 +15,10 @@ use zbus::Connection;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::{self, Snapshot, Stamp};
+
+/// How long a freshness check of the sysroot holds for property reads (see
+/// [`Daemon::ensure_fresh`]).
+const FRESH_FOR: Duration = Duration::from_millis(5);
 
 /// Settings fixed at startup.
 #[derive(Debug, Clone)]
@@ -52,6 +57,8 @@ pub(crate) struct Daemon {
     snapshot: RwLock<Arc<Snapshot>>,
     /// The stamp the snapshot was loaded at; the lock also serialises reloads.
     stamp: tokio::sync::Mutex<Option<Stamp>>,
+    /// When the stamp was last compared: property reads within [`FRESH_FOR`] of it trust it.
+    checked: Mutex<Option<Instant>>,
     pub clients: Mutex<HashMap<String, Client>>,
     /// `CachedUpdate` per OS object path: what the last check found.
     pub cached_updates: Mutex<HashMap<String, CachedUpdate>>,
@@ -110,6 +117,7 @@ impl Daemon {
             config: Mutex::new(config),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             stamp: tokio::sync::Mutex::new(None),
+            checked: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
             cached_updates: Mutex::new(HashMap::new()),
             reload_error: Mutex::new(None),
@@ -142,6 +150,7 @@ impl Daemon {
         let mut guard = self.stamp.lock().await;
         let path = self.settings.sysroot.clone();
         let now = state::stamp(&path);
+        *self.checked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if !force && guard.as_ref() == Some(&now) {
             return Ok(None);
         }
@@ -186,6 +195,17 @@ impl Daemon {
     /// The cheap freshness check done before serving a property: reload when stale, and
     /// publish from a separate task (a property read must not wait on the object server).
     pub(crate) async fn ensure_fresh(&self) {
+        // One GetAll or GetManagedObjects reads every property, each of which lands here: the
+        // first one checks the stamp (a score of system calls), the others within FRESH_FOR
+        // trust it. No client can change the sysroot and read it back within that time.
+        let recent = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < FRESH_FOR);
+        if recent {
+            return;
+        }
         match self.reload(false).await {
             Ok(Some((old, new))) => {
                 let _ = self.publish_tx.send((Publication::Sysroot(old, new), None));

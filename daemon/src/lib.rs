@@ -310,7 +310,7 @@ pub async fn run(args: Args) -> Result<()> {
         sd_notify::NotifyState::Status("clients=0; idle"),
     ]);
 
-    let poll = tokio::spawn(lifecycle::poll_sysroot(d.clone()));
+    let poll = tokio::spawn(lifecycle::watch_sysroot(d.clone()));
     let idle = tokio::spawn(lifecycle::idle_watch(d.clone(), txns.clone()));
     let reason = tokio::select! {
         s = lifecycle::signals() => s?.to_string(),

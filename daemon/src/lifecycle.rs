@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use crate::daemon::Daemon;
 use crate::transaction::Transactions;
 
@@ -67,12 +69,17 @@ fn status_line(d: &Daemon, txns: &Transactions, idle_in: Option<Duration>) -> St
 }
 
 /// Watch for idleness (no transaction, no registered client) and ask for shutdown after the
-/// configured timeout plus jitter; refresh the sd_notify status every 10 s.
+/// configured timeout plus jitter, keeping the sd_notify status current. Wakes up only on
+/// activity and at the idle deadline: an idle daemon with idle exit off does not wake at all.
 pub(crate) async fn idle_watch(d: Arc<Daemon>, txns: Arc<Transactions>) {
     let disabled = std::env::var_os("RPMOSTREE_DEBUG_DISABLE_DAEMON_IDLE_EXIT").is_some();
     let mut idle_since: Option<(Instant, Duration)> = None;
-    let mut last_status = Instant::now() - Duration::from_secs(60);
+    let mut last_status = String::new();
     loop {
+        // Listen before looking, so that activity while we look is not missed.
+        let activity = d.activity.notified();
+        tokio::pin!(activity);
+        activity.as_mut().enable();
         let timeout = d
             .settings
             .idle_exit_timeout
@@ -102,24 +109,91 @@ pub(crate) async fn idle_watch(d: Arc<Daemon>, txns: Arc<Transactions>) {
         } else {
             idle_since = None;
         }
-        if last_status.elapsed() >= Duration::from_secs(10) {
-            sd_notify(&[sd_notify::NotifyState::Status(&status_line(
-                &d, &txns, left,
-            ))]);
-            last_status = Instant::now();
+        let status = status_line(&d, &txns, left);
+        if status != last_status {
+            sd_notify(&[sd_notify::NotifyState::Status(&status)]);
+            last_status = status;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = d.activity.notified() => {}
+        // Busy: look again now and then (a transaction's state changes without activity).
+        let wait = match left {
+            Some(left) => Some(left),
+            None if idle => None,
+            None => Some(Duration::from_secs(10)),
+        };
+        match wait {
+            Some(wait) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut activity => {}
+                }
+            }
+            None => activity.await,
         }
     }
 }
 
-/// Poll the sysroot every second so changes made by other tools (`ostree admin ...`) are
-/// published as PropertiesChanged.
-pub(crate) async fn poll_sysroot(d: Arc<Daemon>) {
+/// Publish changes to the sysroot made by other tools (`ostree admin ...`) as
+/// PropertiesChanged: inotify on the directories the freshness stamp reads, so that an idle
+/// stratad sleeps until something changes. Where inotify is not available (no instances left),
+/// it checks the stamp every second instead.
+pub(crate) async fn watch_sysroot(d: Arc<Daemon>) {
+    if let Err(e) = watch_with_inotify(&d).await {
+        tracing::warn!(
+            "Watching the sysroot with inotify: {e:#}; checking it every second instead"
+        );
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Err(e) = d.refresh(false).await {
+                tracing::warn!("Reloading the sysroot: {e:#}");
+            }
+        }
+    }
+}
+
+async fn watch_with_inotify(d: &Arc<Daemon>) -> anyhow::Result<()> {
+    use futures_util::{FutureExt, StreamExt};
+    use inotify::{EventMask, Inotify, WatchMask};
+    // libostree replaces files and symlinks by rename and bumps directory times.
+    let mask = WatchMask::ATTRIB
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::ONLYDIR;
+    let mut events = Inotify::init()?.into_event_stream(vec![0u8; 4096])?;
+    let mut watched: std::collections::HashMap<inotify::WatchDescriptor, std::path::PathBuf> =
+        Default::default();
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // New stateroots and ref directories appear over time: watch what the stamp reads now.
+        let want = crate::state::watch_dirs(&crate::state::stamp(&d.settings.sysroot));
+        for dir in want {
+            if !watched.values().any(|w| *w == dir) {
+                match events.watches().add(&dir, mask) {
+                    Ok(wd) => {
+                        watched.insert(wd, dir);
+                    }
+                    // Gone since the stamp was taken: the next round sees it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).context(format!("Watching {}", dir.display())),
+                }
+            }
+        }
+        let first = events
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("The inotify stream ended"))??;
+        // A change is usually a burst of events (a deployment, a pull): let it settle.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut batch = vec![first];
+        while let Some(Some(e)) = events.next().now_or_never() {
+            batch.push(e?);
+        }
+        for e in &batch {
+            // The directory is gone, and its watch with it.
+            if e.mask.contains(EventMask::IGNORED) {
+                watched.remove(&e.wd);
+            }
+        }
         if let Err(e) = d.refresh(false).await {
             tracing::warn!("Reloading the sysroot: {e:#}");
         }

@@ -1,7 +1,7 @@
 //! The cached view of the sysroot that properties are served from, and the cheap check that
 //! tells when it is stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -120,7 +120,19 @@ pub(crate) fn stamp(path: &Path) -> Stamp {
     let mut s = Stamp::new();
     // libostree bumps `ostree/deploy` on every write; each stateroot's `deploy` dir changes
     // when an origin file is replaced (pinning, `ostree admin set-origin`).
-    walk_dirs(&path.join("ostree/deploy"), &mut s, 2);
+    let deploy = path.join("ostree/deploy");
+    s.push((deploy.clone(), mtime(&deploy)));
+    if let Ok(rd) = fs_err::read_dir(&deploy) {
+        let mut roots: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path().join("deploy"))
+            .collect();
+        roots.sort();
+        for r in roots {
+            s.push((r.clone(), mtime(&r)));
+        }
+    }
     // The repo dir changes when a remote's keyring is added.
     for name in [
         "boot/loader",
@@ -142,6 +154,23 @@ pub(crate) fn stamp(path: &Path) -> Stamp {
         ));
     }
     s
+}
+
+/// The directories to watch for changes to `stamp`: each directory it reads, and the parent
+/// of each file (a file replaced by rename is a new inode, but an event in its directory).
+pub(crate) fn watch_dirs(stamp: &Stamp) -> BTreeSet<PathBuf> {
+    stamp
+        .iter()
+        .filter_map(|(p, _)| {
+            let is_dir = fs_err::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+            if is_dir {
+                Some(p.clone())
+            } else {
+                p.parent().map(Path::to_path_buf)
+            }
+        })
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 #[cfg(test)]

@@ -205,6 +205,40 @@ async fn outside_change_shows_up_in_properties() {
     );
 }
 
+/// An origin edited in place by another tool (`ostree admin set-origin` replaces the origin
+/// file; the deployment list stays the same) reaches a caching client as PropertiesChanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_origin_edit_is_published() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let cached = SysrootProxy::new(&env.conn).await.unwrap();
+    assert_eq!(
+        dict_str(&cached.deployments().await.unwrap()[0], "origin"),
+        env.fx.refspec()
+    );
+    let mut changes = cached.receive_deployments_changed().await;
+    let sysroot = env.fx.sysroot().unwrap();
+    strata_tests::cmd::ostree([
+        "admin",
+        "set-origin",
+        "--index=0",
+        &format!("--sysroot={}", sysroot.path().display()),
+        "elsewhere",
+        env.fx.url(),
+        "other/ref",
+    ])
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(c) = changes.next().await {
+            let deps = c.get().await.unwrap();
+            if dict_str(&deps[0], "origin") == "elsewhere:other/ref" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("PropertiesChanged for Deployments after ostree admin set-origin");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn boot_config_of_a_deployment() {
     let env = Env::new(FixtureConfig::default()).await;

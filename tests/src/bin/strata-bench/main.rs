@@ -73,7 +73,8 @@ impl Bench {
             (false, Pace::Slow) => (5, 1),
             (false, Pace::Slowest) => (3, 0),
             (true, Pace::Fast) => (10, 2),
-            (true, Pace::Slow | Pace::Slowest) => (2, 0),
+            (true, Pace::Slow) => (2, 1),
+            (true, Pace::Slowest) => (2, 0),
         }
     }
 
