@@ -595,12 +595,15 @@ impl Txn {
             self.release().await;
         } else {
             let txn = Arc::downgrade(self);
-            tokio::spawn(async move {
+            let h = tokio::spawn(async move {
                 tokio::time::sleep(FORCE_CLOSE_TIMEOUT).await;
                 if let Some(txn) = txn.upgrade() {
                     txn.release().await;
                 }
             });
+            // Released earlier (its peers left, or the next request came): no timer left to
+            // wake an idle daemon.
+            self.add_task(h.abort_handle());
         }
     }
 

@@ -248,22 +248,39 @@ impl Daemon {
         std::fs::write(&path, "5").with_context(|| format!("Writing {path}"))
     }
 
-    /// Context switches of all its threads so far: each is a wakeup.
-    pub fn wakeups(&self) -> Result<u64> {
-        let mut total = 0;
+    /// Context switches of each of its threads so far (each is a wakeup), by thread id.
+    pub fn switches(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let mut by_thread = std::collections::BTreeMap::new();
         for task in std::fs::read_dir(format!("/proc/{}/task", self.pid))? {
-            let status = std::fs::read_to_string(task?.path().join("status"))?;
+            let task = task?;
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue; // the thread just exited
+            };
+            let mut n = 0;
             for l in status.lines() {
                 if let Some(v) = l
                     .strip_prefix("voluntary_ctxt_switches:")
                     .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
                 {
-                    total += v.trim().parse::<u64>()?;
+                    n += v.trim().parse::<u64>()?;
                 }
             }
+            by_thread.insert(task.file_name().to_string_lossy().into_owned(), n);
         }
-        Ok(total)
+        Ok(by_thread)
     }
+}
+
+/// Wakeups between two [`Daemon::switches`] samples: a thread's growth, or all of a thread
+/// that appeared (one that exited in between takes its count with it: a slight undercount).
+pub fn wakeups_between(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// Peak RSS of a command, in MiB (GNU `time`).
