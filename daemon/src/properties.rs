@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use zbus::fdo;
 use zbus::message::Header;
 use zbus::names::InterfaceName;
-use zbus::object_server::{Interface, SignalEmitter};
+use zbus::object_server::{Interface, InterfaceRef, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, ObjectServer};
 
@@ -79,15 +79,19 @@ fn unknown_property(name: &str) -> fdo::Error {
     ))
 }
 
+/// Interface `I` at the call's object.
+async fn served<I: Interface>(call: &Call<'_>) -> fdo::Result<InterfaceRef<I>> {
+    let path = call.header.path().ok_or(zbus::Error::MissingField)?;
+    call.server
+        .interface::<_, I>(path)
+        .await
+        .map_err(|_| unknown_interface(&I::name()))
+}
+
 /// One property of interface `I` at the call's object, or `None` when `I` has no such
 /// property.
 async fn get_one<I: Interface>(call: &Call<'_>, property: &str) -> fdo::Result<Option<OwnedValue>> {
-    let path = call.header.path().ok_or(zbus::Error::MissingField)?;
-    let iface = call
-        .server
-        .interface::<_, I>(path)
-        .await
-        .map_err(|_| unknown_interface(&I::name()))?;
+    let iface = served::<I>(call).await?;
     let guard = iface.get().await;
     let value = Interface::get(
         &*guard,
@@ -102,12 +106,7 @@ async fn get_one<I: Interface>(call: &Call<'_>, property: &str) -> fdo::Result<O
 }
 
 async fn get_all<I: Interface>(call: &Call<'_>) -> fdo::Result<HashMap<String, OwnedValue>> {
-    let path = call.header.path().ok_or(zbus::Error::MissingField)?;
-    let iface = call
-        .server
-        .interface::<_, I>(path)
-        .await
-        .map_err(|_| unknown_interface(&I::name()))?;
+    let iface = served::<I>(call).await?;
     let guard = iface.get().await;
     Interface::get_all(
         &*guard,

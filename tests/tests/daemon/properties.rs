@@ -92,6 +92,20 @@ async fn properties_and_object_manager() {
     );
 }
 
+async fn properties_proxy(
+    conn: &zbus::Connection,
+    path: &str,
+) -> zbus::fdo::PropertiesProxy<'static> {
+    zbus::fdo::PropertiesProxy::builder(conn)
+        .destination(names::BUS_NAME)
+        .unwrap()
+        .path(path.to_string())
+        .unwrap()
+        .build()
+        .await
+        .unwrap()
+}
+
 /// rpm-ostree (GDBus) answers a write to one of its properties with `PropertyReadOnly`, and a
 /// name it does not have with `UnknownProperty`; zbus alone answers both with the second.
 #[tokio::test(flavor = "multi_thread")]
@@ -107,14 +121,7 @@ async fn writing_a_property_is_refused_as_read_only() {
         ),
         (os_path.as_str(), names::OS_INTERFACE, "Name"),
     ] {
-        let props = zbus::fdo::PropertiesProxy::builder(&env.conn)
-            .destination(names::BUS_NAME)
-            .unwrap()
-            .path(path)
-            .unwrap()
-            .build()
-            .await
-            .unwrap();
+        let props = properties_proxy(&env.conn, path).await;
         let iface = zbus::names::InterfaceName::try_from(iface).unwrap();
         let before = props.get(iface.clone(), property).await.unwrap();
         let value = zbus::zvariant::Value::from("/tmp/elsewhere");
@@ -138,14 +145,7 @@ async fn writing_a_property_is_refused_as_read_only() {
         let all = props.get_all(iface.clone()).await.unwrap();
         assert_eq!(all[property], before, "{iface}");
     }
-    let props = zbus::fdo::PropertiesProxy::builder(&env.conn)
-        .destination(names::BUS_NAME)
-        .unwrap()
-        .path(names::SYSROOT_PATH)
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let props = properties_proxy(&env.conn, names::SYSROOT_PATH).await;
     let err = props
         .get_all(zbus::names::InterfaceName::try_from("org.example.Nothing").unwrap())
         .await
