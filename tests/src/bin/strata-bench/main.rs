@@ -53,6 +53,11 @@ const NOTES: &[&str] = &[
      processes' sizes at rest.",
     "The empty transaction is mostly libostree fetching the commit over HTTP from the test \
      kit's server; the baseline is the same fetch in a process of its own.",
+    "`strata deploy REV` does more than `ostree admin deploy`: it pulls the commit's metadata \
+     from the remote first (as rpm-ostree does, so the remote's signature policy applies), \
+     runs a transaction over the bus and reloads the sysroot afterwards. Not profiled yet; \
+     that fixed cost, about the empty transaction's, would explain a ratio above 1 at 5,000 \
+     files that fades at 50,000.",
     "CPU for Strata rows is the CLI's plus stratad's over the command (from `/proc`, in \
      clock ticks of 10 ms); idle wakeups are the context switches of stratad's threads.",
 ];
