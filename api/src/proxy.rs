@@ -88,22 +88,6 @@ pub trait OS {
     fn name(&self) -> zbus::Result<String>;
 }
 
-/// Strata's extension interface on the Sysroot object; absent from rpm-ostree, so clients
-/// must tolerate its absence.
-#[zbus::proxy(
-    interface = "org.projectatomic.rpmostree1.StrataExt",
-    default_service = "org.projectatomic.rpmostree1",
-    default_path = "/org/projectatomic/rpmostree1/Sysroot"
-)]
-pub trait StrataExt {
-    /// The registered update driver: `driver-name` and `driver-sd-unit`, empty when none.
-    #[zbus(property)]
-    fn update_driver(&self) -> zbus::Result<HashMap<String, String>>;
-    /// Why stratad could not read the sysroot the last time it tried; "" when it could.
-    #[zbus(property)]
-    fn last_reload_error(&self) -> zbus::Result<String>;
-}
-
 /// `org.projectatomic.rpmostree1.Transaction`, at `/` on the peer-to-peer connection whose
 /// address a mutating method returned. A peer-to-peer connection routes nothing by name, but
 /// zbus's proxy builder insists on a destination: the well-known name serves (and disables

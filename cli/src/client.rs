@@ -310,7 +310,6 @@ impl<'a> Properties<'a> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
-    use zbus::zvariant::OwnedValue;
 
     /// Issue 9.5: a transaction socket that accepts but never answers (a daemon out of file
     /// descriptors) must not hang the client.

@@ -174,6 +174,10 @@ impl Site {
         c
     }
 
+    fn ostree_status(&self) -> Command {
+        self.ostree(&["admin", "status", &self.sysroot_arg()])
+    }
+
     fn undeploy_first(&self) -> Result<()> {
         cmd::ostree(["admin", "undeploy", &self.sysroot_arg(), "0"])?;
         Ok(())
@@ -249,7 +253,7 @@ async fn small(b: &mut Bench) -> Result<()> {
                 "string:Booted",
             ]))
         },
-        &mut || Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()])),
+        &mut || Measure::default().run(&mut site.ostree_status()),
     )?;
     b.report.rows.push(Row {
         name: "one property read with `dbus-send` (a C client's floor)".into(),
@@ -263,21 +267,13 @@ async fn small(b: &mut Bench) -> Result<()> {
     let runs = runs / 2 * 2; // an even number of swaps leaves the order as it was
     eprintln!("rollback ({runs} rounds) ...");
     let bench = sibling("strata-bench")?;
-    let m = Measure {
-        resources: true,
-        daemon: Some(&daemon),
-        ..Default::default()
-    };
+    let m = Measure::resources_with(&daemon);
     let (s, base) = interleaved(
         runs,
         warmup,
         &mut || m.run(&mut b.strata(&site.bus, &["rollback"])),
         &mut || {
-            Measure {
-                resources: true,
-                ..Default::default()
-            }
-            .run(Command::new(&bench).args([
+            Measure::resources().run(Command::new(&bench).args([
                 "write-deployments-rollback",
                 &site.sysroot().display().to_string(),
             ]))
@@ -406,7 +402,7 @@ fn status_row(
         runs,
         warmup,
         &mut || Measure::default().run(&mut b.strata(&site.bus, &["status", "--json"])),
-        &mut || Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()])),
+        &mut || Measure::default().run(&mut site.ostree_status()),
     )?;
     let medians = (s.wall_ms().median, base.wall_ms().median);
     b.report.rows.push(Row {
@@ -431,21 +427,13 @@ fn deploy_row(b: &mut Bench, site: &Site, checksum: &str) -> Result<()> {
         runs,
         warmup,
         &mut || {
-            let s = Measure {
-                resources: true,
-                daemon: Some(&daemon),
-                ..Default::default()
-            }
-            .run(&mut b.strata(&site.bus, &["deploy", checksum]))?;
+            let s = Measure::resources_with(&daemon)
+                .run(&mut b.strata(&site.bus, &["deploy", checksum]))?;
             site.undeploy_first()?;
             Ok(s)
         },
         &mut || {
-            let s = Measure {
-                resources: true,
-                ..Default::default()
-            }
-            .run(&mut site.deploy_cmd(checksum, false))?;
+            let s = Measure::resources().run(&mut site.deploy_cmd(checksum, false))?;
             site.undeploy_first()?;
             Ok(s)
         },
@@ -494,8 +482,7 @@ async fn first_status_row(b: &mut Bench, site: &Site) -> Result<()> {
     for round in 0..runs + warmup {
         let s = Measure::default().run(&mut b.strata(&bus, &["status", "--json"]))?;
         stop_activated(&dbus).await?;
-        let o =
-            Measure::default().run(&mut site.ostree(&["admin", "status", &site.sysroot_arg()]))?;
+        let o = Measure::default().run(&mut site.ostree_status())?;
         if round >= warmup {
             strata.0.push(s);
             base.0.push(o);
@@ -571,21 +558,13 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
         &mut || {
             reset()?;
             daemon.reset_peak()?;
-            let s = Measure {
-                resources: true,
-                daemon: Some(&daemon),
-                ..Default::default()
-            }
-            .run(&mut b.strata(&site.bus, &["upgrade"]))?;
+            let s = Measure::resources_with(&daemon).run(&mut b.strata(&site.bus, &["upgrade"]))?;
             peaks.push(daemon.peak_mib()?);
             Ok(s)
         },
         &mut || {
             reset()?;
-            let m = Measure {
-                resources: true,
-                ..Default::default()
-            };
+            let m = Measure::resources();
             let (remote, ref_) = refspec.split_once(':').unwrap_or(("", &refspec));
             let pull = m.run(&mut site.ostree(&["pull", &site.repo_arg(), remote, ref_]))?;
             let deploy = m.run(&mut site.deploy_cmd(&refspec, false))?;

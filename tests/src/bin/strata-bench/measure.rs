@@ -29,7 +29,24 @@ pub struct Measure<'a> {
     pub ok_codes: &'a [i32],
 }
 
-impl Measure<'_> {
+impl<'a> Measure<'a> {
+    /// Measure CPU and peak memory too.
+    pub fn resources() -> Self {
+        Measure {
+            resources: true,
+            ..Default::default()
+        }
+    }
+
+    /// Measure CPU (the command's plus `daemon`'s) and peak memory too: a Strata command.
+    pub fn resources_with(daemon: &'a Daemon) -> Self {
+        Measure {
+            resources: true,
+            daemon: Some(daemon),
+            ..Default::default()
+        }
+    }
+
     /// Run `cmd` to completion, failing loudly (a benchmark of a failing command means
     /// nothing).
     pub fn run(&self, cmd: &mut Command) -> Result<Sample> {
@@ -285,11 +302,7 @@ pub fn wakeups_between(
 
 /// Peak RSS of a command, in MiB (GNU `time`).
 pub fn max_rss_of(cmd: &mut Command) -> Result<f64> {
-    let sample = Measure {
-        resources: true,
-        ..Default::default()
-    }
-    .run(cmd)?;
+    let sample = Measure::resources().run(cmd)?;
     Ok(sample.max_rss_kib.unwrap_or_default() as f64 / 1024.0)
 }
 
