@@ -114,6 +114,8 @@ pub struct OsRelease {
     pub remove: Vec<String>,
     /// Signing override; `None` uses the repository's signer (see [`TestRepo::set_signer`]).
     pub signing: Option<Signing>,
+    /// RPMs installed into the tree (files and an rpmdb at `/usr/share/rpm`) after `files`.
+    pub rpms: Vec<PathBuf>,
 }
 
 /// How a commit is signed, overriding the repository default (see [`OsRelease::sign_with`]).
@@ -149,6 +151,7 @@ impl OsRelease {
             files: Vec::new(),
             remove: Vec::new(),
             signing: None,
+            rpms: Vec::new(),
         }
     }
 
@@ -295,6 +298,13 @@ impl OsRelease {
         )
     }
 
+    /// Installs these RPMs (built with [`RpmSpec`](crate::RpmSpec)) into the tree with the real
+    /// `rpm`, so the commit carries them and a base rpmdb at `/usr/share/rpm`.
+    pub fn rpms(mut self, rpms: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.rpms.extend(rpms);
+        self
+    }
+
     /// Writes this release's tree into the empty (or not yet existing) directory `root`.
     #[context("Building the tree of release {}", self.version)]
     pub fn write_tree(&self, root: &Path) -> Result<()> {
@@ -379,7 +389,7 @@ impl OsRelease {
         for (path, entry) in &self.files {
             write_entry(root, path, entry)?;
         }
-        Ok(())
+        crate::rpm::install_into_tree(root, &self.rpms)
     }
 }
 

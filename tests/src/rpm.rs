@@ -1,0 +1,671 @@
+//! Test RPMs built with the real `rpmbuild` ([`RpmSpec`]) and repositories indexed with the real
+//! `createrepo_c` ([`RpmRepo`]), for the layering tests, the demo and the VM images.
+//!
+//! ```no_run
+//! # use strata_tests::{RpmRepo, RpmSpec};
+//! # fn main() -> anyhow::Result<()> {
+//! let repo = RpmRepo::create(std::path::Path::new("/tmp/x/rpms"))?;
+//! repo.add_all(&[
+//!     RpmSpec::new("hello", "1.0").requires("libhello").executable("usr/bin/hello", "#!/bin/sh\n"),
+//!     RpmSpec::new("libhello", "1.0").file("usr/lib64/libhello.so.1", "elf\n"),
+//! ])?;
+//! std::fs::write("/tmp/x/yum.repos.d/test.repo", repo.repo_file("test", &repo.file_url()))?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every package is built with `AutoReqProv: no` (its dependencies are exactly the ones given),
+//! without build-id links, debuginfo or post-install processing, so the payload is exactly the
+//! entries given. rpmbuild still adds `rpmlib(...)` requirements and, for each shell scriptlet, a
+//! `Requires(<phase>): /bin/sh` that the base must provide (see [`base_shell_package`]).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use fn_error_context::context;
+
+use crate::cmd;
+
+/// One entry of a package's payload (see [`RpmSpec::entry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RpmEntry {
+    /// A regular file with this content and permission bits (owned by `owner`).
+    Regular {
+        /// File content.
+        content: Vec<u8>,
+        /// Permission bits, e.g. `0o644`, `0o4755`.
+        mode: u32,
+    },
+    /// A `%config(noreplace)` file.
+    Config {
+        /// File content.
+        content: Vec<u8>,
+    },
+    /// A regular file copied from the host (e.g. a real program), with these permission bits.
+    Copy {
+        /// Host path to copy from.
+        source: PathBuf,
+        /// Permission bits of the copy.
+        mode: u32,
+    },
+    /// A directory owned by the package, with these permission bits.
+    Dir {
+        /// Permission bits, e.g. `0o755`.
+        mode: u32,
+    },
+    /// A symbolic link with this target, stored verbatim.
+    Symlink(String),
+    /// A device node declared with `%dev` (rpmbuild records it without creating it).
+    Device {
+        /// `'c'` or `'b'`.
+        kind: char,
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+}
+
+/// When a scriptlet runs (the spec section that holds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptPhase {
+    /// `%pre`.
+    Pre,
+    /// `%post`.
+    Post,
+    /// `%posttrans`.
+    PostTrans,
+    /// `%preun`.
+    PreUn,
+    /// `%postun`.
+    PostUn,
+    /// `%filetriggerin -- PATHS`: runs when a package installs files under the prefixes.
+    FileTriggerIn(Vec<String>),
+    /// `%transfiletriggerin -- PATHS`: once at the end of the transaction.
+    TransFileTriggerIn(Vec<String>),
+}
+
+impl ScriptPhase {
+    fn section(&self) -> String {
+        let triggered = |name: &str, paths: &[String]| format!("%{name} -- {}", paths.join(" "));
+        match self {
+            ScriptPhase::Pre => "%pre".into(),
+            ScriptPhase::Post => "%post".into(),
+            ScriptPhase::PostTrans => "%posttrans".into(),
+            ScriptPhase::PreUn => "%preun".into(),
+            ScriptPhase::PostUn => "%postun".into(),
+            ScriptPhase::FileTriggerIn(p) => triggered("filetriggerin", p),
+            ScriptPhase::TransFileTriggerIn(p) => triggered("transfiletriggerin", p),
+        }
+    }
+}
+
+/// A scriptlet: its phase, interpreter (`None`: `/bin/sh`; `Some("<lua>")`: rpm's embedded Lua)
+/// and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scriptlet {
+    /// When it runs.
+    pub phase: ScriptPhase,
+    /// `-p` argument; `None` is the default shell.
+    pub interpreter: Option<String>,
+    /// The script itself.
+    pub body: String,
+}
+
+/// Payload compression (`_binary_payload`). Fedora builds use zstd; rpmbuild's default here is
+/// gzip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// rpmbuild's default on this host.
+    #[default]
+    Default,
+    /// `w19.zstdio`, as Fedora and CentOS Stream build.
+    Zstd,
+    /// `w9.gzdio`.
+    Gzip,
+    /// `w6.xzdio`.
+    Xz,
+}
+
+/// Description of one binary RPM, built by [`RpmSpec::build`] with `rpmbuild -bb`.
+#[derive(Debug, Clone)]
+pub struct RpmSpec {
+    /// `Name:`.
+    pub name: String,
+    /// `Epoch:` (none by default).
+    pub epoch: Option<u32>,
+    /// `Version:`.
+    pub version: String,
+    /// `Release:` (default `1`).
+    pub release: String,
+    /// `BuildArch:` (default `noarch`).
+    pub arch: String,
+    /// `Requires:` lines (each may carry a version: `libfoo >= 1.0`).
+    pub requires: Vec<String>,
+    /// `Provides:` lines.
+    pub provides: Vec<String>,
+    /// `Conflicts:` lines.
+    pub conflicts: Vec<String>,
+    /// `Obsoletes:` lines.
+    pub obsoletes: Vec<String>,
+    /// Payload entries (relative paths), in order.
+    pub files: Vec<(String, RpmEntry)>,
+    /// Owner and group of every payload entry (default `root`, `root`).
+    pub owner: (String, String),
+    /// Scriptlets.
+    pub scripts: Vec<Scriptlet>,
+    /// Payload compression.
+    pub compression: Compression,
+}
+
+impl RpmSpec {
+    /// A noarch package `name-version-1` with no files, dependencies or scripts.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        RpmSpec {
+            name: name.into(),
+            epoch: None,
+            version: version.into(),
+            release: "1".into(),
+            arch: "noarch".into(),
+            requires: Vec::new(),
+            provides: Vec::new(),
+            conflicts: Vec::new(),
+            obsoletes: Vec::new(),
+            files: Vec::new(),
+            owner: ("root".into(), "root".into()),
+            scripts: Vec::new(),
+            compression: Compression::Default,
+        }
+    }
+
+    /// Sets `Release:`.
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.release = release.into();
+        self
+    }
+
+    /// Sets `Epoch:`.
+    pub fn epoch(mut self, epoch: u32) -> Self {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// Sets `BuildArch:` (e.g. `x86_64` for a package with a host program in it).
+    pub fn arch(mut self, arch: impl Into<String>) -> Self {
+        self.arch = arch.into();
+        self
+    }
+
+    /// Adds a `Requires:`.
+    pub fn requires(mut self, dep: impl Into<String>) -> Self {
+        self.requires.push(dep.into());
+        self
+    }
+
+    /// Adds a `Provides:`.
+    pub fn provides(mut self, cap: impl Into<String>) -> Self {
+        self.provides.push(cap.into());
+        self
+    }
+
+    /// Adds a `Conflicts:`.
+    pub fn conflicts(mut self, dep: impl Into<String>) -> Self {
+        self.conflicts.push(dep.into());
+        self
+    }
+
+    /// Adds an `Obsoletes:`.
+    pub fn obsoletes(mut self, dep: impl Into<String>) -> Self {
+        self.obsoletes.push(dep.into());
+        self
+    }
+
+    /// Adds a regular 0644 file.
+    pub fn file(self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        self.entry(
+            path,
+            RpmEntry::Regular {
+                content: content.into(),
+                mode: 0o644,
+            },
+        )
+    }
+
+    /// Adds a regular 0755 file.
+    pub fn executable(self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        self.entry(
+            path,
+            RpmEntry::Regular {
+                content: content.into(),
+                mode: 0o755,
+            },
+        )
+    }
+
+    /// Adds a `%config(noreplace)` file.
+    pub fn config(self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        self.entry(
+            path,
+            RpmEntry::Config {
+                content: content.into(),
+            },
+        )
+    }
+
+    /// Adds an owned 0755 directory.
+    pub fn dir(self, path: impl Into<String>) -> Self {
+        self.entry(path, RpmEntry::Dir { mode: 0o755 })
+    }
+
+    /// Adds a symbolic link.
+    pub fn symlink(self, path: impl Into<String>, target: impl Into<String>) -> Self {
+        self.entry(path, RpmEntry::Symlink(target.into()))
+    }
+
+    /// Adds any entry.
+    pub fn entry(mut self, path: impl Into<String>, entry: RpmEntry) -> Self {
+        self.files.push((path.into(), entry));
+        self
+    }
+
+    /// Sets the owner and group of every payload entry.
+    pub fn owner(mut self, user: impl Into<String>, group: impl Into<String>) -> Self {
+        self.owner = (user.into(), group.into());
+        self
+    }
+
+    /// Adds a `/bin/sh` scriptlet.
+    pub fn script(mut self, phase: ScriptPhase, body: impl Into<String>) -> Self {
+        self.scripts.push(Scriptlet {
+            phase,
+            interpreter: None,
+            body: body.into(),
+        });
+        self
+    }
+
+    /// Adds a scriptlet run by `interpreter` (`<lua>` for rpm's embedded Lua).
+    pub fn script_with(
+        mut self,
+        phase: ScriptPhase,
+        interpreter: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        self.scripts.push(Scriptlet {
+            phase,
+            interpreter: Some(interpreter.into()),
+            body: body.into(),
+        });
+        self
+    }
+
+    /// Sets the payload compression.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// `NAME-[EPOCH:]VERSION-RELEASE.ARCH`.
+    pub fn nevra(&self) -> String {
+        format!("{}-{}.{}", self.name, self.evr(), self.arch)
+    }
+
+    /// `[EPOCH:]VERSION-RELEASE`.
+    pub fn evr(&self) -> String {
+        match self.epoch {
+            Some(e) => format!("{e}:{}-{}", self.version, self.release),
+            None => format!("{}-{}", self.version, self.release),
+        }
+    }
+
+    /// The file name rpmbuild gives the package: `NAME-VERSION-RELEASE.ARCH.rpm`.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}-{}-{}.{}.rpm",
+            self.name, self.version, self.release, self.arch
+        )
+    }
+
+    /// The spec file text, with payload entries taken from `payload` by `%install`.
+    fn spec_text(&self, payload: &Path) -> Result<String> {
+        for word in [&self.name, &self.version, &self.release, &self.arch] {
+            check_spec_word(word)?;
+        }
+        let mut s = String::new();
+        let _ = writeln!(s, "Name: {}", self.name);
+        if let Some(e) = self.epoch {
+            let _ = writeln!(s, "Epoch: {e}");
+        }
+        let _ = writeln!(s, "Version: {}", self.version);
+        let _ = writeln!(s, "Release: {}", self.release);
+        let _ = writeln!(s, "Summary: Strata test package {}", self.name);
+        let _ = writeln!(s, "License: MIT");
+        let _ = writeln!(s, "BuildArch: {}", self.arch);
+        let _ = writeln!(s, "AutoReqProv: no");
+        for (tag, deps) in [
+            ("Requires", &self.requires),
+            ("Provides", &self.provides),
+            ("Conflicts", &self.conflicts),
+            ("Obsoletes", &self.obsoletes),
+        ] {
+            for dep in deps {
+                ensure!(
+                    !dep.contains(['\n', '%']),
+                    "{tag} {dep:?} of {}: no newlines or '%'",
+                    self.name
+                );
+                let _ = writeln!(s, "{tag}: {dep}");
+            }
+        }
+        let _ = writeln!(s, "\n%description\nStrata test package {}.\n", self.name);
+        let _ = writeln!(s, "%install\nmkdir -p %{{buildroot}}");
+        let _ = writeln!(
+            s,
+            "cp -a {}/. %{{buildroot}}/\n",
+            shell_quote(&payload.to_string_lossy())
+        );
+        for script in &self.scripts {
+            let mut header = script.phase.section();
+            if let Some(interp) = &script.interpreter {
+                let _ = write!(header, " -p {interp}");
+            }
+            let _ = writeln!(s, "{header}\n{}\n", script.body.replace('%', "%%"));
+        }
+        let (user, group) = &self.owner;
+        check_spec_word(user)?;
+        check_spec_word(group)?;
+        let _ = writeln!(s, "%files");
+        for (path, entry) in &self.files {
+            let path = format!("/{}", path.trim_start_matches('/'));
+            check_spec_word(&path)?;
+            let line = match entry {
+                RpmEntry::Regular { mode, .. } | RpmEntry::Copy { mode, .. } => {
+                    format!("%attr({mode:o},{user},{group}) {path}")
+                }
+                RpmEntry::Config { .. } => {
+                    format!("%config(noreplace) %attr(644,{user},{group}) {path}")
+                }
+                RpmEntry::Dir { mode } => format!("%dir %attr({mode:o},{user},{group}) {path}"),
+                RpmEntry::Symlink(_) => format!("%attr(-,{user},{group}) {path}"),
+                RpmEntry::Device { kind, major, minor } => {
+                    format!("%dev({kind},{major},{minor}) %attr(600,{user},{group}) {path}")
+                }
+            };
+            let _ = writeln!(s, "{line}");
+        }
+        Ok(s)
+    }
+
+    /// Writes the payload entries into `root` (what `%install` copies).
+    fn write_payload(&self, root: &Path) -> Result<()> {
+        fs::create_dir_all(root)?;
+        for (path, entry) in &self.files {
+            let full = root.join(path.trim_start_matches('/'));
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            match entry {
+                RpmEntry::Regular { content, mode } => {
+                    fs::write(&full, content)?;
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
+                }
+                RpmEntry::Config { content } => fs::write(&full, content)?,
+                RpmEntry::Copy { source, mode } => {
+                    fs::copy(source, &full)
+                        .with_context(|| format!("Copying {}", source.display()))?;
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
+                }
+                RpmEntry::Dir { mode } => {
+                    fs::create_dir_all(&full)?;
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
+                }
+                RpmEntry::Symlink(target) => symlink(target, &full)?,
+                // `%dev` entries are virtual: rpmbuild records them from the spec alone.
+                RpmEntry::Device { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the package with `rpmbuild -bb` into `out_dir` and returns the `.rpm` path.
+    #[context("Building the test RPM {}", self.nevra())]
+    pub fn build(&self, out_dir: &Path) -> Result<PathBuf> {
+        fs::create_dir_all(out_dir)?;
+        let work = tempfile::Builder::new()
+            .prefix(".rpmbuild-")
+            .tempdir_in(out_dir)?;
+        let payload = work.path().join("payload");
+        self.write_payload(&payload)?;
+        let spec = work.path().join(format!("{}.spec", self.name));
+        fs::write(&spec, self.spec_text(&payload)?)?;
+        let mut c = Command::new("rpmbuild");
+        c.arg("-bb").arg("--quiet");
+        for (name, value) in [
+            (
+                "_topdir",
+                work.path().join("top").to_string_lossy().into_owned(),
+            ),
+            ("_rpmdir", out_dir.to_string_lossy().into_owned()),
+            (
+                "_rpmfilename",
+                "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm".to_string(),
+            ),
+            ("_build_id_links", "none".to_string()),
+            ("debug_package", "%{nil}".to_string()),
+            ("__os_install_post", "%{nil}".to_string()),
+            ("_binary_payload", self.payload_macro().to_string()),
+            // Debian's macros point the database at ~/.rpmdb; rpmbuild never needs one.
+            (
+                "_dbpath",
+                work.path().join("db").to_string_lossy().into_owned(),
+            ),
+        ] {
+            if !value.is_empty() {
+                c.arg("--define").arg(format!("{name} {value}"));
+            }
+        }
+        c.arg(&spec);
+        cmd::run(&mut c)?;
+        let rpm = out_dir.join(self.file_name());
+        ensure!(rpm.is_file(), "rpmbuild did not write {}", rpm.display());
+        Ok(rpm)
+    }
+
+    fn payload_macro(&self) -> &'static str {
+        match self.compression {
+            Compression::Default => "",
+            Compression::Zstd => "w19.zstdio",
+            Compression::Gzip => "w9.gzdio",
+            Compression::Xz => "w6.xzdio",
+        }
+    }
+}
+
+/// A spec word (name, version, path, ...) must not break the spec: no whitespace, `%` or
+/// newline. The kit refuses rather than escape, so tests stay readable.
+fn check_spec_word(word: &str) -> Result<()> {
+    if word.is_empty() || word.contains(|c: char| c.is_whitespace() || c == '%') {
+        bail!("{word:?} cannot be written into a spec file (empty, whitespace or '%')");
+    }
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A package providing `/bin/sh` (rpmbuild makes every shell scriptlet require it), with a
+/// static busybox as `/usr/bin/sh` when the host has one, so scriptlets run inside the tree.
+pub fn base_shell_package() -> RpmSpec {
+    let spec = RpmSpec::new("strata-test-sh", "1.0")
+        .arch(host_arch())
+        .provides("/bin/sh")
+        .provides("/usr/bin/sh");
+    match busybox() {
+        Some(bb) => spec.entry(
+            "usr/bin/sh",
+            RpmEntry::Copy {
+                source: bb,
+                mode: 0o755,
+            },
+        ),
+        None => spec.executable("usr/bin/sh", "#!/nonexistent\n"),
+    }
+}
+
+/// The host's static busybox, if installed (`busybox-static`).
+pub fn busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// The rpm architecture of this host (`x86_64`, `aarch64`, ...).
+pub fn host_arch() -> &'static str {
+    std::env::consts::ARCH
+}
+
+/// A directory of RPMs indexed by `createrepo_c`: an rpm-md repository.
+#[derive(Debug)]
+pub struct RpmRepo {
+    dir: PathBuf,
+}
+
+impl RpmRepo {
+    /// An empty (but indexed) repository in `dir`.
+    #[context("Creating an RPM repository in {}", dir.display())]
+    pub fn create(dir: &Path) -> Result<RpmRepo> {
+        fs::create_dir_all(dir)?;
+        let repo = RpmRepo {
+            dir: dir.to_path_buf(),
+        };
+        repo.index()?;
+        Ok(repo)
+    }
+
+    /// The repository directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `file://` URL of the repository.
+    pub fn file_url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    /// Builds `spec` into the repository and re-indexes it; returns the `.rpm` path.
+    pub fn add(&self, spec: &RpmSpec) -> Result<PathBuf> {
+        let path = spec.build(&self.dir)?;
+        self.index()?;
+        Ok(path)
+    }
+
+    /// Builds every spec, then indexes once.
+    pub fn add_all(&self, specs: &[RpmSpec]) -> Result<Vec<PathBuf>> {
+        let paths = specs
+            .iter()
+            .map(|s| s.build(&self.dir))
+            .collect::<Result<Vec<_>>>()?;
+        self.index()?;
+        Ok(paths)
+    }
+
+    /// Removes a package file and re-indexes.
+    pub fn remove(&self, spec: &RpmSpec) -> Result<()> {
+        let path = self.dir.join(spec.file_name());
+        fs::remove_file(&path).with_context(|| format!("Removing {}", path.display()))?;
+        self.index()
+    }
+
+    /// Runs `createrepo_c` over the directory.
+    #[context("Indexing {} with createrepo_c", self.dir.display())]
+    pub fn index(&self) -> Result<()> {
+        cmd::run(
+            Command::new("createrepo_c")
+                .arg("--quiet")
+                .arg("--no-database")
+                .arg("--excludes")
+                .arg(".rpmbuild-*")
+                .arg(&self.dir),
+        )?;
+        Ok(())
+    }
+
+    /// The text of a `.repo` file for `/etc/yum.repos.d` naming this repository `id` at
+    /// `baseurl` (its [`file_url`](Self::file_url) or an HTTP URL serving [`path`](Self::path)).
+    pub fn repo_file(&self, id: &str, baseurl: &str) -> String {
+        format!(
+            "[{id}]\nname=Strata test repository {id}\nbaseurl={baseurl}\nenabled=1\ngpgcheck=0\n"
+        )
+    }
+}
+
+/// Installs `rpms` into the tree `root` with the real `rpm` (files and database, no scripts),
+/// the database at `/usr/share/rpm` as on rpm-ostree systems, then moves what landed in `/etc`
+/// to `/usr/etc` (an ostree commit carries the vendor `/etc` there).
+#[context("Installing {} base RPMs into {}", rpms.len(), root.display())]
+pub fn install_into_tree(root: &Path, rpms: &[PathBuf]) -> Result<()> {
+    if rpms.is_empty() {
+        return Ok(());
+    }
+    let mut c = Command::new("rpm");
+    c.arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm"])
+        .args(["-i", "--nodeps", "--noscripts", "--notriggers"])
+        .args(rpms);
+    cmd::run(&mut c)?;
+    let etc = root.join("etc");
+    if etc.exists() {
+        move_tree(&etc, &root.join("usr/etc"))?;
+        fs::remove_dir_all(&etc)?;
+    }
+    remove_rpmdb_leftovers(&root.join("usr/share/rpm"))
+}
+
+/// rpm closes its SQLite database with the write-ahead log folded in but leaves the empty log
+/// and the shared-memory index beside it; a commit carries only the database.
+pub fn remove_rpmdb_leftovers(dbdir: &Path) -> Result<()> {
+    let wal = dbdir.join("rpmdb.sqlite-wal");
+    if let Ok(meta) = fs::metadata(&wal) {
+        ensure!(
+            meta.len() == 0,
+            "{} is not empty: the rpmdb was not closed cleanly",
+            wal.display()
+        );
+        fs::remove_file(&wal)?;
+    }
+    for leftover in ["rpmdb.sqlite-shm", ".rpm.lock"] {
+        match fs::remove_file(dbdir.join(leftover)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Moves every entry under `from` to the same relative path under `to` (merging directories).
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() && dest.is_dir() {
+            move_tree(&entry.path(), &dest)?;
+        } else {
+            ensure!(
+                fs::symlink_metadata(&dest).is_err(),
+                "{} is in the tree twice (etc and usr/etc)",
+                dest.display()
+            );
+            fs::rename(entry.path(), &dest)
+                .map_err(|e| anyhow!("Moving {}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Package layering against real components: RPMs built with `rpmbuild`, repositories indexed
+//! with `createrepo_c` and served over `file://` or loopback HTTP, trees with a real rpmdb
+//! written by `rpm`, and libdnf itself.
+
+mod libdnf;
