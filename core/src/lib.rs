@@ -11,6 +11,7 @@ pub mod commit;
 pub mod deploy;
 pub mod finalize;
 pub mod kargs;
+pub mod layering;
 pub mod origin;
 mod prepare;
 pub mod progress;

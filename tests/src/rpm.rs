@@ -59,6 +59,8 @@ pub enum RpmEntry {
     },
     /// A symbolic link with this target, stored verbatim.
     Symlink(String),
+    /// A hard link to the regular file at this other path of the same package.
+    HardLink(String),
     /// A device node declared with `%dev` (rpmbuild records it without creating it).
     Device {
         /// `'c'` or `'b'`.
@@ -129,6 +131,8 @@ pub enum Compression {
     Gzip,
     /// `w6.xzdio`.
     Xz,
+    /// `w.ufdio`: no compression, so tests can edit the payload in place (see [`patch`]).
+    None,
 }
 
 /// Description of one binary RPM, built by [`RpmSpec::build`] with `rpmbuild -bb`.
@@ -390,7 +394,9 @@ impl RpmSpec {
                     format!("%config(noreplace) %attr(644,{user},{group}) {path}")
                 }
                 RpmEntry::Dir { mode } => format!("%dir %attr({mode:o},{user},{group}) {path}"),
-                RpmEntry::Symlink(_) => format!("%attr(-,{user},{group}) {path}"),
+                RpmEntry::Symlink(_) | RpmEntry::HardLink(_) => {
+                    format!("%attr(-,{user},{group}) {path}")
+                }
                 RpmEntry::Device { kind, major, minor } => {
                     format!("%dev({kind},{major},{minor}) %attr(600,{user},{group}) {path}")
                 }
@@ -424,6 +430,9 @@ impl RpmSpec {
                     fs::set_permissions(&full, fs::Permissions::from_mode(*mode))?;
                 }
                 RpmEntry::Symlink(target) => symlink(target, &full)?,
+                RpmEntry::HardLink(other) => {
+                    fs::hard_link(root.join(other.trim_start_matches('/')), &full)?
+                }
                 // `%dev` entries are virtual: rpmbuild records them from the spec alone.
                 RpmEntry::Device { .. } => {}
             }
@@ -481,8 +490,39 @@ impl RpmSpec {
             Compression::Zstd => "w19.zstdio",
             Compression::Gzip => "w9.gzdio",
             Compression::Xz => "w6.xzdio",
+            Compression::None => "w.ufdio",
         }
     }
+}
+
+/// Replaces every occurrence of `from` by `to` (same length) in the file at `path`: a way to
+/// build packages rpmbuild refuses to make (a `..` path, a payload entry the header does not
+/// list), from one built with [`Compression::None`]. Fails when `from` does not occur.
+pub fn patch(path: &Path, from: &[u8], to: &[u8]) -> Result<usize> {
+    ensure!(
+        from.len() == to.len(),
+        "patch: {from:?} and {to:?} differ in length"
+    );
+    let mut data = fs::read(path)?;
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= data.len() {
+        if &data[i..i + from.len()] == from {
+            data[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    ensure!(
+        n > 0,
+        "patch: {:?} does not occur in {}",
+        String::from_utf8_lossy(from),
+        path.display()
+    );
+    fs::write(path, data)?;
+    Ok(n)
 }
 
 /// A spec word (name, version, path, ...) must not break the spec: no whitespace, `%` or

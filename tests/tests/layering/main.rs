@@ -2,4 +2,5 @@
 //! with `createrepo_c` and served over `file://` or loopback HTTP, trees with a real rpmdb
 //! written by `rpm`, and libdnf itself.
 
+mod import;
 mod libdnf;
