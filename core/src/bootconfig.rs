@@ -79,6 +79,7 @@ pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<
         download_only: false,
         lock_finalization: opts.lock_finalization,
         kargs: Some(new),
+        cache_only: false,
     };
     p.deploy(&p.current, &p.origin, &finish, ctx)
 }

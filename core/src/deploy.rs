@@ -197,6 +197,7 @@ pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Resul
         download_only: opts.download_only,
         lock_finalization: opts.lock_finalization,
         kargs: None,
+        cache_only: opts.cache_only,
     };
     p.deploy(&target, &origin, &finish, ctx)
 }

@@ -842,6 +842,56 @@ impl Origin {
         self.requested_packages.clone()
     }
 
+    /// Replaces `[packages] requested` (sorted, without duplicates; an empty list removes the
+    /// key, and the `[packages]` group when nothing else is left in it). Like rpm-ostree, the base key becomes
+    /// `baserefspec` while the origin needs local assembly and `refspec` again when it no longer
+    /// does. A name that is not a valid package request is an error and nothing changes.
+    pub fn set_requested_packages(&mut self, packages: &[String]) -> Result<(), OriginError> {
+        let mut sorted: Vec<&str> = packages.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for p in &sorted {
+            // The key file's list separator and escape cannot be part of a request.
+            let checked = check_package_name(p).and_then(|p| match p.contains([';', '\\']) {
+                true => Err(format!("package name {p:?} contains ';' or '\\'")),
+                false => Ok(p),
+            });
+            if let Err(why) = checked {
+                return Err(invalid_value(G_PACKAGES, K_REQUESTED, p, why));
+            }
+        }
+        let base = self.refspec().map(|r| r.to_string());
+        let keep_base_key = matches!(self.base, BaseSource::ContainerImage(_));
+        let others_need_assembly = !self.requested_local_packages.is_empty()
+            || !self.requested_local_fileoverride_packages.is_empty()
+            || !self.override_remove.is_empty()
+            || !self.override_replace_local.is_empty()
+            || !self.override_replace.is_empty()
+            || self.has_initramfs_block();
+        self.edit(|kf| {
+            if sorted.is_empty() {
+                remove_all(kf, G_PACKAGES, K_REQUESTED);
+                if kf.keys(G_PACKAGES).map(|k| k.is_empty()).unwrap_or(false) {
+                    let _ = kf.remove_group(G_PACKAGES);
+                }
+            } else {
+                // glib 0.18 has no set_string_list; the names hold no separator or escape
+                // (checked above), so the list's text is the names joined by ';'.
+                kf.set_value(G_PACKAGES, K_REQUESTED, &format!("{};", sorted.join(";")));
+            }
+            if let (Some(base), false) = (base, keep_base_key) {
+                let key = if !sorted.is_empty() || others_need_assembly {
+                    K_BASEREFSPEC
+                } else {
+                    K_REFSPEC
+                };
+                remove_all(kf, G_ORIGIN, K_REFSPEC);
+                remove_all(kf, G_ORIGIN, K_BASEREFSPEC);
+                kf.set_string(G_ORIGIN, key, &base);
+            }
+        })
+    }
+
     /// `[packages] requested-local`: layered local RPMs.
     pub fn requested_local_packages(&self) -> Vec<LocalPackage> {
         self.requested_local_packages.clone()
@@ -1743,5 +1793,24 @@ custom-description[sr@latin]=No\u{107}na
                 }
             }
         }
+    }
+
+    #[test]
+    fn requesting_packages_switches_between_refspec_and_baserefspec() {
+        let mut o = Origin::parse("[origin]\nrefspec=os:os/stable\n").unwrap();
+        o.set_requested_packages(&["vim".into(), "htop".into(), "vim".into()])
+            .unwrap();
+        assert!(matches!(o.base(), BaseSource::BaseRefspec(_)));
+        assert_eq!(o.requested_packages(), ["htop", "vim"]);
+        let text = o.to_keyfile().to_data().to_string();
+        assert!(text.contains("baserefspec=os:os/stable"), "{text}");
+        assert!(text.contains("requested=htop;vim;"), "{text}");
+        let before = text.clone();
+        assert!(o.set_requested_packages(&["bad name\n".into()]).is_err());
+        assert_eq!(o.to_keyfile().to_data().to_string(), before);
+        o.set_requested_packages(&[]).unwrap();
+        assert!(matches!(o.base(), BaseSource::Refspec(_)));
+        let text = o.to_keyfile().to_data().to_string();
+        assert!(!text.contains("[packages]"), "{text}");
     }
 }

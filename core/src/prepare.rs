@@ -9,6 +9,7 @@ use anyhow::{anyhow, Result};
 use fn_error_context::context;
 
 use crate::commit::{self, CommitInfo};
+use crate::layering;
 use crate::origin::{Origin, Refspec, RefspecKind};
 use crate::progress::OpContext;
 use crate::stage::{self, NewDeployment, Outcome};
@@ -25,8 +26,11 @@ pub(crate) struct Prepared<'a> {
     /// The merge deployment's origin: what the verb edits into the new one's.
     pub origin: Origin,
     pub repo: ostree::Repo,
-    /// The commit the merge deployment runs.
+    /// The base commit of the merge deployment: the commit it runs, or the parent of that
+    /// commit when it runs layered packages.
     pub current: CommitInfo,
+    /// The commit the merge deployment runs (a layered commit when it layers packages).
+    pub deployed: CommitInfo,
 }
 
 /// How [`Prepared::deploy`] finishes.
@@ -38,6 +42,8 @@ pub(crate) struct Finish {
     pub lock_finalization: bool,
     /// Kernel arguments; `None` inherits the merge deployment's.
     pub kargs: Option<Vec<String>>,
+    /// Use only cached repository metadata when packages must be layered.
+    pub cache_only: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -50,11 +56,18 @@ impl<'a> Prepared<'a> {
         let osname = sysroot.resolve_osname(osname)?;
         let merge = sysroot.merge_deployment(&osname)?;
         let origin = sysroot.origin(&merge)?;
-        // Assembly (layering, overrides, initramfs) is not built yet: refuse before fetching
-        // anything rather than deploy the base without what the origin asks for.
-        require_no_local_assembly(&origin)?;
+        // Overrides, local packages and initramfs settings are not built yet: refuse before
+        // fetching anything rather than deploy the base without what the origin asks for.
+        require_assemblable(&origin)?;
         let repo = sysroot.repo();
-        let current = commit::load(&repo, &merge.csum())?;
+        let deployed = commit::load(&repo, &merge.csum())?;
+        let current = match (
+            &deployed.parent,
+            deployed.meta_bool("rpmostree.clientlayer"),
+        ) {
+            (Some(parent), Some(true)) => commit::load(&repo, parent)?,
+            _ => deployed.clone(),
+        };
         Ok(Self {
             _lock: lock,
             sysroot,
@@ -63,6 +76,7 @@ impl<'a> Prepared<'a> {
             origin,
             repo,
             current,
+            deployed,
         })
     }
 
@@ -100,13 +114,14 @@ impl<'a> Prepared<'a> {
                 version: target.version.clone(),
             });
         }
-        require_no_local_assembly(origin)?;
+        require_assemblable(origin)?;
+        let revision = self.assemble(target, origin, finish, ctx)?;
         stage::write(
             self.sysroot,
             &self.merge,
             &NewDeployment {
                 osname: &self.osname,
-                revision: &target.checksum,
+                revision: &revision,
                 origin,
                 kargs: finish.kargs.clone(),
                 lock_finalization: finish.lock_finalization,
@@ -116,28 +131,75 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Refuse origins that need package layering or overrides, which this engine cannot assemble yet:
-/// deploying the plain base for them would silently drop what the administrator asked for.
-fn require_no_local_assembly(origin: &Origin) -> Result<()> {
-    if !origin.needs_local_assembly() {
-        return Ok(());
+impl Prepared<'_> {
+    /// The commit to deploy for base `target` with `origin`: the base itself when nothing is
+    /// layered, the merge deployment's own commit when neither the base nor the requests
+    /// changed (a kernel-argument edit re-solves nothing), otherwise the layered commit
+    /// [`layering::assemble`] builds or reuses.
+    fn assemble(
+        &self,
+        target: &CommitInfo,
+        origin: &Origin,
+        finish: &Finish,
+        ctx: &OpContext,
+    ) -> Result<String> {
+        let packages = origin.requested_packages();
+        if packages.is_empty() {
+            return Ok(target.checksum.clone());
+        }
+        if target.checksum == self.current.checksum
+            && packages == self.origin.requested_packages()
+            && self.deployed.checksum != self.current.checksum
+        {
+            return Ok(self.deployed.checksum.clone());
+        }
+        let req = layering::LayerRequest {
+            base: target.checksum.clone(),
+            packages,
+            repos_dir: self
+                .sysroot
+                .deployment_path(&self.merge)
+                .join("etc/yum.repos.d"),
+            cache_dir: self.sysroot.path().join("var/cache/strata"),
+            cache_only: finish.cache_only,
+            work_dir: self.sysroot.path().join("ostree/repo/tmp"),
+        };
+        let previous = (self.deployed.checksum != self.current.checksum).then_some(&self.deployed);
+        let layered = layering::assemble(&self.repo, &req, previous, ctx)?;
+        for (request, provider) in &layered.inactive {
+            ctx.message(format!(
+                "Inactive requests: {} (already provided by {})",
+                layering::escape_for_message(request),
+                provider
+            ));
+        }
+        Ok(layered.commit)
     }
+}
+
+/// Refuse origins that need what this engine cannot assemble yet (package layering from repos
+/// it can): deploying the plain base for them would silently drop what the administrator asked
+/// for.
+fn require_assemblable(origin: &Origin) -> Result<()> {
     let mut what = Vec::new();
-    let pkgs = origin.requested_packages();
-    if !pkgs.is_empty() {
-        what.push(format!("layered packages ({})", pkgs.join(", ")));
+    let local = origin.requested_local_packages();
+    if !local.is_empty() || !origin.requested_local_fileoverride_packages().is_empty() {
+        what.push("local RPM packages".to_string());
     }
-    if !origin.override_remove().is_empty() || !origin.override_replace_local().is_empty() {
+    if !origin.override_remove().is_empty()
+        || !origin.override_replace_local().is_empty()
+        || !origin.override_replace().is_empty()
+    {
         what.push("base package overrides".to_string());
     }
     if origin.has_initramfs_block() {
         what.push("initramfs settings".to_string());
     }
     if what.is_empty() {
-        what.push("local assembly".to_string());
+        return Ok(());
     }
     Err(anyhow!(
-        "This deployment's origin requests {}; Strata cannot assemble layered deployments yet, so it refuses rather than deploy the base without them. Remove the requests (rpm-ostree reset) and retry",
+        "This deployment's origin requests {}; Strata cannot assemble those yet, so it refuses rather than deploy the base without them. Remove the requests (rpm-ostree reset) and retry",
         what.join(", ")
     ))
 }

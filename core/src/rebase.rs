@@ -103,6 +103,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
         download_only: opts.download_only,
         lock_finalization: opts.lock_finalization,
         kargs: None,
+        cache_only: opts.cache_only,
     };
     let outcome = p.deploy(&target, &origin, &finish, ctx)?;
     if opts.download_only {

@@ -77,6 +77,7 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         download_only: opts.download_only,
         lock_finalization: opts.lock_finalization,
         kargs: None,
+        cache_only: opts.cache_only,
     };
     p.deploy(&target, &origin, &finish, ctx)
 }

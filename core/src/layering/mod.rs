@@ -2,10 +2,13 @@
 //! into the package cache as ostree commits, the way rpm-ostree does it, so a host can move
 //! between the two.
 
+pub mod assemble;
 pub mod import;
 pub mod nevra;
 pub mod paths;
+pub mod rpmdb;
 
+pub use assemble::{assemble, LayerRequest, Layered};
 pub use import::{import_rpm, ImportedPackage, RepoSource};
 pub use nevra::Nevra;
 

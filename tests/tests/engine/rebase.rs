@@ -104,7 +104,7 @@ fn rebase_errors_change_nothing() {
 }
 
 #[test]
-fn layered_origin_is_refused_with_requests_kept() {
+fn layering_on_a_base_without_an_rpmdb_fails_with_requests_kept() {
     let fx = fixture();
     fx.repo()
         .commit_release(OTHER_REF, &OsRelease::new("10"))
@@ -115,7 +115,8 @@ fn layered_origin_is_refused_with_requests_kept() {
     let text = text.replace("refspec=", "baserefspec=") + "\n[packages]\nrequested=htop;\n";
     std::fs::write(&origin_path, &text).unwrap();
     let err = assert_fails_unchanged(&fx, |s| rebase(s, &opts(OTHER_REF), &OpContext::silent()));
-    assert!(err.contains("layered packages (htop)"), "{err}");
+    // The fixture's releases carry no rpm database to depsolve against.
+    assert!(err.contains("no rpm database"), "{err}");
     assert_eq!(std::fs::read_to_string(&origin_path).unwrap(), text);
     // At the origin level the requests survive a rebase.
     let mut origin = strata_core::origin::Origin::parse(&text).unwrap();

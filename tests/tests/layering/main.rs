@@ -2,5 +2,6 @@
 //! with `createrepo_c` and served over `file://` or loopback HTTP, trees with a real rpmdb
 //! written by `rpm`, and libdnf itself.
 
+mod deploy;
 mod import;
 mod libdnf;

@@ -1,0 +1,533 @@
+//! Assembling a layered commit: the base checked out with hard links, the requested packages
+//! depsolved against the base's rpmdb with libdnf, downloaded, imported into the package cache
+//! and checked out over it, the rpmdb rewritten, and the tree committed with the devino cache
+//! (unchanged files are not read again) and rpm-ostree's metadata, parent = base.
+//!
+//! Base packages are never replaced or removed: every installed package is locked in the
+//! solver, and a solution that would still touch one is refused, naming it. The same base with
+//! the same resolved package set gives the same `rpmostree.state-sha512`; a previous layered
+//! commit with that digest is reused without downloading or writing anything.
+//!
+//! Not built yet, and refused with an error naming the package rather than done halfway:
+//! packages with scriptlets or file triggers, files owned by a user other than root, file
+//! capabilities.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ostree::gio::prelude::*;
+use ostree::{gio, glib};
+use sha2::{Digest, Sha512};
+
+use super::escape_for_message as esc;
+use super::import::{import_rpm, nevra_of, RepoSource};
+use super::nevra::Nevra;
+use super::rpmdb;
+use crate::commit::CommitInfo;
+use crate::progress::{Event, OpContext};
+
+/// `rpmostree.clientlayer_version` of the commits rpm-ostree writes today.
+pub const CLIENTLAYER_VERSION: u32 = 6;
+
+/// What to layer on which base.
+#[derive(Debug, Clone)]
+pub struct LayerRequest {
+    /// The base commit.
+    pub base: String,
+    /// `[packages] requested`: names or provides.
+    pub packages: Vec<String>,
+    /// The directory of `.repo` files (the merge deployment's `/etc/yum.repos.d`).
+    pub repos_dir: PathBuf,
+    /// libdnf's metadata, solver and package caches.
+    pub cache_dir: PathBuf,
+    /// Use only cached repository metadata.
+    pub cache_only: bool,
+    /// Scratch space on the repository's filesystem (the tree is a hard-link checkout), as a
+    /// real path: `rpm` runs as a separate process and cannot follow the `/proc/self/fd` path
+    /// libostree may hand out for the repository.
+    pub work_dir: PathBuf,
+}
+
+/// The result of [`assemble`].
+#[derive(Debug, Clone)]
+pub struct Layered {
+    /// The commit to deploy: the layered commit, or the base when nothing is left to layer.
+    pub commit: String,
+    /// Whether an existing layered commit was reused.
+    pub reused: bool,
+    /// The packages layered (requested and their dependencies).
+    pub packages: Vec<Nevra>,
+    /// Requests the base already satisfies: (request, providing base package).
+    pub inactive: Vec<(String, String)>,
+}
+
+/// Assembles (or reuses) the layered commit for `req` in `repo`.
+pub fn assemble(
+    repo: &ostree::Repo,
+    req: &LayerRequest,
+    previous: Option<&CommitInfo>,
+    ctx: &OpContext,
+) -> Result<Layered> {
+    let cancellable = Some(ctx.cancellable());
+    let work = tempfile::Builder::new()
+        .prefix("strata-layer-")
+        .tempdir_in(&req.work_dir)?;
+    let root = work.path().join("root");
+    let devino = ostree::RepoDevInoCache::new();
+    ctx.task(
+        &format!("Checking out tree {}", crate::commit::short(&req.base)),
+        || {
+            let opts = ostree::RepoCheckoutAtOptions {
+                devino_to_csum_cache: Some(devino.clone()),
+                ..Default::default()
+            };
+            repo.checkout_at(Some(&opts), libc_at_fdcwd(), &root, &req.base, cancellable)
+                .context("Checking out the base")
+        },
+    )?;
+    let dbpath = rpmdb::dbpath(&root)?;
+    rpmdb::detach(&root, dbpath)?;
+
+    let config = libdnf::Config {
+        install_root: root.clone(),
+        rpmdb: dbpath.to_string(),
+        repos_dir: req.repos_dir.clone(),
+        cache_dir: req.cache_dir.clone(),
+        release_ver: release_ver(&root)?,
+        arch: None,
+    };
+    let mut dnf = libdnf::Context::new(&config, cancellable)?;
+    let policy = if req.cache_only {
+        libdnf::Metadata::CacheOnly
+    } else {
+        libdnf::Metadata::Default
+    };
+    ctx.task("Updating metadata", || {
+        let mut progress = |repo: &str, percent: u32| {
+            ctx.emit(Event::Percent {
+                text: format!("Updating metadata for '{}'", esc(repo)),
+                percent,
+            })
+        };
+        let r = dnf.load(policy, &mut progress, cancellable);
+        ctx.emit(Event::ProgressEnd);
+        Ok(r?)
+    })?;
+
+    let Solution { installs, inactive } =
+        ctx.task("Resolving dependencies", || solve(&dnf, &req.packages))?;
+    let packages: Vec<Nevra> = installs.iter().map(nevra_of_pkg).collect();
+    if installs.is_empty() {
+        return Ok(Layered {
+            commit: req.base.clone(),
+            reused: false,
+            packages,
+            inactive,
+        });
+    }
+    let state = state_digest(&req.base, &installs);
+    if let Some(prev) = previous {
+        if prev.parent.as_deref() == Some(req.base.as_str())
+            && prev.meta_string("rpmostree.state-sha512").as_deref() == Some(state.as_str())
+        {
+            return Ok(Layered {
+                commit: prev.checksum.clone(),
+                reused: true,
+                packages,
+                inactive,
+            });
+        }
+    }
+
+    let size: u64 = installs.iter().map(|p| p.download_size()).sum();
+    ctx.message(format!(
+        "Will download: {} package{} ({})",
+        installs.len(),
+        if installs.len() == 1 { "" } else { "s" },
+        glib::format_size(size)
+    ));
+    let files = ctx.task("Downloading packages", || {
+        let mut progress = |percent: u32| {
+            ctx.emit(Event::Percent {
+                text: "Downloading packages".into(),
+                percent,
+            })
+        };
+        let r = dnf.download(&installs, &mut progress, cancellable);
+        ctx.emit(Event::ProgressEnd);
+        Ok(r?)
+    })?;
+
+    let mut imported = Vec::new();
+    ctx.task(&format!("Importing packages ({})", installs.len()), || {
+        for (pkg, file) in installs.iter().zip(&files) {
+            ctx.check_cancelled()?;
+            refuse_unsupported(file)?;
+            let source = RepoSource {
+                id: pkg.repo_name(),
+                timestamp: 0,
+                checksum: pkg.checksum(),
+            };
+            imported.push(import_rpm(repo, file, Some(&source), ctx)?);
+        }
+        Ok(())
+    })?;
+
+    ctx.task(
+        &format!("Checking out packages ({})", imported.len()),
+        || {
+            for pkg in &imported {
+                ctx.check_cancelled()?;
+                overlay(repo, &pkg.commit, &pkg.nevra, &root, cancellable)?;
+            }
+            merge_tmpfiles(&root)
+        },
+    )?;
+
+    let headers = imported
+        .iter()
+        .map(|p| Ok((p.nevra.to_string(), package_header(repo, &p.commit)?)))
+        .collect::<Result<Vec<_>>>()?;
+    ctx.task("Writing rpmdb", || {
+        rpmdb::add_packages(&root, dbpath, &headers)
+    })?;
+    let pkglist = rpmdb::list(&root, dbpath)?;
+
+    let base_info = crate::commit::load(repo, &req.base)?;
+    let metadata = layered_metadata(&base_info, &req.packages, &pkglist, &state);
+    let commit = ctx.task("Writing OSTree commit", || {
+        commit_tree(repo, &root, &req.base, &metadata, &devino, cancellable)
+    })?;
+    Ok(Layered {
+        commit,
+        reused: false,
+        packages,
+        inactive,
+    })
+}
+
+fn libc_at_fdcwd() -> i32 {
+    // AT_FDCWD: `destination_path` is an absolute path.
+    -100
+}
+
+/// `VERSION_ID` from the tree's os-release, for `$releasever` in `.repo` files.
+fn release_ver(root: &Path) -> Result<String> {
+    for rel in ["usr/lib/os-release", "usr/etc/os-release"] {
+        let Ok(text) = fs::read_to_string(root.join(rel)) else {
+            continue;
+        };
+        // os-release is shell-style KEY=value lines; only one unquoted or quoted value is read,
+        // which does not need a shell-word parser.
+        for line in text.lines() {
+            if let Some(v) = line.trim().strip_prefix("VERSION_ID=") {
+                return Ok(v.trim_matches(|c| c == '"' || c == '\'').to_string());
+            }
+        }
+    }
+    bail!(
+        "The base has no VERSION_ID in /usr/lib/os-release, which $releasever in .repo files needs"
+    )
+}
+
+/// The packages to install, and the requests the base already satisfies (request, provider).
+struct Solution<'c> {
+    installs: Vec<libdnf::Package<'c>>,
+    inactive: Vec<(String, String)>,
+}
+
+/// Depsolves the requests against the installed set.
+fn solve<'c>(dnf: &'c libdnf::Context, requests: &[String]) -> Result<Solution<'c>> {
+    let mut goal = dnf.goal()?;
+    let mut inactive = Vec::new();
+    let mut missing = Vec::new();
+    for spec in requests {
+        let installed = dnf.query()?.installed()?.name(spec)?.run();
+        let installed = if installed.is_empty() {
+            dnf.query()?.installed()?.provides(spec)?.run()
+        } else {
+            installed
+        };
+        if let Some(p) = installed.first() {
+            inactive.push((spec.clone(), p.nevra()));
+            continue;
+        }
+        if !goal.install_spec(spec)? {
+            missing.push(esc(spec));
+        }
+    }
+    if !missing.is_empty() {
+        bail!("Packages not found: {}", missing.join(", "));
+    }
+    if requests.len() == inactive.len() {
+        return Ok(Solution {
+            installs: Vec::new(),
+            inactive,
+        });
+    }
+    for p in dnf.query()?.installed()?.run() {
+        goal.lock(&p)?;
+    }
+    goal.solve(true).map_err(|e| anyhow!("{e}"))?;
+    let mut touched = Vec::new();
+    for change in [
+        libdnf::Change::Erase,
+        libdnf::Change::Upgrade,
+        libdnf::Change::Downgrade,
+        libdnf::Change::Reinstall,
+        libdnf::Change::Obsoleted,
+    ] {
+        for p in goal.list(change) {
+            touched.push(format!("{} ({change:?})", p.nevra()));
+        }
+    }
+    if !touched.is_empty() {
+        bail!(
+            "The request would replace or remove base packages, which layering never does: {}",
+            touched.join(", ")
+        );
+    }
+    let mut installs = goal.list(libdnf::Change::Install);
+    installs.sort_by_key(|p| p.nevra());
+    Ok(Solution { installs, inactive })
+}
+
+fn nevra_of_pkg(p: &libdnf::Package<'_>) -> Nevra {
+    Nevra {
+        name: p.name(),
+        epoch: p.epoch(),
+        version: p.version(),
+        release: p.release(),
+        arch: p.arch(),
+    }
+}
+
+/// rpm-ostree's `rpmostree.state-sha512` idea: a digest of the inputs (the base and each package
+/// to install with its repo checksum), equal inputs → equal digest.
+fn state_digest(base: &str, installs: &[libdnf::Package<'_>]) -> String {
+    let mut h = Sha512::new();
+    h.update(b"strata-layering-1\0");
+    h.update(base.as_bytes());
+    for p in installs {
+        h.update(b"\0install\0");
+        h.update(p.nevra().as_bytes());
+        h.update(b"\0");
+        h.update(p.checksum().unwrap_or_default().as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Refuses what assembly cannot do yet, naming the package (see the module documentation).
+fn refuse_unsupported(file: &Path) -> Result<()> {
+    let meta = rpm::PackageMetadata::open(file)
+        .map_err(|e| anyhow!("{}: not a readable RPM: {e}", file.display()))?;
+    let nevra = nevra_of(&meta)?;
+    let h = &meta.header;
+    use rpm::IndexTag::*;
+    for (tag, what) in [
+        (RPMTAG_PREIN, "%pre"),
+        (RPMTAG_PREINPROG, "%pre"),
+        (RPMTAG_POSTIN, "%post"),
+        (RPMTAG_POSTINPROG, "%post"),
+        (RPMTAG_POSTTRANS, "%posttrans"),
+        (RPMTAG_POSTTRANSPROG, "%posttrans"),
+        (RPMTAG_FILETRIGGERSCRIPTS, "a file trigger"),
+        (RPMTAG_TRANSFILETRIGGERSCRIPTS, "a file trigger"),
+        (RPMTAG_TRIGGERSCRIPTS, "a trigger"),
+    ] {
+        if h.entry_is_present(tag) {
+            bail!(
+                "{nevra} has {what} scriptlet; Strata cannot run package scriptlets yet, so it refuses to layer it rather than install it half-configured"
+            );
+        }
+    }
+    for f in meta
+        .get_file_entries()
+        .map_err(|e| anyhow!("{nevra}: reading the file list: {e}"))?
+    {
+        if f.user() != "root" || f.group() != "root" {
+            bail!(
+                "{nevra}: {} is owned by {}:{}; Strata layers only root-owned files yet",
+                esc(&f.path().to_string_lossy()),
+                esc(f.user()),
+                esc(f.group())
+            );
+        }
+        if f.caps().is_some_and(|c| !c.is_empty()) {
+            bail!(
+                "{nevra}: {} has file capabilities, which Strata cannot layer yet",
+                esc(&f.path().to_string_lossy())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks a package's commit out over the tree. A file that exists with other content is a
+/// conflict; a directory of the package where the tree has a symlink is refused (checking out
+/// through it could write outside the tree).
+fn overlay(
+    repo: &ostree::Repo,
+    commit: &str,
+    nevra: &Nevra,
+    root: &Path,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<()> {
+    let (tree, _) = repo.read_commit(commit, cancellable)?;
+    check_dirs(&tree, root, Path::new(""), nevra, cancellable)?;
+    let opts = ostree::RepoCheckoutAtOptions {
+        overwrite_mode: ostree::RepoCheckoutOverwriteMode::UnionIdentical,
+        // libostree compares files by inode in this mode, so it requires hard links.
+        no_copy_fallback: true,
+        ..Default::default()
+    };
+    repo.checkout_at(Some(&opts), libc_at_fdcwd(), root, commit, cancellable)
+        .map_err(|e| anyhow!("{nevra} conflicts with the files already in the tree: {e}"))
+}
+
+fn check_dirs(
+    dir: &gio::File,
+    root: &Path,
+    rel: &Path,
+    nevra: &Nevra,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<()> {
+    let children = dir.enumerate_children(
+        "standard::name,standard::type",
+        gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+        cancellable,
+    )?;
+    while let Some(info) = children.next_file(cancellable)? {
+        if info.file_type() != gio::FileType::Directory {
+            continue;
+        }
+        let name = info.name();
+        let child_rel = rel.join(&name);
+        match fs::symlink_metadata(root.join(&child_rel)) {
+            Ok(m) if m.file_type().is_symlink() => bail!(
+                "{nevra} has a directory /{} where the tree has a symlink; refusing to write through it",
+                esc(&child_rel.to_string_lossy())
+            ),
+            Ok(m) if !m.is_dir() => bail!(
+                "{nevra} has a directory /{} where the tree has a file",
+                esc(&child_rel.to_string_lossy())
+            ),
+            Ok(_) => check_dirs(&dir.child(&name), root, &child_rel, nevra, cancellable)?,
+            // New directory: nothing below it exists in the tree either.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Gathers the packages' `/var` and `/run` tmpfiles lines into the file systemd-tmpfiles reads,
+/// as rpm-ostree does (`usr/lib/tmpfiles.d/rpm-ostree-1-autovar.conf`).
+fn merge_tmpfiles(root: &Path) -> Result<()> {
+    let dir = root.join("usr/lib/rpm-ostree/tmpfiles.d");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let target = root.join("usr/lib/tmpfiles.d/rpm-ostree-1-autovar.conf");
+    let mut lines = BTreeSet::new();
+    if let Ok(existing) = fs::read_to_string(&target) {
+        lines.extend(existing.lines().map(str::to_string));
+    }
+    for e in entries {
+        let text = fs::read_to_string(e?.path())?;
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    fs::create_dir_all(target.parent().expect("has a parent"))?;
+    // A new file (the old one may be a hard link to a repository object).
+    let _ = fs::remove_file(&target);
+    fs::write(
+        &target,
+        lines.into_iter().collect::<Vec<_>>().join("\n") + "\n",
+    )?;
+    Ok(())
+}
+
+/// A package commit's lead and headers (`rpmostree.metadata`).
+fn package_header(repo: &ostree::Repo, commit: &str) -> Result<Vec<u8>> {
+    let info = crate::commit::load(repo, commit)?;
+    let dict = glib::VariantDict::new(Some(&info.metadata));
+    let v = dict
+        .lookup_value("rpmostree.metadata", Some(glib::VariantTy::BYTE_STRING))
+        .ok_or_else(|| anyhow!("Package commit {commit} has no rpmostree.metadata"))?;
+    Ok(v.fixed_array::<u8>()?.to_vec())
+}
+
+fn layered_metadata(
+    base: &CommitInfo,
+    requested: &[String],
+    pkglist: &[rpmdb::PkgTuple],
+    state: &str,
+) -> glib::Variant {
+    let dict = glib::VariantDict::new(None);
+    if let Some(v) = &base.version {
+        dict.insert("version", v.as_str());
+    }
+    dict.insert("rpmostree.clientlayer", true);
+    dict.insert("rpmostree.clientlayer_version", CLIENTLAYER_VERSION);
+    let mut requested: Vec<String> = requested.to_vec();
+    requested.sort();
+    dict.insert("rpmostree.packages", requested);
+    dict.insert("rpmostree.modules", Vec::<String>::new());
+    dict.insert_value(
+        "rpmostree.removed-base-packages",
+        &glib::Variant::array_from_iter_with_type(
+            glib::VariantTy::VARIANT,
+            std::iter::empty::<glib::Variant>(),
+        ),
+    );
+    dict.insert_value(
+        "rpmostree.replaced-base-packages",
+        &glib::Variant::array_from_iter_with_type(
+            glib::VariantTy::new("(vv)").expect("valid type"),
+            std::iter::empty::<glib::Variant>(),
+        ),
+    );
+    dict.insert_value("rpmostree.rpmdb.pkglist", &pkglist.to_vec().to_variant());
+    dict.insert("rpmostree.state-sha512", state);
+    dict.end()
+}
+
+fn commit_tree(
+    repo: &ostree::Repo,
+    root: &Path,
+    base: &str,
+    metadata: &glib::Variant,
+    devino: &ostree::RepoDevInoCache,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<String> {
+    let txn = repo.auto_transaction(cancellable)?;
+    let mtree = ostree::MutableTree::new();
+    let modifier = ostree::RepoCommitModifier::new(ostree::RepoCommitModifierFlags::CONSUME, None);
+    modifier.set_devino_cache(devino);
+    let root_dir = gio::File::for_path(root);
+    repo.write_directory_to_mtree(&root_dir, &mtree, Some(&modifier), cancellable)?;
+    let tree = repo.write_mtree(&mtree, cancellable)?;
+    let tree = tree
+        .downcast::<ostree::RepoFile>()
+        .map_err(|_| anyhow!("ostree returned a root that is not a RepoFile"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let commit = repo.write_commit_with_time(
+        Some(base),
+        Some(""),
+        None,
+        Some(metadata),
+        &tree,
+        now,
+        cancellable,
+    )?;
+    txn.commit(cancellable)?;
+    Ok(commit.to_string())
+}

@@ -1,0 +1,176 @@
+//! The rpmdb of an assembled tree, written and read with the real `rpm`, so `rpm -q` on the
+//! booted system (and rpm-ostree) sees base and layered packages alike.
+//!
+//! Packages are added with `rpm --justdb` from their headers alone: the package cache keeps each
+//! package's lead and headers (`rpmostree.metadata`), which rpm accepts as a package without a
+//! payload when it only records it in the database.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use fn_error_context::context;
+
+use super::escape_for_message as esc;
+
+/// Where rpm-ostree systems keep the rpmdb, relative to the root.
+pub const RPMOSTREE_DBPATH: &str = "usr/share/rpm";
+/// Where newer composes keep the real one (`/usr/share/rpm` then links to it).
+pub const SYSIMAGE_DBPATH: &str = "usr/lib/sysimage/rpm";
+
+/// The tree's rpmdb directory (`/usr/share/rpm` unless only `/usr/lib/sysimage/rpm` is a real
+/// database), as an absolute path inside the tree; an error when the tree has none.
+pub fn dbpath(root: &Path) -> Result<&'static str> {
+    for rel in [RPMOSTREE_DBPATH, SYSIMAGE_DBPATH] {
+        let dir = root.join(rel);
+        let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        if is_real_dir && has_database(&dir) {
+            return Ok(if rel == RPMOSTREE_DBPATH {
+                "/usr/share/rpm"
+            } else {
+                "/usr/lib/sysimage/rpm"
+            });
+        }
+    }
+    bail!(
+        "The base has no rpm database (/usr/share/rpm or /usr/lib/sysimage/rpm), so packages cannot be layered on it"
+    )
+}
+
+fn has_database(dir: &Path) -> bool {
+    ["rpmdb.sqlite", "Packages", "Packages.db"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+}
+
+/// Replaces each file of the tree's rpmdb directory by a copy of itself: the checkout
+/// hard-links them to repository objects, which neither SQLite (opening it) nor rpm (writing
+/// it) may touch.
+#[context("Copying the rpm database out of the repository")]
+pub fn detach(root: &Path, dbpath: &str) -> Result<()> {
+    let dir = root.join(dbpath.trim_start_matches('/'));
+    for entry in fs::read_dir(&dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let tmp = dir.join(format!(
+            ".{}.strata-copy",
+            entry.file_name().to_string_lossy()
+        ));
+        fs::copy(&path, &tmp)?;
+        fs::rename(&tmp, &path)?;
+    }
+    Ok(())
+}
+
+/// One package as `rpmostree.rpmdb.pkglist` records it: name, epoch, version, release, arch.
+pub type PkgTuple = (String, String, String, String, String);
+
+/// Adds packages to the tree's database from their lead-and-headers bytes.
+#[context("Writing the rpm database")]
+pub fn add_packages(root: &Path, dbpath: &str, headers: &[(String, Vec<u8>)]) -> Result<()> {
+    if headers.is_empty() {
+        return Ok(());
+    }
+    // Beside the tree, not in it: rpm opens the package files before it enters the root.
+    let scratch = tempfile::Builder::new()
+        .prefix(".strata-rpmdb-")
+        .tempdir_in(root.parent().unwrap_or(root))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (i, (nevra, bytes)) in headers.iter().enumerate() {
+        ensure!(
+            !bytes.is_empty(),
+            "{}: no package header in the cache",
+            esc(nevra)
+        );
+        let f = scratch.path().join(format!("{i}.rpm"));
+        fs::write(&f, bytes)?;
+        files.push(f);
+    }
+    let mut cmd = Command::new("rpm");
+    cmd.arg("--root")
+        .arg(root)
+        .args(["--dbpath", dbpath])
+        .args([
+            "--install",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--notriggers",
+            "--nodigest",
+            "--nosignature",
+        ])
+        .args(&files);
+    run(&mut cmd)?;
+    remove_leftovers(&root.join(dbpath.trim_start_matches('/')))
+}
+
+/// `(name, epoch, version, release, arch)` of every package in the tree's database, sorted
+/// (rpm-ostree's `rpmostree.rpmdb.pkglist`).
+#[context("Listing the rpm database")]
+pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
+    let mut cmd = Command::new("rpm");
+    cmd.arg("--root")
+        .arg(root)
+        .args(["--dbpath", dbpath, "--query", "--all", "--queryformat"])
+        .arg("%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n");
+    let out = run(&mut cmd)?;
+    let mut pkgs = out
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            match f.as_slice() {
+                [n, e, v, r, a] => Ok((
+                    n.to_string(),
+                    e.to_string(),
+                    v.to_string(),
+                    r.to_string(),
+                    a.to_string(),
+                )),
+                _ => Err(anyhow!("Unexpected line from rpm -qa: {}", esc(l))),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    pkgs.sort();
+    remove_leftovers(&root.join(dbpath.trim_start_matches('/')))?;
+    Ok(pkgs)
+}
+
+/// rpm closes its SQLite database with the write-ahead log folded in, but leaves the empty log
+/// and the shared-memory index beside it: a commit carries only the database.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    let wal = dir.join("rpmdb.sqlite-wal");
+    if let Ok(meta) = fs::metadata(&wal) {
+        ensure!(
+            meta.len() == 0,
+            "rpm left an unmerged write-ahead log in {}",
+            wal.display()
+        );
+        fs::remove_file(&wal)?;
+    }
+    match fs::remove_file(dir.join("rpmdb.sqlite-shm")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    // Debian's rpm macros point the database at ~/.rpmdb; --dbpath is always given, and HOME
+    // is pointed away so nothing is created there either way.
+    cmd.env("HOME", "/nonexistent");
+    let out = cmd
+        .output()
+        .with_context(|| "Running rpm (is it installed?)".to_string())?;
+    if !out.status.success() {
+        bail!(
+            "rpm failed ({}): {}",
+            out.status,
+            esc(String::from_utf8_lossy(&out.stderr).trim())
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,263 @@
+//! Layering through the engine on a real sysroot: `strata_core::pkg_change` and `upgrade` with
+//! packages from a real rpm-md repository configured in the deployment's `/etc/yum.repos.d`.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use strata_core::{pkg_change, upgrade, OpContext, PackageChange, Sysroot, UpgradeOptions};
+use strata_tests::rpm::base_shell_package;
+use strata_tests::{cmd, Fixture, FixtureConfig, OsRelease, RpmRepo, RpmSpec, ScriptPhase};
+use tempfile::TempDir;
+
+pub struct Layering {
+    pub fx: Fixture,
+    pub repo: RpmRepo,
+    pub base_rpms: Vec<PathBuf>,
+    _rpms: TempDir,
+}
+
+/// A base release "1" whose rpmdb has `strata-test-sh` and `base-lib-1.0`, deployed, with
+/// `/etc/yum.repos.d/test.repo` pointing at a repo holding `hello` (requires `libhello`),
+/// `libhello`, `tool`, `clash` (conflicts with `base-lib`), `scripted` (a `%post`), and
+/// `base-lib-2.0`.
+pub fn layering() -> Layering {
+    strata_tests::init();
+    let rpms = tempfile::tempdir().unwrap();
+    let base_dir = rpms.path().join("base");
+    let base_rpms = vec![
+        base_shell_package().build(&base_dir).unwrap(),
+        RpmSpec::new("base-lib", "1.0")
+            .file("usr/lib/base-lib.txt", "1\n")
+            .build(&base_dir)
+            .unwrap(),
+    ];
+    let repo = RpmRepo::create(&rpms.path().join("repo")).unwrap();
+    repo.add_all(&[
+        RpmSpec::new("hello", "1.0")
+            .requires("libhello")
+            .executable("usr/bin/hello", "#!/bin/sh\necho hello\n")
+            .config("etc/hello.conf", "greeting=hi\n")
+            .dir("var/lib/hello"),
+        RpmSpec::new("libhello", "1.0").file("usr/lib/libhello.txt", "lib\n"),
+        RpmSpec::new("tool", "2.0").executable("usr/bin/tool", "#!/bin/sh\necho tool\n"),
+        RpmSpec::new("clash", "1.0").conflicts("base-lib"),
+        RpmSpec::new("base-lib", "2.0").file("usr/lib/base-lib.txt", "2\n"),
+        RpmSpec::new("scripted", "1.0")
+            .file("usr/share/scripted", "x\n")
+            .script(ScriptPhase::Post, "echo post > /etc/scripted"),
+    ])
+    .unwrap();
+    let release = OsRelease::new("1").rpms(base_rpms.clone()).file(
+        "usr/etc/yum.repos.d/test.repo",
+        repo.repo_file("test", &repo.file_url()),
+    );
+    let fx = Fixture::new(&FixtureConfig {
+        release,
+        ..Default::default()
+    })
+    .unwrap();
+    Layering {
+        fx,
+        repo,
+        base_rpms,
+        _rpms: rpms,
+    }
+}
+
+impl Layering {
+    pub fn sysroot(&self) -> Sysroot {
+        Sysroot::open(self.fx.sysroot().unwrap().path()).unwrap()
+    }
+
+    pub fn install(&self, pkgs: &[&str]) -> anyhow::Result<strata_core::stage::Outcome> {
+        let change = PackageChange {
+            install: pkgs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        pkg_change(&self.sysroot(), &change, &OpContext::silent())
+    }
+
+    pub fn uninstall(&self, pkgs: &[&str]) -> anyhow::Result<strata_core::stage::Outcome> {
+        let change = PackageChange {
+            uninstall: pkgs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        pkg_change(&self.sysroot(), &change, &OpContext::silent())
+    }
+
+    /// The newest deployment's directory.
+    pub fn deployment(&self) -> PathBuf {
+        self.fx.sysroot().unwrap().deploy_dir(0).unwrap()
+    }
+
+    /// `rpm -qa` in the newest deployment, sorted names.
+    pub fn rpm_names(&self) -> Vec<String> {
+        let out = cmd::run(
+            Command::new("rpm")
+                .arg("--root")
+                .arg(self.deployment())
+                .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NAME}\\n"]),
+        )
+        .unwrap();
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    pub fn refs(&self) -> Vec<String> {
+        let repo = self.fx.sysroot().unwrap().repo_path();
+        cmd::ostree(["refs", &format!("--repo={}", repo.display())])
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The newest deployment's origin file.
+    pub fn origin(&self) -> String {
+        let dir = self.deployment();
+        fs::read_to_string(format!("{}.origin", dir.display())).unwrap()
+    }
+}
+
+#[test]
+fn install_layers_a_package_with_its_dependency() {
+    let l = layering();
+    let before = l.fx.sysroot().unwrap().deployments().unwrap().len();
+    l.install(&["hello"]).unwrap();
+    assert_eq!(
+        l.fx.sysroot().unwrap().deployments().unwrap().len(),
+        before + 1
+    );
+    let d = l.deployment();
+    assert_eq!(
+        fs::read_to_string(d.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("usr/lib/libhello.txt")).unwrap(),
+        "lib\n"
+    );
+    // /etc content arrives through the 3-way merge; /var as a tmpfiles line.
+    assert_eq!(
+        fs::read_to_string(d.join("etc/hello.conf")).unwrap(),
+        "greeting=hi\n"
+    );
+    let autovar =
+        fs::read_to_string(d.join("usr/lib/tmpfiles.d/rpm-ostree-1-autovar.conf")).unwrap();
+    assert!(
+        autovar.contains("d /var/lib/hello 0755 root root - -"),
+        "{autovar}"
+    );
+    assert_eq!(
+        l.rpm_names(),
+        ["base-lib", "hello", "libhello", "strata-test-sh"]
+    );
+    let origin = l.origin();
+    assert!(
+        origin.contains("baserefspec=") && origin.contains("requested=hello;"),
+        "{origin}"
+    );
+    let refs = l.refs();
+    for want in [
+        "rpmostree/pkg/hello/1.0-1.noarch",
+        "rpmostree/pkg/libhello/1.0-1.noarch",
+    ] {
+        assert!(refs.iter().any(|r| r == want), "{want} not in {refs:?}");
+    }
+}
+
+#[test]
+fn the_same_request_reuses_the_layered_commit() {
+    let l = layering();
+    l.install(&["hello"]).unwrap();
+    let first = l.fx.sysroot().unwrap().deployments().unwrap()[0]
+        .checksum
+        .clone();
+    l.uninstall(&["hello"]).unwrap();
+    let base = l.fx.sysroot().unwrap().deployments().unwrap()[0]
+        .checksum
+        .clone();
+    assert_ne!(base, first);
+    assert_eq!(
+        base,
+        l.fx.first_commit(),
+        "no packages left: the plain base is deployed"
+    );
+    l.install(&["hello"]).unwrap();
+    let again = l.fx.sysroot().unwrap().deployments().unwrap()[0]
+        .checksum
+        .clone();
+    assert_eq!(again, first, "same base and packages: same commit");
+}
+
+#[test]
+fn a_missing_package_changes_nothing() {
+    let l = layering();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["no-such-package"]).unwrap_err());
+    assert!(err.contains("Packages not found: no-such-package"), "{err}");
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+}
+
+#[test]
+fn a_conflict_with_a_base_package_is_refused_naming_it() {
+    let l = layering();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["clash"]).unwrap_err());
+    assert!(err.contains("base-lib"), "{err}");
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+    // Asking for a newer base package replaces nothing either.
+    let err = format!("{:#}", l.install(&["base-lib-2.0"]).unwrap_err());
+    assert!(err.contains("base-lib"), "{err}");
+}
+
+#[test]
+fn a_package_with_a_scriptlet_is_refused_plainly() {
+    let l = layering();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["scripted"]).unwrap_err());
+    assert!(
+        err.contains("scripted-1.0-1.noarch") && err.contains("%post"),
+        "{err}"
+    );
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+}
+
+#[test]
+fn a_request_the_base_satisfies_is_inactive() {
+    let l = layering();
+    let outcome = l.install(&["base-lib"]).unwrap();
+    // The origin records the request; the deployment is the plain base.
+    assert!(!outcome.is_unchanged());
+    let d = &l.fx.sysroot().unwrap().deployments().unwrap()[0];
+    assert_eq!(d.checksum, l.fx.first_commit());
+}
+
+#[test]
+fn layered_packages_survive_an_upgrade() {
+    let l = layering();
+    l.install(&["hello"]).unwrap();
+    l.fx.commit(&OsRelease::new("2").rpms(l.base_rpms.clone()).file(
+        "usr/etc/yum.repos.d/test.repo",
+        l.repo.repo_file("test", &l.repo.file_url()),
+    ))
+    .unwrap();
+    upgrade(
+        &l.sysroot(),
+        &UpgradeOptions::default(),
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let d = l.deployment();
+    assert_eq!(
+        fs::read_to_string(d.join("usr/bin/strata-release")).unwrap(),
+        "#!/bin/sh\necho 2\n"
+    );
+    assert!(d.join("usr/bin/hello").is_file());
+    assert_eq!(
+        l.rpm_names(),
+        ["base-lib", "hello", "libhello", "strata-test-sh"]
+    );
+}
