@@ -80,6 +80,7 @@ pub fn kargs(sysroot: &Sysroot, opts: &KargsOptions, ctx: &OpContext) -> Result<
         lock_finalization: opts.lock_finalization,
         kargs: Some(new),
         cache_only: false,
+        forbid_inactive: Vec::new(),
     };
     p.deploy(&p.current, &p.origin, &finish, ctx)
 }

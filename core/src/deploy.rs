@@ -198,6 +198,7 @@ pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Resul
         lock_finalization: opts.lock_finalization,
         kargs: None,
         cache_only: opts.cache_only,
+        forbid_inactive: Vec::new(),
     };
     p.deploy(&target, &origin, &finish, ctx)
 }

@@ -26,6 +26,8 @@ pub struct PackageChange {
     pub uninstall_all: bool,
     /// Skip requests already made / not made instead of failing.
     pub idempotent: bool,
+    /// Allow new requests the base already satisfies (they stay inactive).
+    pub allow_inactive: bool,
     /// Resolve and report, deploy nothing.
     pub dry_run: bool,
     /// Use only cached repository metadata.
@@ -105,6 +107,15 @@ pub fn pkg_change(sysroot: &Sysroot, change: &PackageChange, ctx: &OpContext) ->
         lock_finalization: change.lock_finalization,
         kargs: None,
         cache_only: change.cache_only,
+        forbid_inactive: if change.allow_inactive {
+            Vec::new()
+        } else {
+            after
+                .iter()
+                .filter(|p| !before.contains(p))
+                .cloned()
+                .collect()
+        },
     };
     p.deploy(&p.current, &origin, &finish, ctx)
 }

@@ -44,6 +44,8 @@ pub(crate) struct Finish {
     pub kargs: Option<Vec<String>>,
     /// Use only cached repository metadata when packages must be layered.
     pub cache_only: bool,
+    /// New package requests the base must not already satisfy.
+    pub forbid_inactive: Vec<String>,
 }
 
 impl<'a> Prepared<'a> {
@@ -162,6 +164,7 @@ impl Prepared<'_> {
                 .join("etc/yum.repos.d"),
             cache_dir: self.sysroot.path().join("var/cache/strata"),
             cache_only: finish.cache_only,
+            forbid_inactive: finish.forbid_inactive.clone(),
             work_dir: self.sysroot.path().join("ostree/repo/tmp"),
         };
         let previous = (self.deployed.checksum != self.current.checksum).then_some(&self.deployed);

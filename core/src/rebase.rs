@@ -104,6 +104,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
         lock_finalization: opts.lock_finalization,
         kargs: None,
         cache_only: opts.cache_only,
+        forbid_inactive: Vec::new(),
     };
     let outcome = p.deploy(&target, &origin, &finish, ctx)?;
     if opts.download_only {

@@ -75,6 +75,19 @@ fn deployment_status(
         base_commit_meta: filtered_meta(&info.metadata),
         ..Default::default()
     };
+    // A layered deployment: its commit's parent is the base; version and metadata of both.
+    let mut base_checksum = checksum.clone();
+    if let (Some(true), Some(parent)) = (info.meta_bool("rpmostree.clientlayer"), &info.parent) {
+        s.layered_commit_meta = Some(filtered_meta(&info.metadata));
+        s.packages = string_list(&info.metadata, "rpmostree.packages");
+        s.base_checksum = Some(parent.clone());
+        base_checksum = parent.clone();
+        if let Ok(Some(base)) = commit::load_optional(repo, parent) {
+            s.base_version = base.version.clone();
+            s.base_timestamp = Some(base.timestamp);
+            s.base_commit_meta = filtered_meta(&base.metadata);
+        }
+    }
 
     // A deployment whose origin cannot be parsed still shows up, without origin fields: status
     // is how an administrator finds out what is on the machine.
@@ -94,7 +107,7 @@ fn deployment_status(
                     Ok(enabled) => {
                         s.gpg_enabled = Some(enabled);
                         if enabled {
-                            s.signatures = signatures(repo, &checksum, remote);
+                            s.signatures = signatures(repo, &base_checksum, remote);
                         }
                     }
                     Err(e) => s.remote_error = Some(e.to_string()),
@@ -102,7 +115,7 @@ fn deployment_status(
             }
             if origin.override_commit().is_none() {
                 if let Ok(Some(pending)) = commit::resolve(repo, &r.to_string()) {
-                    if pending != checksum {
+                    if pending != base_checksum {
                         if let Ok(Some(p)) = commit::load_optional(repo, &pending) {
                             s.pending_base_version = p.version.clone();
                             s.pending_base_timestamp = Some(p.timestamp);
@@ -114,6 +127,15 @@ fn deployment_status(
         }
     }
     Ok(s)
+}
+
+/// An `as` value of a commit's metadata; empty when absent or of another type.
+fn string_list(metadata: &ostree::glib::Variant, key: &str) -> Vec<String> {
+    ostree::glib::VariantDict::new(Some(metadata))
+        .lookup::<Vec<String>>(key)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 fn fill_from_origin(s: &mut DeploymentStatus, origin: &Origin) {

@@ -78,6 +78,7 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         lock_finalization: opts.lock_finalization,
         kargs: None,
         cache_only: opts.cache_only,
+        forbid_inactive: Vec::new(),
     };
     p.deploy(&target, &origin, &finish, ctx)
 }

@@ -44,6 +44,9 @@ pub struct LayerRequest {
     pub cache_dir: PathBuf,
     /// Use only cached repository metadata.
     pub cache_only: bool,
+    /// New requests the base must not already satisfy (rpm-ostree refuses them unless
+    /// `--allow-inactive`; requests that became inactive through an upgrade stay allowed).
+    pub forbid_inactive: Vec<String>,
     /// Scratch space on the repository's filesystem (the tree is a hard-link checkout), as a
     /// real path: `rpm` runs as a separate process and cannot follow the `/proc/self/fd` path
     /// libostree may hand out for the repository.
@@ -118,6 +121,15 @@ pub fn assemble(
 
     let Solution { installs, inactive } =
         ctx.task("Resolving dependencies", || solve(&dnf, &req.packages))?;
+    if let Some((request, provider)) = inactive
+        .iter()
+        .find(|(r, _)| req.forbid_inactive.contains(r))
+    {
+        bail!(
+            "\"{}\" is already provided by {provider} in the base; use --allow-inactive to request it anyway",
+            esc(request)
+        );
+    }
     let packages: Vec<Nevra> = installs.iter().map(nevra_of_pkg).collect();
     if installs.is_empty() {
         return Ok(Layered {
@@ -196,7 +208,14 @@ pub fn assemble(
     let pkglist = rpmdb::list(&root, dbpath)?;
 
     let base_info = crate::commit::load(repo, &req.base)?;
-    let metadata = layered_metadata(&base_info, &req.packages, &pkglist, &state);
+    // rpm-ostree records the requests that are active (`status` shows them as LayeredPackages).
+    let active: Vec<String> = req
+        .packages
+        .iter()
+        .filter(|p| !inactive.iter().any(|(r, _)| r == *p))
+        .cloned()
+        .collect();
+    let metadata = layered_metadata(&base_info, &active, &pkglist, &state);
     let commit = ctx.task("Writing OSTree commit", || {
         commit_tree(repo, &root, &req.base, &metadata, &devino, cancellable)
     })?;

@@ -159,6 +159,15 @@ fn install_layers_a_package_with_its_dependency() {
         origin.contains("baserefspec=") && origin.contains("requested=hello;"),
         "{origin}"
     );
+    // Status: the layered commit's parent is the base; what is layered.
+    let st = strata_core::status::load(&l.sysroot()).unwrap();
+    let d = &st.deployments[0];
+    assert_eq!(d.base_checksum.as_deref(), Some(l.fx.first_commit()));
+    assert_eq!(d.packages, ["hello"]);
+    assert_eq!(d.requested_packages, ["hello"]);
+    let layered = d.layered_commit_meta.as_ref().unwrap();
+    assert_eq!(layered["rpmostree.clientlayer"], serde_json::json!(true));
+    assert_eq!(d.base_commit_meta["version"], serde_json::json!("1"));
     let refs = l.refs();
     for want in [
         "rpmostree/pkg/hello/1.0-1.noarch",
@@ -226,9 +235,21 @@ fn a_package_with_a_scriptlet_is_refused_plainly() {
 }
 
 #[test]
-fn a_request_the_base_satisfies_is_inactive() {
+fn a_request_the_base_satisfies_needs_allow_inactive() {
     let l = layering();
-    let outcome = l.install(&["base-lib"]).unwrap();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["base-lib"]).unwrap_err());
+    assert!(
+        err.contains("base-lib-1.0-1.noarch") && err.contains("--allow-inactive"),
+        "{err}"
+    );
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+    let change = PackageChange {
+        install: vec!["base-lib".into()],
+        allow_inactive: true,
+        ..Default::default()
+    };
+    let outcome = pkg_change(&l.sysroot(), &change, &OpContext::silent()).unwrap();
     // The origin records the request; the deployment is the plain base.
     assert!(!outcome.is_unchanged());
     let d = &l.fx.sysroot().unwrap().deployments().unwrap()[0];
