@@ -223,8 +223,6 @@ impl Modifiers {
     pub fn unsupported(&self) -> Option<&'static str> {
         let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
         [
-            ("install-packages", some(&self.install_packages)),
-            ("uninstall-packages", some(&self.uninstall_packages)),
             (
                 "override-remove-packages",
                 some(&self.override_remove_packages),
@@ -376,15 +374,16 @@ mod tests {
         };
         assert_eq!(dry.unsupported(), Some("dry-run"));
         let m = Modifiers {
-            install_packages: Some(vec![]),
+            override_remove_packages: Some(vec![]),
+            install_packages: Some(vec!["htop".into()]),
             ..Default::default()
         };
         assert_eq!(m.unsupported(), None);
         let m = Modifiers {
-            install_packages: Some(vec!["htop".into()]),
+            override_remove_packages: Some(vec!["htop".into()]),
             ..Default::default()
         };
-        assert_eq!(m.unsupported(), Some("install-packages"));
+        assert_eq!(m.unsupported(), Some("override-remove-packages"));
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub enum Command {
     Rebase(RebaseArgs),
     /// Revert to the previously booted tree
     Rollback(RollbackArgs),
+    /// Overlay additional packages
+    #[command(visible_alias = "pkg-add")]
+    Install(InstallArgs),
+    /// Remove overlayed additional packages
+    #[command(visible_aliases = ["remove", "pkg-remove"])]
+    Uninstall(UninstallArgs),
+    /// Remove all mutations (layered packages)
+    Reset(ResetArgs),
     /// Query or modify kernel arguments
     Kargs(KargsArgs),
     /// Clear cached/pending data
@@ -278,6 +286,94 @@ impl KargsArgs {
             || self.editor
             || self.import_proc_cmdline
     }
+}
+
+/// Flags `install`, `uninstall` and `reset` share (rpm-ostree's package-change options).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PackageFlags {
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Exit after printing the transaction
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Auto-confirm interactive prompts for non-security questions (accepted; Strata does not
+    /// ask)
+    #[arg(short = 'y', long)]
+    pub assumeyes: bool,
+    /// Allow inactive package requests (packages the base already provides)
+    #[arg(long)]
+    pub allow_inactive: bool,
+    /// Do nothing if a package request is already present (install) or not present
+    /// (uninstall); exit 77 when nothing changed
+    #[arg(long)]
+    pub idempotent: bool,
+    /// If no overlays were changed, exit 77
+    #[arg(long)]
+    pub unchanged_exit_77: bool,
+    /// Do not download latest ostree and RPM data
+    #[arg(short = 'C', long)]
+    pub cache_only: bool,
+    /// Just download latest ostree and RPM data, don't deploy
+    #[arg(long)]
+    pub download_only: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long)]
+    pub lock_finalization: bool,
+    /// Apply changes to both pending deployment and running filesystem tree (not supported
+    /// yet)
+    #[arg(short = 'A', long, hide = true)]
+    pub apply_live: bool,
+    /// Allow package to replace files from other packages (not supported yet)
+    #[arg(long, hide = true)]
+    pub force_replacefiles: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct InstallArgs {
+    /// Packages to overlay: names or provides (`htop`, `vim-enhanced`, `/usr/bin/tmux` is not a
+    /// name); local .rpm files are not supported yet
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub packages: Vec<String>,
+    /// Remove overlayed package PKG in the same transaction
+    #[arg(long, value_name = "PKG")]
+    pub uninstall: Vec<String>,
+    #[command(flatten)]
+    pub flags: PackageFlags,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct UninstallArgs {
+    /// Layered packages to remove (as they were requested)
+    #[arg(value_name = "PACKAGE", required_unless_present = "all")]
+    pub packages: Vec<String>,
+    /// Overlay package PKG in the same transaction
+    #[arg(long, value_name = "PKG")]
+    pub install: Vec<String>,
+    /// Remove all overlayed additional packages
+    #[arg(long, conflicts_with = "packages")]
+    pub all: bool,
+    #[command(flatten)]
+    pub flags: PackageFlags,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResetArgs {
+    /// Remove all overlayed packages
+    #[arg(short = 'l', long)]
+    pub overlays: bool,
+    /// Remove all overrides (not supported yet: Strata has no overrides)
+    #[arg(short = 'o', long)]
+    pub overrides: bool,
+    /// Stop regenerating initramfs or tracking files (not supported yet)
+    #[arg(short = 'i', long)]
+    pub initramfs: bool,
+    /// Initiate a reboot after operation is complete
+    #[arg(short, long)]
+    pub reboot: bool,
+    /// Prevent automatic deployment finalization on shutdown
+    #[arg(long, hide = true)]
+    pub lock_finalization: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -62,8 +62,12 @@ impl Flow {
     }
 }
 
-/// The hint rpm-ostree prints after a new default deployment.
-pub(crate) const REBOOT_HINT: &str = "Run \"systemctl reboot\" to start a reboot";
+/// The line rpm-ostree prints after a new default deployment (automation parses it).
+pub(crate) const REBOOT_HINT: &str =
+    "Changes queued for next boot. Run \"systemctl reboot\" to start a reboot";
+
+/// What rpm-ostree prints instead after a verb's own note ("Kernel arguments updated.").
+pub(crate) const SHORT_REBOOT_HINT: &str = "Run \"systemctl reboot\" to start a reboot";
 
 /// What replaces the hint when the daemon manages a sysroot that is not the running system.
 pub(crate) const NOT_BOOTED_NOTE: &str =
@@ -87,7 +91,11 @@ pub(crate) fn conclude(flow: &Flow, changed: bool, booted_host: bool, out: &mut 
         if !booted_host {
             let _ = writeln!(out, "{NOT_BOOTED_NOTE}");
         } else if !flow.reboot && !flow.lock_finalization {
-            let _ = writeln!(out, "{REBOOT_HINT}");
+            let hint = match flow.changed_note {
+                Some(_) => SHORT_REBOOT_HINT,
+                None => REBOOT_HINT,
+            };
+            let _ = writeln!(out, "{hint}");
         }
     }
     0

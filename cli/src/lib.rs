@@ -22,6 +22,7 @@ mod errors;
 mod finalize;
 mod flow;
 mod kargs;
+mod packages;
 mod progress;
 mod rebase;
 mod reload;
@@ -103,6 +104,9 @@ pub async fn run(args: Vec<OsString>) -> Result<i32> {
         Command::Deploy(a) => deploy::run(&client, &ctx, a).await,
         Command::Rebase(a) => rebase::run(&client, &ctx, a).await,
         Command::Rollback(a) => rollback::run(&client, &ctx, a).await,
+        Command::Install(a) => packages::install(&client, &ctx, a).await,
+        Command::Uninstall(a) => packages::uninstall(&client, &ctx, a).await,
+        Command::Reset(a) => packages::reset(&client, &ctx, a).await,
         Command::Kargs(a) => kargs::run(&client, &ctx, a).await,
         Command::Cleanup(a) => cleanup::run(&client, &ctx, a).await,
         Command::Cancel => cancel::run(&client, &ctx).await,
@@ -239,7 +243,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "\"rpm-ostree override\" is not supported yet: package layering comes with a later release"
+            "\"rpm-ostree override\" is not supported yet: base package overrides come with a later release"
         );
     }
 

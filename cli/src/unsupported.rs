@@ -9,9 +9,7 @@ use crate::errors::unsupported_verb;
 /// Why a known rpm-ostree verb is not available; `None` for verbs rpm-ostree does not have.
 pub(crate) fn reason(verb: &str) -> Option<&'static str> {
     Some(match verb {
-        "install" | "uninstall" | "remove" | "pkg-add" | "pkg-remove" | "override" | "reset" => {
-            "package layering comes with a later release"
-        }
+        "override" => "base package overrides come with a later release",
         "initramfs" | "initramfs-etc" => "initramfs regeneration comes with a later release",
         "refresh-md" | "makecache" | "search" | "db" | "rpm" => {
             "rpm repositories and the rpm database come with package layering in a later release"
@@ -80,15 +78,15 @@ mod tests {
 
     #[test]
     fn layering_verbs() {
-        let cli = Cli::try_parse_from(["strata", "install", "htop", "--apply-live"]).unwrap();
+        let cli = Cli::try_parse_from(["strata", "override", "remove", "htop"]).unwrap();
         let Command::Other(argv) = cli.command else {
             panic!()
         };
-        assert_eq!(argv, ["install", "htop", "--apply-live"]);
+        assert_eq!(argv, ["override", "remove", "htop"]);
         let e = run("strata", &argv).unwrap_err().to_string();
         assert_eq!(
             e,
-            "\"strata install\" is not supported yet: package layering comes with a later release"
+            "\"strata override\" is not supported yet: base package overrides come with a later release"
         );
     }
 
@@ -114,13 +112,7 @@ mod tests {
     #[test]
     fn every_known_verb_has_a_reason() {
         for verb in [
-            "install",
-            "uninstall",
-            "remove",
-            "pkg-add",
-            "pkg-remove",
             "override",
-            "reset",
             "initramfs",
             "initramfs-etc",
             "refresh-md",

@@ -94,6 +94,7 @@ pub(crate) enum Op {
     Rollback(RollbackOptions),
     Cleanup(CleanupOptions),
     Kargs(KargsOptions),
+    Packages(strata_core::PackageChange),
     Finalize(strata_core::finalize::FinalizeOptions),
     /// Only record an update driver (`Deploy("", {register-driver})`).
     RegisterDriver(Registration),
@@ -127,6 +128,7 @@ impl Op {
             Op::Deploy(o) => o.lock_finalization && !o.download_only,
             Op::Rebase(o) => o.lock_finalization && !o.download_only,
             Op::Kargs(o) => o.lock_finalization,
+            Op::Packages(o) => o.lock_finalization && !o.dry_run && !o.download_only,
             Op::Registered(_, op) => op.lock_finalization(),
             _ => false,
         }
@@ -148,6 +150,7 @@ impl Op {
             Op::Rollback(o) => strata_core::rollback(sysroot, o, ctx),
             Op::Cleanup(o) => strata_core::cleanup(sysroot, o, ctx),
             Op::Kargs(o) => strata_core::kargs(sysroot, o, ctx),
+            Op::Packages(o) => strata_core::pkg_change(sysroot, o, ctx),
             Op::Finalize(o) => strata_core::finalize::finalize(sysroot, o, ctx),
         }
     }
@@ -447,6 +450,82 @@ pub(crate) fn automatic_update(osname: &str, mode: &str) -> Request {
     }
 }
 
+/// Options rpm-ostree reads only for package changes, accepted there.
+const PACKAGE_OPTIONS: &[&str] = &["dry-run", "no-pull-base", "no-layering"];
+
+/// The package part of an `UpdateDeployment` (or `PkgChange`) call.
+struct PackageRequest {
+    install: Vec<String>,
+    uninstall: Vec<String>,
+    uninstall_all: bool,
+}
+
+impl PackageRequest {
+    /// `Some` when the call changes layered packages.
+    fn of(m: &api::Modifiers, r: &api::DeployOptions) -> Option<PackageRequest> {
+        let p = PackageRequest {
+            install: m.install_packages.clone().unwrap_or_default(),
+            uninstall: m.uninstall_packages.clone().unwrap_or_default(),
+            uninstall_all: r.no_layering == Some(true),
+        };
+        (!p.install.is_empty() || !p.uninstall.is_empty() || p.uninstall_all).then_some(p)
+    }
+
+    fn title(&self) -> &'static str {
+        match (
+            self.install.is_empty(),
+            self.uninstall.is_empty() && !self.uninstall_all,
+        ) {
+            (false, true) => "install",
+            (true, false) => "uninstall",
+            _ => "install/uninstall",
+        }
+    }
+
+    fn change(self, osname: &str, r: &api::DeployOptions) -> strata_core::PackageChange {
+        strata_core::PackageChange {
+            osname: Some(osname.to_string()),
+            install: self.install,
+            uninstall: self.uninstall,
+            uninstall_all: self.uninstall_all,
+            idempotent: r.idempotent_layering.unwrap_or(false),
+            allow_inactive: r.allow_inactive.unwrap_or(false),
+            dry_run: r.dry_run.unwrap_or(false),
+            cache_only: r.cache_only.unwrap_or(false),
+            download_only: r.download_only.unwrap_or(false),
+            lock_finalization: r.lock_finalization.unwrap_or(false),
+        }
+    }
+}
+
+/// rpm-ostree's legacy `PkgChange(options, added, removed)`: `UpdateDeployment` with
+/// `install-packages` and `uninstall-packages`.
+pub(crate) fn pkg_change(
+    osname: &str,
+    opts: &Options,
+    added: &[String],
+    removed: &[String],
+    sysroot: &Path,
+) -> Result<Request> {
+    let m = api::Modifiers {
+        install_packages: Some(added.to_vec()),
+        uninstall_packages: Some(removed.to_vec()),
+        ..Default::default()
+    };
+    let r: api::DeployOptions = read(opts, "Option", "PkgChange")?;
+    let p = PackageRequest::of(&m, &r)
+        .ok_or_else(|| Error::InvalidArgs("PkgChange: no packages to add or remove".to_string()))?;
+    if let Some(key) = r.unsupported().filter(|k| !PACKAGE_OPTIONS.contains(k)) {
+        return Err(not_yet("Option", key));
+    }
+    Ok(Request {
+        title: p.title().into(),
+        reboot: reboot_option(r.reboot, sysroot)?,
+        driver: DriverIntent::default(),
+        op: Op::Packages(p.change(osname, &r)),
+    })
+}
+
 pub(crate) fn update_deployment(
     osname: &str,
     modifiers: &Options,
@@ -462,8 +541,29 @@ pub(crate) fn update_deployment(
     }) {
         return Err(not_yet("Modifier", key));
     }
-    let r = deploy_options(opts, "UpdateDeployment")?;
+    let r: api::DeployOptions = read(opts, "Option", "UpdateDeployment")?;
+    let packages = PackageRequest::of(&m, &r);
+    if let Some(key) = r
+        .unsupported()
+        .filter(|k| !(packages.is_some() && PACKAGE_OPTIONS.contains(k)))
+    {
+        return Err(not_yet("Option", key));
+    }
     let reboot = reboot_option(r.reboot, sysroot)?;
+    if let Some(p) = packages {
+        if m.set_refspec.is_some() || m.set_revision.is_some() {
+            return Err(not_yet(
+                "Modifier",
+                "install-packages with set-refspec or set-revision",
+            ));
+        }
+        return Ok(Request {
+            title: p.title().into(),
+            reboot,
+            driver: DriverIntent::default(),
+            op: Op::Packages(p.change(osname, &r)),
+        });
+    }
     let refspec = m.set_refspec;
     let revision = m.set_revision;
     let lock_finalization = r.lock_finalization.unwrap_or(false);
@@ -562,11 +662,30 @@ mod tests {
             e.message(),
             "Option \"dry-run\" is not supported by Strata yet"
         );
-        let o = opts(&[("install-packages", Value::from(vec!["x".to_string()]))]);
+        let o = opts(&[(
+            "override-remove-packages",
+            Value::from(vec!["x".to_string()]),
+        )]);
         let e = update_deployment("os", &o, &Options::new(), Path::new("/")).unwrap_err();
         assert_eq!(
             e.message(),
-            "Modifier \"install-packages\" is not supported by Strata yet"
+            "Modifier \"override-remove-packages\" is not supported by Strata yet"
+        );
+        // Package changes are accepted, with their options; dry-run elsewhere is not.
+        let o = opts(&[("install-packages", Value::from(vec!["x".to_string()]))]);
+        let dry = opts(&[
+            ("dry-run", Value::Bool(true)),
+            ("idempotent-layering", Value::Bool(true)),
+        ]);
+        let r = update_deployment("os", &o, &dry, Path::new("/")).unwrap();
+        let Op::Packages(p) = r.op else {
+            panic!("{r:?}")
+        };
+        assert!(p.dry_run && p.idempotent && p.install == ["x"]);
+        let e = update_deployment("os", &Options::new(), &dry, Path::new("/")).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "Option \"dry-run\" is not supported by Strata yet"
         );
         let o = opts(&[("install-packages", Value::from(Vec::<String>::new()))]);
         assert!(update_deployment("os", &o, &Options::new(), Path::new("/")).is_ok());

@@ -302,6 +302,31 @@ impl OsIface {
         self.begin("UpdateDeployment", key, sender, uid, req).await
     }
 
+    /// rpm-ostree's older way to layer packages (`UpdateDeployment` with `install-packages`
+    /// and `uninstall-packages` is the current one).
+    async fn pkg_change(
+        &self,
+        options: Options,
+        packages_added: Vec<String>,
+        packages_removed: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let mut parts = packages_added.clone();
+        parts.push(String::new());
+        parts.extend(packages_removed.iter().cloned());
+        let key = canonical(&parts, &[&options]);
+        self.transaction("PkgChange", &hdr, key, || {
+            options::pkg_change(
+                &self.name,
+                &options,
+                &packages_added,
+                &packages_removed,
+                self.sysroot(),
+            )
+        })
+        .await
+    }
+
     async fn get_deployment_boot_config(
         &self,
         deployid: String,

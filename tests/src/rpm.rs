@@ -709,3 +709,65 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The kit's standard layering fixture: base RPMs for a release's rpmdb and an indexed repo of
+/// packages to layer, configured in the release as `/etc/yum.repos.d/test.repo`.
+///
+/// Base (installed in every [`release`](Self::release)): `strata-test-sh` (provides `/bin/sh`)
+/// and `base-lib-1.0`. Repo `test`: `hello` (requires `libhello`, ships `/usr/bin/hello`,
+/// `/etc/hello.conf` and `/var/lib/hello`), `libhello`, `tool`, `clash` (conflicts with
+/// `base-lib`), `base-lib-2.0`, and `scripted` (a `%post`).
+#[derive(Debug)]
+pub struct TestPackages {
+    /// The repository of packages to layer.
+    pub repo: RpmRepo,
+    /// The base packages' files.
+    pub base_rpms: Vec<PathBuf>,
+}
+
+impl TestPackages {
+    /// Builds the packages under `dir` (`dir/base`, `dir/repo`).
+    #[context("Building the test packages in {}", dir.display())]
+    pub fn create(dir: &Path) -> Result<TestPackages> {
+        let base_dir = dir.join("base");
+        let base_rpms = vec![
+            base_shell_package().build(&base_dir)?,
+            RpmSpec::new("base-lib", "1.0")
+                .file("usr/lib/base-lib.txt", "1\n")
+                .build(&base_dir)?,
+        ];
+        let repo = RpmRepo::create(&dir.join("repo"))?;
+        repo.add_all(&[
+            RpmSpec::new("hello", "1.0")
+                .requires("libhello")
+                .executable("usr/bin/hello", "#!/bin/sh\necho hello\n")
+                .config("etc/hello.conf", "greeting=hi\n")
+                .dir("var/lib/hello"),
+            RpmSpec::new("libhello", "1.0").file("usr/lib/libhello.txt", "lib\n"),
+            RpmSpec::new("tool", "2.0").executable("usr/bin/tool", "#!/bin/sh\necho tool\n"),
+            RpmSpec::new("clash", "1.0").conflicts("base-lib"),
+            RpmSpec::new("base-lib", "2.0").file("usr/lib/base-lib.txt", "2\n"),
+            RpmSpec::new("scripted", "1.0")
+                .file("usr/share/scripted", "x\n")
+                .script(ScriptPhase::Post, "echo post > /etc/scripted"),
+        ])?;
+        Ok(TestPackages { repo, base_rpms })
+    }
+
+    /// Release `version` with the base packages installed and the repo configured (at its
+    /// `file://` URL).
+    pub fn release(&self, version: &str) -> crate::OsRelease {
+        self.release_with_url(version, &self.repo.file_url())
+    }
+
+    /// Like [`release`](Self::release), with the repo at `baseurl` (e.g. an HTTP server of
+    /// [`RpmRepo::path`]).
+    pub fn release_with_url(&self, version: &str, baseurl: &str) -> crate::OsRelease {
+        crate::OsRelease::new(version)
+            .rpms(self.base_rpms.clone())
+            .file(
+                "usr/etc/yum.repos.d/test.repo",
+                self.repo.repo_file("test", baseurl),
+            )
+    }
+}

@@ -8,12 +8,16 @@ use crate::*;
 async fn unsupported_verb_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = format!("unix:path={}", tmp.path().join("none").display());
-    let out = output(command(&strata_binary(), &addr, &["install", "foo"]))
-        .await
-        .expect(1);
+    let out = output(command(
+        &strata_binary(),
+        &addr,
+        &["override", "remove", "foo"],
+    ))
+    .await
+    .expect(1);
     assert!(
         out.stderr
-            .contains("\"strata install\" is not supported yet"),
+            .contains("\"strata override\" is not supported yet"),
         "{out:#?}"
     );
     assert_eq!(out.stdout, "");

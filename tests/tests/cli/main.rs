@@ -8,6 +8,7 @@
 
 mod busy;
 mod errors;
+mod install;
 mod status;
 mod upgrade;
 mod verbs;

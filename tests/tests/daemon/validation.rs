@@ -92,13 +92,13 @@ async fn options_follow_rpm_ostree_and_unsupported_ones_are_named() {
     assert!(msg.contains("\"reboot\""), "{msg}");
 
     let mods = Modifiers {
-        install_packages: Some(vec!["htop".to_string()]),
+        override_remove_packages: Some(vec!["htop".to_string()]),
         ..Default::default()
     };
     let (_, msg) = error_name(&os.update_deployment(&mods, &no_opts()).await.unwrap_err());
     assert_eq!(
         msg,
-        "Modifier \"install-packages\" is not supported by Strata yet"
+        "Modifier \"override-remove-packages\" is not supported by Strata yet"
     );
 
     let (_, msg) = error_name(

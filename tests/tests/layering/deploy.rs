@@ -6,61 +6,28 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use strata_core::{pkg_change, upgrade, OpContext, PackageChange, Sysroot, UpgradeOptions};
-use strata_tests::rpm::base_shell_package;
-use strata_tests::{cmd, Fixture, FixtureConfig, OsRelease, RpmRepo, RpmSpec, ScriptPhase};
+use strata_tests::{cmd, Fixture, FixtureConfig, TestPackages};
 use tempfile::TempDir;
 
 pub struct Layering {
     pub fx: Fixture,
-    pub repo: RpmRepo,
-    pub base_rpms: Vec<PathBuf>,
+    pub pkgs: TestPackages,
     _rpms: TempDir,
 }
 
-/// A base release "1" whose rpmdb has `strata-test-sh` and `base-lib-1.0`, deployed, with
-/// `/etc/yum.repos.d/test.repo` pointing at a repo holding `hello` (requires `libhello`),
-/// `libhello`, `tool`, `clash` (conflicts with `base-lib`), `scripted` (a `%post`), and
-/// `base-lib-2.0`.
+/// The kit's [`TestPackages`] and a fixture whose release "1" has their base rpmdb and repo.
 pub fn layering() -> Layering {
     strata_tests::init();
     let rpms = tempfile::tempdir().unwrap();
-    let base_dir = rpms.path().join("base");
-    let base_rpms = vec![
-        base_shell_package().build(&base_dir).unwrap(),
-        RpmSpec::new("base-lib", "1.0")
-            .file("usr/lib/base-lib.txt", "1\n")
-            .build(&base_dir)
-            .unwrap(),
-    ];
-    let repo = RpmRepo::create(&rpms.path().join("repo")).unwrap();
-    repo.add_all(&[
-        RpmSpec::new("hello", "1.0")
-            .requires("libhello")
-            .executable("usr/bin/hello", "#!/bin/sh\necho hello\n")
-            .config("etc/hello.conf", "greeting=hi\n")
-            .dir("var/lib/hello"),
-        RpmSpec::new("libhello", "1.0").file("usr/lib/libhello.txt", "lib\n"),
-        RpmSpec::new("tool", "2.0").executable("usr/bin/tool", "#!/bin/sh\necho tool\n"),
-        RpmSpec::new("clash", "1.0").conflicts("base-lib"),
-        RpmSpec::new("base-lib", "2.0").file("usr/lib/base-lib.txt", "2\n"),
-        RpmSpec::new("scripted", "1.0")
-            .file("usr/share/scripted", "x\n")
-            .script(ScriptPhase::Post, "echo post > /etc/scripted"),
-    ])
-    .unwrap();
-    let release = OsRelease::new("1").rpms(base_rpms.clone()).file(
-        "usr/etc/yum.repos.d/test.repo",
-        repo.repo_file("test", &repo.file_url()),
-    );
+    let pkgs = TestPackages::create(rpms.path()).unwrap();
     let fx = Fixture::new(&FixtureConfig {
-        release,
+        release: pkgs.release("1"),
         ..Default::default()
     })
     .unwrap();
     Layering {
         fx,
-        repo,
-        base_rpms,
+        pkgs,
         _rpms: rpms,
     }
 }
@@ -260,11 +227,7 @@ fn a_request_the_base_satisfies_needs_allow_inactive() {
 fn layered_packages_survive_an_upgrade() {
     let l = layering();
     l.install(&["hello"]).unwrap();
-    l.fx.commit(&OsRelease::new("2").rpms(l.base_rpms.clone()).file(
-        "usr/etc/yum.repos.d/test.repo",
-        l.repo.repo_file("test", &l.repo.file_url()),
-    ))
-    .unwrap();
+    l.fx.commit(&l.pkgs.release("2")).unwrap();
     upgrade(
         &l.sysroot(),
         &UpgradeOptions::default(),
