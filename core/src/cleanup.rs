@@ -5,7 +5,7 @@ use cap_std_ext::cap_std::ambient_authority;
 use cap_std_ext::cap_std::fs::Dir;
 use cap_std_ext::dirext::CapStdExtDirExt;
 use fn_error_context::context;
-use ostree::gio;
+use ostree::{gio, glib};
 
 use crate::commit;
 use crate::progress::OpContext;
@@ -88,7 +88,7 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
     }
     if opts.base {
         ctx.task("Cleaning up base refs and temporary files", || {
-            regenerate_base_refs(sysroot)?;
+            regenerate_layering_refs(sysroot, None, true)?;
             Ok(sysroot.ostree().cleanup(Some(ctx.cancellable()))?)
         })?;
         done.push("cleaned base".to_string());
@@ -128,17 +128,56 @@ pub fn remove_leftovers(sysroot: &Sysroot) -> Result<bool> {
     Ok(true)
 }
 
-/// Point `rpmostree/base/N` at the base commit of every layered deployment and delete the rest,
-/// so that pruning keeps exactly the bases still needed (rpm-ostree's scheme).
-fn regenerate_base_refs(sysroot: &Sysroot) -> Result<()> {
+/// Point `rpmostree/base/N` at the base commit of every layered deployment (and of `extra`, a
+/// layered commit about to be deployed) and delete the rest, so that pruning keeps exactly the
+/// bases still needed (rpm-ostree's scheme). With `gc_packages`, also delete the
+/// `rpmostree/pkg/*` refs no deployment's packages use.
+pub(crate) fn regenerate_layering_refs(
+    sysroot: &Sysroot,
+    extra: Option<&str>,
+    gc_packages: bool,
+) -> Result<()> {
     let repo = sysroot.repo();
     let mut bases = Vec::new();
-    for d in sysroot.deployments() {
-        let info = commit::load(&repo, &d.csum())?;
-        if info.meta_bool("rpmostree.clientlayer") == Some(true) {
-            if let Some(parent) = info.parent {
-                bases.push(parent);
+    let mut used_pkgs = std::collections::HashSet::new();
+    let commits: Vec<String> = sysroot
+        .deployments()
+        .iter()
+        .map(|d| d.csum().to_string())
+        .chain(extra.map(str::to_string))
+        .collect();
+    for csum in commits {
+        // A deployment whose commit is gone has no base to keep; it must not block a deploy
+        // or the cleanup that repairs it.
+        let info = match commit::load(&repo, &csum) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                continue;
             }
+        };
+        if info.meta_bool("rpmostree.clientlayer") != Some(true) {
+            continue;
+        }
+        if let Some(parent) = &info.parent {
+            if !bases.contains(parent) {
+                bases.push(parent.clone());
+            }
+        }
+        for (name, epoch, version, release, arch) in glib::VariantDict::new(Some(&info.metadata))
+            .lookup::<Vec<(String, String, String, String, String)>>("rpmostree.rpmdb.pkglist")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        {
+            let nevra = crate::layering::Nevra {
+                name,
+                epoch: epoch.parse().unwrap_or(0),
+                version,
+                release,
+                arch,
+            };
+            used_pkgs.insert(nevra.cache_ref());
         }
     }
     let existing = repo
@@ -153,6 +192,19 @@ fn regenerate_base_refs(sysroot: &Sysroot) -> Result<()> {
         let name = format!("{BASE_REF_PREFIX}/{i}");
         repo.set_ref_immediate(None, &name, Some(base), gio::Cancellable::NONE)
             .with_context(|| format!("Writing {name}"))?;
+    }
+    if gc_packages {
+        let prefix = crate::layering::nevra::PKG_REF_PREFIX.trim_end_matches('/');
+        let pkgs = repo
+            .list_refs(Some(prefix), gio::Cancellable::NONE)
+            .context("Listing package refs")?;
+        for name in pkgs.keys() {
+            let full = format!("{prefix}/{name}");
+            if !used_pkgs.contains(&full) {
+                repo.set_ref_immediate(None, &full, None, gio::Cancellable::NONE)
+                    .with_context(|| format!("Deleting {full}"))?;
+            }
+        }
     }
     Ok(())
 }

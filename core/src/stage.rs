@@ -88,6 +88,9 @@ pub(crate) fn write(
     ctx: &OpContext,
 ) -> Result<Outcome> {
     ctx.check_cancelled()?;
+    // Before libostree writes the deployment (and prunes the repo): the base of every layered
+    // deployment, the new one's included, stays referenced.
+    crate::cleanup::regenerate_layering_refs(sysroot, Some(new.revision), false)?;
     let os = sysroot.ostree();
     let keyfile = new.origin.to_keyfile();
     let kargs_refs: Option<Vec<&str>> = new

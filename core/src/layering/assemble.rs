@@ -107,17 +107,19 @@ pub fn assemble(
     } else {
         libdnf::Metadata::Default
     };
-    ctx.task("Updating metadata", || {
+    // One progress line per repository that needs fresh metadata, as rpm-ostree shows it.
+    ctx.check_cancelled()?;
+    let loaded = {
         let mut progress = |repo: &str, percent: u32| {
             ctx.emit(Event::Percent {
                 text: format!("Updating metadata for '{}'", esc(repo)),
                 percent,
             })
         };
-        let r = dnf.load(policy, &mut progress, cancellable);
-        ctx.emit(Event::ProgressEnd);
-        Ok(r?)
-    })?;
+        dnf.load(policy, &mut progress, cancellable)
+    };
+    ctx.emit(Event::ProgressEnd);
+    loaded?;
 
     let Solution { installs, inactive } =
         ctx.task("Resolving dependencies", || solve(&dnf, &req.packages))?;
@@ -160,17 +162,18 @@ pub fn assemble(
         if installs.len() == 1 { "" } else { "s" },
         glib::format_size(size)
     ));
-    let files = ctx.task("Downloading packages", || {
+    ctx.check_cancelled()?;
+    let files = {
         let mut progress = |percent: u32| {
             ctx.emit(Event::Percent {
                 text: "Downloading packages".into(),
                 percent,
             })
         };
-        let r = dnf.download(&installs, &mut progress, cancellable);
-        ctx.emit(Event::ProgressEnd);
-        Ok(r?)
-    })?;
+        dnf.download(&installs, &mut progress, cancellable)
+    };
+    ctx.emit(Event::ProgressEnd);
+    let files = files?;
 
     let mut imported = Vec::new();
     ctx.task(&format!("Importing packages ({})", installs.len()), || {

@@ -1,17 +1,18 @@
 //! `make demo`: Strata end to end on a throwaway sandbox.
 //!
-//! Builds a test OS repository with two releases served over HTTP on loopback, a sysroot with
-//! release 1 deployed and a private `dbus-daemon`, starts the real `stratad` on them and runs the
-//! real `strata` CLI through status, upgrade --check, upgrade, kargs, rollback and status --json,
-//! printing each command and its output as a person would see them. Everything is removed at
-//! the end.
+//! Builds a test OS repository with two releases served over HTTP on loopback, an RPM
+//! repository (real RPMs from rpmbuild, indexed by createrepo_c, also on loopback) configured in
+//! them, a sysroot with release 1 deployed and a private `dbus-daemon`, starts the real `stratad`
+//! on them and runs the real `strata` CLI through status, upgrade --check, upgrade, install (a
+//! package with a dependency), uninstall, kargs, rollback and status --json, printing each
+//! command and its output as a person would see them. Everything is removed at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use strata_tests::{Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
+use strata_tests::{Fixture, FixtureConfig, HttpServer, PrivateBus, Stratad, TestPackages};
 
 fn main() {
     strata_tests::run_main(run());
@@ -61,6 +62,19 @@ impl Cli {
     }
 }
 
+/// `ostree refs` of the sysroot's repository: the package cache refs layering wrote.
+fn show_package_refs(sysroot: &Path) -> Result<()> {
+    let repo = sysroot.join("ostree/repo");
+    println!("\n\x1b[1m$ ostree refs --repo={}\x1b[0m", repo.display());
+    let out = strata_tests::cmd::ostree(["refs", &format!("--repo={}", repo.display())])?;
+    let mut refs: Vec<&str> = out.lines().collect();
+    refs.sort_unstable();
+    for r in refs {
+        println!("{r}");
+    }
+    Ok(())
+}
+
 fn find_strata() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("Finding the demo executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
@@ -79,14 +93,21 @@ async fn run() -> Result<()> {
     let t0 = Instant::now();
     let strata = find_strata()?;
     println!("Creating a sandbox: a test OS repository with releases 1 and 2 served over HTTP on");
-    println!("loopback, a sysroot with release 1 deployed, and a private D-Bus bus...");
+    println!("loopback, an RPM repository, a sysroot with release 1 deployed, and a private D-Bus");
+    println!("bus...");
+    let rpms = tempfile::Builder::new()
+        .prefix("strata-demo-rpms-")
+        .tempdir()?;
+    let pkgs = TestPackages::create(rpms.path())?;
+    let rpm_http = HttpServer::serve(pkgs.repo.path())?;
     let fx = Fixture::new(&FixtureConfig {
         http: true,
-        release: OsRelease::new("1").extra_files(500),
+        release: pkgs.release_with_url("1", &rpm_http.url()).extra_files(500),
         ..Default::default()
     })?;
     fx.commit(
-        &OsRelease::new("2")
+        &pkgs
+            .release_with_url("2", &rpm_http.url())
             .extra_files(500)
             .extra_files_seed("release-2"),
     )?;
@@ -109,6 +130,10 @@ async fn run() -> Result<()> {
     cli.run(&["upgrade", "--check"])?;
     cli.run(&["upgrade"])?;
     cli.run(&["status"])?;
+    cli.run(&["install", "hello"])?;
+    cli.run(&["status"])?;
+    show_package_refs(&sysroot)?;
+    cli.run(&["uninstall", "hello"])?;
     cli.run(&["kargs", "--append=demo=1"])?;
     cli.run(&["kargs"])?;
     cli.run(&["rollback"])?;
@@ -119,6 +144,8 @@ async fn run() -> Result<()> {
     drop(daemon);
     drop(bus);
     drop(fx);
+    drop(rpm_http);
+    drop(rpms);
     println!(
         "\nDone in {:.1}s; stratad stopped and the sandbox removed.",
         t0.elapsed().as_secs_f64()

@@ -3,7 +3,7 @@
 
 use strata_tests::{FixtureConfig, TestPackages};
 
-use crate::{Env, NEXT_BOOT};
+use crate::{output, Env, NEXT_BOOT};
 
 async fn env() -> (Env, TestPackages, tempfile::TempDir) {
     strata_tests::init();
@@ -92,4 +92,71 @@ async fn dry_run_missing_packages_and_reset_change_nothing_or_everything() {
         st["deployments"][0]["requested-packages"],
         serde_json::json!([])
     );
+}
+
+/// The walkthrough people follow on Fedora CoreOS: install one package, then a second; status,
+/// the package refs and their content; rollback; uninstall one; cleanup drops unused refs.
+#[tokio::test]
+async fn the_fedora_coreos_walkthrough() {
+    let (env, _pkgs, _dir) = env().await;
+    let repo = format!("--repo={}", env.sysroot().repo_path().display());
+    let out = output(env.rpm_ostree_cmd(&["install", "hello"]))
+        .await
+        .expect(0);
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
+    output(env.rpm_ostree_cmd(&["install", "tool"]))
+        .await
+        .expect(0);
+    let out = env.strata(&["status"]).await.expect(0);
+    assert!(
+        out.stdout.contains("LayeredPackages: hello tool"),
+        "{}",
+        out.stdout
+    );
+
+    let refs = strata_tests::cmd::ostree(["refs", &repo]).unwrap();
+    for want in [
+        "rpmostree/pkg/hello/1.0-1.noarch",
+        "rpmostree/pkg/libhello/1.0-1.noarch",
+        "rpmostree/pkg/tool/2.0-1.noarch",
+        "rpmostree/base/0",
+    ] {
+        assert!(refs.lines().any(|r| r == want), "{want} not in\n{refs}");
+    }
+    let ls =
+        strata_tests::cmd::ostree(["ls", "-R", &repo, "rpmostree/pkg/hello/1.0-1.noarch"]).unwrap();
+    assert!(
+        ls.contains("/usr/bin/hello") && ls.contains("/usr/etc/hello.conf"),
+        "{ls}"
+    );
+    let co = env.fx.dir().join("hello-checkout");
+    strata_tests::cmd::ostree([
+        "checkout",
+        &repo,
+        "-U",
+        "rpmostree/pkg/hello/1.0-1.noarch",
+        co.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(co.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+
+    // Rollback makes the deployment with only hello the default again.
+    env.strata(&["rollback"]).await.expect(0);
+    let st = env.status_json().await;
+    assert_eq!(
+        st["deployments"][0]["packages"],
+        serde_json::json!(["hello"])
+    );
+
+    env.strata(&["uninstall", "hello"]).await.expect(0);
+    let st = env.status_json().await;
+    assert_eq!(st["deployments"][0]["packages"], serde_json::json!([]));
+    // Once no deployment layers them, cleanup drops the package refs.
+    env.strata(&["cleanup", "-r"]).await.expect(0);
+    env.strata(&["cleanup", "-b"]).await.expect(0);
+    let refs = strata_tests::cmd::ostree(["refs", &repo]).unwrap();
+    assert!(!refs.contains("rpmostree/pkg/tool"), "{refs}");
 }
