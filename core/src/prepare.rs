@@ -167,8 +167,15 @@ impl Prepared<'_> {
             forbid_inactive: finish.forbid_inactive.clone(),
             work_dir: self.sysroot.path().join("ostree/repo/tmp"),
         };
-        let previous = (self.deployed.checksum != self.current.checksum).then_some(&self.deployed);
-        let layered = layering::assemble(&self.repo, &req, previous, ctx)?;
+        // Every deployment's layered commit is a candidate for reuse.
+        let previous: Vec<CommitInfo> = self
+            .sysroot
+            .deployments()
+            .iter()
+            .filter_map(|d| commit::load(&self.repo, &d.csum()).ok())
+            .filter(|c| c.meta_bool("rpmostree.clientlayer") == Some(true))
+            .collect();
+        let layered = layering::assemble(&self.repo, &req, &previous, ctx)?;
         for (request, provider) in &layered.inactive {
             ctx.message(format!(
                 "Inactive requests: {} (already provided by {})",

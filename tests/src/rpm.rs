@@ -716,7 +716,11 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
 /// Base (installed in every [`release`](Self::release)): `strata-test-sh` (provides `/bin/sh`)
 /// and `base-lib-1.0`. Repo `test`: `hello` (requires `libhello`, ships `/usr/bin/hello`,
 /// `/etc/hello.conf` and `/var/lib/hello`), `libhello`, `tool`, `clash` (conflicts with
-/// `base-lib`), `base-lib-2.0`, and `scripted` (a `%post`).
+/// `base-lib`), `base-lib-2.0`, and scriptlet packages: `scripted` (`%post` writes
+/// `/etc/scripted`), `appender` (`%post` appends to the base's `/etc/untouched.conf` in place),
+/// `svc` (`%pre` adds user and group `svc`, which own `/usr/share/svc/data`), `lua` (a Lua
+/// `%post`), `forever` (a `%post` that never ends) and `failing` (a `%post` exiting 3).
+/// Releases carry `/etc/passwd` and `/etc/group` with root only.
 #[derive(Debug)]
 pub struct TestPackages {
     /// The repository of packages to layer.
@@ -750,6 +754,23 @@ impl TestPackages {
             RpmSpec::new("scripted", "1.0")
                 .file("usr/share/scripted", "x\n")
                 .script(ScriptPhase::Post, "echo post > /etc/scripted"),
+            RpmSpec::new("appender", "1.0")
+                .script(ScriptPhase::Post, "echo appended >> /etc/untouched.conf"),
+            RpmSpec::new("svc", "1.0")
+                .script(
+                    ScriptPhase::Pre,
+                    "echo 'svc:x:990:990::/:/sbin/nologin' >> /etc/passwd\n\
+                     echo 'svc:x:990:' >> /etc/group",
+                )
+                .owner("svc", "svc")
+                .file("usr/share/svc/data", "svc data\n"),
+            RpmSpec::new("lua", "1.0").script_with(ScriptPhase::Post, "<lua>", "print('hi')"),
+            RpmSpec::new("forever", "1.0").script(
+                ScriptPhase::Post,
+                "echo started > /tmp/started\nwhile :; do :; done",
+            ),
+            RpmSpec::new("failing", "1.0")
+                .script(ScriptPhase::Post, "echo 'about to fail'\nexit 3"),
         ])?;
         Ok(TestPackages { repo, base_rpms })
     }

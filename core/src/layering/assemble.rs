@@ -5,12 +5,16 @@
 //!
 //! Base packages are never replaced or removed: every installed package is locked in the
 //! solver, and a solution that would still touch one is refused, naming it. The same base with
-//! the same resolved package set gives the same `rpmostree.state-sha512`; a previous layered
-//! commit with that digest is reused without downloading or writing anything.
+//! the same resolved package set gives the same `rpmostree.state-sha512`; a layered commit of
+//! an existing deployment with that digest and base is reused without downloading or writing
+//! anything (rpm-ostree only compares with the merge deployment; Strata looks at every
+//! deployment, so installing again what a rollback deployment already layers costs nothing).
+//!
+//! `%pre`, `%post` and `%posttrans` run in a bubblewrap sandbox over an overlay of the tree
+//! ([`scripts`]); ownership from the header is applied after `%pre` ([`owners`]).
 //!
 //! Not built yet, and refused with an error naming the package rather than done halfway:
-//! packages with scriptlets or file triggers, files owned by a user other than root, file
-//! capabilities.
+//! packages with triggers or file triggers, file capabilities.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,7 +28,7 @@ use sha2::{Digest, Sha512};
 use super::escape_for_message as esc;
 use super::import::{import_rpm, nevra_of, RepoSource};
 use super::nevra::Nevra;
-use super::rpmdb;
+use super::{owners, rpmdb, scripts};
 use crate::commit::CommitInfo;
 use crate::progress::{Event, OpContext};
 
@@ -70,7 +74,7 @@ pub struct Layered {
 pub fn assemble(
     repo: &ostree::Repo,
     req: &LayerRequest,
-    previous: Option<&CommitInfo>,
+    previous: &[CommitInfo],
     ctx: &OpContext,
 ) -> Result<Layered> {
     let cancellable = Some(ctx.cancellable());
@@ -142,17 +146,16 @@ pub fn assemble(
         });
     }
     let state = state_digest(&req.base, &installs);
-    if let Some(prev) = previous {
-        if prev.parent.as_deref() == Some(req.base.as_str())
+    if let Some(prev) = previous.iter().find(|prev| {
+        prev.parent.as_deref() == Some(req.base.as_str())
             && prev.meta_string("rpmostree.state-sha512").as_deref() == Some(state.as_str())
-        {
-            return Ok(Layered {
-                commit: prev.checksum.clone(),
-                reused: true,
-                packages,
-                inactive,
-            });
-        }
+    }) {
+        return Ok(Layered {
+            commit: prev.checksum.clone(),
+            reused: true,
+            packages,
+            inactive,
+        });
     }
 
     let size: u64 = installs.iter().map(|p| p.download_size()).sum();
@@ -203,10 +206,40 @@ pub fn assemble(
 
     let headers = imported
         .iter()
-        .map(|p| Ok((p.nevra.to_string(), package_header(repo, &p.commit)?)))
+        .map(|p| Ok((p.nevra.clone(), package_header(repo, &p.commit)?)))
         .collect::<Result<Vec<_>>>()?;
+    let order = install_order(&headers)?;
+    let mut scripts = Vec::new();
+    for &i in &order {
+        scripts.extend(scripts::scriptlets(&headers[i].0, &headers[i].1)?);
+    }
+    let sandbox = scripts::Sandbox::new(&root, &work.path().join("sandbox"))?;
+    let phase = |p: scripts::Phase| -> Vec<scripts::Scriptlet> {
+        scripts.iter().filter(|s| s.phase == p).cloned().collect()
+    };
+    let pre = phase(scripts::Phase::Pre);
+    if !pre.is_empty() {
+        ctx.task("Running pre scripts", || sandbox.run_all(&pre, ctx))?;
+    }
+    for &i in &order {
+        owners::apply(&root, &headers[i].0, &headers[i].1)?;
+    }
+    let post = phase(scripts::Phase::Post);
+    if !post.is_empty() {
+        ctx.task("Running post scripts", || sandbox.run_all(&post, ctx))?;
+    }
+    let posttrans = phase(scripts::Phase::PostTrans);
+    if !posttrans.is_empty() {
+        ctx.task("Running posttrans scripts", || {
+            sandbox.run_all(&posttrans, ctx)
+        })?;
+    }
+    let by_name: Vec<(String, Vec<u8>)> = order
+        .iter()
+        .map(|&i| (headers[i].0.to_string(), headers[i].1.clone()))
+        .collect();
     ctx.task("Writing rpmdb", || {
-        rpmdb::add_packages(&root, dbpath, &headers)
+        rpmdb::add_packages(&root, dbpath, &by_name)
     })?;
     let pkglist = rpmdb::list(&root, dbpath)?;
 
@@ -349,19 +382,13 @@ fn refuse_unsupported(file: &Path) -> Result<()> {
     let h = &meta.header;
     use rpm::IndexTag::*;
     for (tag, what) in [
-        (RPMTAG_PREIN, "%pre"),
-        (RPMTAG_PREINPROG, "%pre"),
-        (RPMTAG_POSTIN, "%post"),
-        (RPMTAG_POSTINPROG, "%post"),
-        (RPMTAG_POSTTRANS, "%posttrans"),
-        (RPMTAG_POSTTRANSPROG, "%posttrans"),
-        (RPMTAG_FILETRIGGERSCRIPTS, "a file trigger"),
-        (RPMTAG_TRANSFILETRIGGERSCRIPTS, "a file trigger"),
-        (RPMTAG_TRIGGERSCRIPTS, "a trigger"),
+        (RPMTAG_FILETRIGGERSCRIPTS, "file trigger"),
+        (RPMTAG_TRANSFILETRIGGERSCRIPTS, "file trigger"),
+        (RPMTAG_TRIGGERSCRIPTS, "trigger"),
     ] {
         if h.entry_is_present(tag) {
             bail!(
-                "{nevra} has {what} scriptlet; Strata cannot run package scriptlets yet, so it refuses to layer it rather than install it half-configured"
+                "{nevra} has a {what} scriptlet; Strata cannot run triggers yet, so it refuses to layer it rather than install it half-configured"
             );
         }
     }
@@ -369,14 +396,6 @@ fn refuse_unsupported(file: &Path) -> Result<()> {
         .get_file_entries()
         .map_err(|e| anyhow!("{nevra}: reading the file list: {e}"))?
     {
-        if f.user() != "root" || f.group() != "root" {
-            bail!(
-                "{nevra}: {} is owned by {}:{}; Strata layers only root-owned files yet",
-                esc(&f.path().to_string_lossy()),
-                esc(f.user()),
-                esc(f.group())
-            );
-        }
         if f.caps().is_some_and(|c| !c.is_empty()) {
             bail!(
                 "{nevra}: {} has file capabilities, which Strata cannot layer yet",
@@ -385,6 +404,53 @@ fn refuse_unsupported(file: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Install order: a package after the packages providing what it requires (names, provides
+/// or files), ties by name; a dependency cycle keeps name order for the packages in it.
+fn install_order(headers: &[(Nevra, Vec<u8>)]) -> Result<Vec<usize>> {
+    use rpm::IndexTag::*;
+    let mut requires = Vec::new();
+    let mut provides = Vec::new();
+    for (nevra, bytes) in headers {
+        let meta = rpm::PackageMetadata::parse(&mut &bytes[..])
+            .map_err(|e| anyhow!("{nevra}: reading the package header: {e}"))?;
+        let strings = |tag| -> Vec<String> {
+            meta.header
+                .get_entry_data_as_string_array(tag)
+                .map(|v| v.into_iter().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        requires.push(strings(RPMTAG_REQUIRENAME));
+        let mut p = strings(RPMTAG_PROVIDENAME);
+        p.push(nevra.name.clone());
+        if let Ok(files) = meta.get_file_entries() {
+            p.extend(
+                files
+                    .iter()
+                    .map(|f| f.path().to_string_lossy().into_owned()),
+            );
+        }
+        provides.push(p);
+    }
+    let n = headers.len();
+    let deps: Vec<Vec<usize>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| j != i && requires[i].iter().any(|r| provides[j].contains(r)))
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let ready = (0..n).find(|&i| !done[i] && deps[i].iter().all(|&j| done[j]));
+        // In a cycle nothing is ready: take the first remaining package.
+        let next = ready.unwrap_or_else(|| (0..n).find(|&i| !done[i]).expect("one remains"));
+        done[next] = true;
+        order.push(next);
+    }
+    Ok(order)
 }
 
 /// Checks a package's commit out over the tree. A file that exists with other content is a

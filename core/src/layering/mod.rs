@@ -5,8 +5,10 @@
 pub mod assemble;
 pub mod import;
 pub mod nevra;
+mod owners;
 pub mod paths;
 pub mod rpmdb;
+pub mod scripts;
 
 pub use assemble::{assemble, LayerRequest, Layered};
 pub use import::{import_rpm, ImportedPackage, RepoSource};

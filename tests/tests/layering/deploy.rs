@@ -190,18 +190,6 @@ fn a_conflict_with_a_base_package_is_refused_naming_it() {
 }
 
 #[test]
-fn a_package_with_a_scriptlet_is_refused_plainly() {
-    let l = layering();
-    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
-    let err = format!("{:#}", l.install(&["scripted"]).unwrap_err());
-    assert!(
-        err.contains("scripted-1.0-1.noarch") && err.contains("%post"),
-        "{err}"
-    );
-    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
-}
-
-#[test]
 fn a_request_the_base_satisfies_needs_allow_inactive() {
     let l = layering();
     let before = l.fx.sysroot().unwrap().snapshot().unwrap();

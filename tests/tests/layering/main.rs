@@ -5,3 +5,4 @@
 mod deploy;
 mod import;
 mod libdnf;
+mod scripts;
