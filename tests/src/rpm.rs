@@ -665,28 +665,7 @@ pub fn install_into_tree(root: &Path, rpms: &[PathBuf]) -> Result<()> {
         move_tree(&etc, &root.join("usr/etc"))?;
         fs::remove_dir_all(&etc)?;
     }
-    remove_rpmdb_leftovers(&root.join("usr/share/rpm"))
-}
-
-/// rpm closes its SQLite database with the write-ahead log folded in but leaves the empty log
-/// and the shared-memory index beside it; a commit carries only the database.
-pub fn remove_rpmdb_leftovers(dbdir: &Path) -> Result<()> {
-    let wal = dbdir.join("rpmdb.sqlite-wal");
-    if let Ok(meta) = fs::metadata(&wal) {
-        ensure!(
-            meta.len() == 0,
-            "{} is not empty: the rpmdb was not closed cleanly",
-            wal.display()
-        );
-        fs::remove_file(&wal)?;
-    }
-    for leftover in ["rpmdb.sqlite-shm", ".rpm.lock"] {
-        match fs::remove_file(dbdir.join(leftover)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-    }
-    Ok(())
+    strata_core::layering::rpmdb::remove_leftovers(&root.join("usr/share/rpm"))
 }
 
 /// Moves every entry under `from` to the same relative path under `to` (merging directories).

@@ -141,8 +141,9 @@ pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
 }
 
 /// rpm closes its SQLite database with the write-ahead log folded in, but leaves the empty log
-/// and the shared-memory index beside it: a commit carries only the database.
-fn remove_leftovers(dir: &Path) -> Result<()> {
+/// and the shared-memory index beside it: a commit carries only the database (and rpm's
+/// `.rpm.lock`, which rpm-ostree's trees have too).
+pub fn remove_leftovers(dir: &Path) -> Result<()> {
     let wal = dir.join("rpmdb.sqlite-wal");
     if let Ok(meta) = fs::metadata(&wal) {
         ensure!(

@@ -56,6 +56,11 @@ pub const PACKAGES: &[&str] = &[
     "ostree",
     "ostree-boot",
     "kmod",
+    // What stratad needs at run time beyond libostree: libdnf's library, and for package
+    // layering rpm (the rpmdb) and bubblewrap (scriptlets).
+    "libdnf2",
+    "rpm",
+    "bubblewrap",
 ];
 
 /// Root partition size in MiB (sparse): the Debian tree, its copy in the sysroot's repo and

@@ -233,3 +233,61 @@ fn layered_packages_survive_an_upgrade() {
         ["base-lib", "hello", "libhello", "strata-test-sh"]
     );
 }
+
+#[test]
+fn a_request_a_new_base_contains_becomes_inactive() {
+    let l = layering();
+    l.install(&["tool"]).unwrap();
+    // Release 2 ships `tool` in the base.
+    let tool = l.pkgs.repo.path().join("tool-2.0-1.noarch.rpm");
+    let v2 = l.fx.commit(&l.pkgs.release("2").rpms([tool])).unwrap();
+    upgrade(
+        &l.sysroot(),
+        &UpgradeOptions::default(),
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let st = strata_core::status::load(&l.sysroot()).unwrap();
+    let d = &st.deployments[0];
+    assert_eq!(d.checksum, v2, "nothing left to layer: the plain new base");
+    assert_eq!(
+        d.requested_packages,
+        ["tool"],
+        "the request stays, inactive"
+    );
+    assert!(d.packages.is_empty());
+    assert!(l.deployment().join("usr/bin/tool").is_file());
+}
+
+#[test]
+fn layered_packages_survive_a_rebase() {
+    let l = layering();
+    l.install(&["hello"]).unwrap();
+    let other = "stratatest/testing/x86_64";
+    l.fx.repo()
+        .commit_release(other, &l.pkgs.release("10-testing"))
+        .unwrap();
+    let opts = strata_core::RebaseOptions {
+        osname: None,
+        refspec: other.to_string(),
+        revision: None,
+        skip_purge: false,
+        disallow_downgrade: false,
+        lock_finalization: false,
+        cache_only: false,
+        download_only: false,
+    };
+    strata_core::rebase(&l.sysroot(), &opts, &OpContext::silent()).unwrap();
+    let d = l.deployment();
+    assert_eq!(
+        fs::read_to_string(d.join("usr/bin/strata-release")).unwrap(),
+        "#!/bin/sh\necho 10-testing\n"
+    );
+    assert!(d.join("usr/bin/hello").is_file());
+    let origin = l.origin();
+    assert!(
+        origin.contains(&format!("baserefspec=testos:{other}"))
+            && origin.contains("requested=hello;"),
+        "{origin}"
+    );
+}

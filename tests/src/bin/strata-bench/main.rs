@@ -20,7 +20,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use strata_tests::{cmd, gio, Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad};
+use strata_tests::{
+    cmd, gio, Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad, TestPackages,
+};
 
 use measure::{interleaved, Daemon, Measure, Sample, Series};
 use report::{Figure, Report, Row};
@@ -111,19 +113,26 @@ impl Bench {
     }
 }
 
-/// A sysroot with release "1" deployed from an HTTP remote, and stratad on a private bus.
+/// A sysroot with release "1" deployed from an HTTP remote, and stratad on a private bus. Every
+/// release carries the kit's base RPMs (an rpmdb) and its package repository, for layering.
 struct Site {
     fx: Fixture,
     bus: PrivateBus,
     daemon: Option<Stratad>,
     files: usize,
+    pkgs: TestPackages,
+    _rpms: tempfile::TempDir,
 }
 
 impl Site {
     async fn new(files: usize) -> Result<Site> {
         eprintln!("Building a sysroot with a {files}-file release ...");
+        let rpms = tempfile::Builder::new()
+            .prefix("strata-bench-rpms-")
+            .tempdir()?;
+        let pkgs = TestPackages::create(rpms.path())?;
         let fx = Fixture::new(&FixtureConfig {
-            release: OsRelease::new("1").extra_files(files),
+            release: pkgs.release("1").extra_files(files),
             http: true,
             ..Default::default()
         })?;
@@ -134,6 +143,8 @@ impl Site {
             bus,
             daemon,
             files,
+            pkgs,
+            _rpms: rpms,
         })
     }
 
@@ -163,7 +174,8 @@ impl Site {
 
     /// A release of this site's size whose files all differ from release 1's.
     fn release(&self, version: &str) -> OsRelease {
-        OsRelease::new(version)
+        self.pkgs
+            .release(version)
             .extra_files(self.files)
             .extra_files_seed(format!("release-{version}"))
     }
@@ -602,6 +614,67 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
     eprintln!("deploy of a pulled release, {files} files ...");
     site.undeploy_first()?;
     deploy_row(b, &site, &next)?;
+    eprintln!("layering one package, {files} files ...");
+    layering_row(b, &site)?;
+    Ok(())
+}
+
+/// `strata install tool` (one small package without scriptlets, already in the package cache
+/// after the warm-up) against what layering needs at least from the ostree CLI: a hard-link
+/// checkout of the base and `ostree admin deploy` of a commit. Each new deployment is taken
+/// away after its round, so every round assembles again. Also stratad's peak memory.
+fn layering_row(b: &mut Bench, site: &Site) -> Result<()> {
+    let daemon = site.daemon()?;
+    let base = site.fx.sysroot()?.deployments()?[0].checksum.clone();
+    let scratch = site.sysroot().join("ostree/repo/tmp/bench-checkout");
+    let (runs, warmup) = b.rounds(Pace::Slow);
+    let mut peaks = Vec::new();
+    let (s, baseline) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            daemon.reset_peak()?;
+            let s = Measure::resources_with(&daemon)
+                .run(&mut b.strata(&site.bus, &["install", "tool"]))?;
+            peaks.push(daemon.peak_mib()?);
+            site.undeploy_first()?;
+            Ok(s)
+        },
+        &mut || {
+            let m = Measure::resources();
+            let checkout = m.run(&mut site.ostree(&[
+                "checkout",
+                &site.repo_arg(),
+                "-H",
+                &base,
+                &scratch.to_string_lossy(),
+            ]))?;
+            std::fs::remove_dir_all(&scratch)?;
+            let deploy = m.run(&mut site.deploy_cmd(&base, true))?;
+            site.undeploy_first()?;
+            Ok(combined(checkout, deploy))
+        },
+    )?;
+    let peak = measure::Spread::of(peaks.iter().copied());
+    b.report.figures.push(Figure {
+        name: format!(
+            "stratad peak RSS while layering one package, {} files",
+            site.files
+        ),
+        value: format!("{} MiB", peak.map_or_else(|| "–".into(), |p| p.text(1))),
+        target: "≤ 150 MiB".into(),
+        json: serde_json::json!({"peaks_mib": peaks}),
+    });
+    b.report.rows.push(Row {
+        name: format!(
+            "`strata install` of one small package, {} files",
+            site.files
+        ),
+        baseline: "`ostree checkout -H` of the base + `ostree admin deploy`".into(),
+        target: "≤ 1.5×".into(),
+        strata: s,
+        base: baseline,
+    });
     Ok(())
 }
 
