@@ -189,6 +189,13 @@ pub fn assemble(
                 checksum: pkg.checksum(),
             };
             imported.push(import_rpm(repo, file, Some(&source), ctx)?);
+            // Once in the package cache, a downloaded file is not needed again (rpm-ostree
+            // deletes it too). A package of a local repo is that repo's own file: kept.
+            if file.starts_with(&req.cache_dir) {
+                if let Err(e) = fs::remove_file(file) {
+                    tracing::warn!("Removing {}: {e}", file.display());
+                }
+            }
         }
         Ok(())
     })?;

@@ -291,3 +291,45 @@ fn layered_packages_survive_a_rebase() {
         "{origin}"
     );
 }
+
+/// Packages from an HTTP repo are downloaded into the sysroot's cache, imported, and the
+/// downloaded files removed; the repo's own files are untouched.
+#[test]
+fn downloaded_packages_do_not_pile_up() {
+    strata_tests::init();
+    let rpms = tempfile::tempdir().unwrap();
+    let pkgs = TestPackages::create(rpms.path()).unwrap();
+    let http = strata_tests::HttpServer::serve(pkgs.repo.path()).unwrap();
+    let fx = Fixture::new(&FixtureConfig {
+        release: pkgs.release_with_url("1", &http.url()),
+        ..Default::default()
+    })
+    .unwrap();
+    let l = Layering {
+        fx,
+        pkgs,
+        _rpms: rpms,
+    };
+    l.install(&["hello"]).unwrap();
+    assert!(l.deployment().join("usr/bin/hello").is_file());
+    let cache = l.fx.sysroot().unwrap().path().join("var/cache/strata");
+    let leftovers: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(l.pkgs.repo.path().join("hello-1.0-1.noarch.rpm").is_file());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
