@@ -96,22 +96,36 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
     if opts.repomd {
         // Through a handle on the stateroot: every path below it is resolved beneath it, so a
         // symlink planted in var/ cannot point the removal outside the sysroot.
-        let rel = "var/cache/rpm-ostree";
         let stateroot = sysroot.path().join("ostree/deploy").join(&osname);
         let dir = Dir::open_ambient_dir(&stateroot, ambient_authority())
             .with_context(|| format!("Opening {}", stateroot.display()))?;
-        for sub in ["repomd", "solv"] {
-            let p = format!("{rel}/{sub}");
+        // rpm-ostree's caches, and Strata's own (`layering_cache_dir`).
+        for p in [
+            "var/cache/rpm-ostree/repomd",
+            "var/cache/rpm-ostree/solv",
+            "var/cache/strata/repomd",
+            "var/cache/strata/solv",
+        ] {
             let removed = dir
-                .remove_all_optional(&p)
-                .with_context(|| format!("Removing {}", stateroot.join(&p).display()))?;
+                .remove_all_optional(p)
+                .with_context(|| format!("Removing {}", stateroot.join(p).display()))?;
             if removed {
-                ctx.message(format!("Removed {}", stateroot.join(&p).display()));
+                ctx.message(format!("Removed {}", stateroot.join(p).display()));
             }
         }
         done.push("cleaned rpm-md cache".to_string());
     }
     Ok(Outcome::Changed(done.join("; ")))
+}
+
+/// Where layering keeps libdnf's repository metadata, solver and lock files for stateroot
+/// `osname`: its `/var/cache/strata` (the booted `/var` on a host).
+pub(crate) fn layering_cache_dir(sysroot: &Sysroot, osname: &str) -> std::path::PathBuf {
+    sysroot
+        .path()
+        .join("ostree/deploy")
+        .join(osname)
+        .join("var/cache/strata")
 }
 
 /// Remove what an interrupted operation left behind: deployment directories that no

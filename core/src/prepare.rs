@@ -162,7 +162,7 @@ impl Prepared<'_> {
                 .sysroot
                 .deployment_path(&self.merge)
                 .join("etc/yum.repos.d"),
-            cache_dir: self.sysroot.path().join("var/cache/strata"),
+            cache_dir: crate::cleanup::layering_cache_dir(self.sysroot, &self.osname),
             cache_only: finish.cache_only,
             forbid_inactive: finish.forbid_inactive.clone(),
             work_dir: self.sysroot.path().join("ostree/repo/tmp"),

@@ -312,13 +312,26 @@ fn downloaded_packages_do_not_pile_up() {
     };
     l.install(&["hello"]).unwrap();
     assert!(l.deployment().join("usr/bin/hello").is_file());
-    let cache = l.fx.sysroot().unwrap().path().join("var/cache/strata");
+    let sysroot = l.fx.sysroot().unwrap();
+    let cache = sysroot
+        .path()
+        .join("ostree/deploy")
+        .join(sysroot.osname())
+        .join("var/cache/strata");
+    assert!(cache.join("repomd").is_dir(), "{}", cache.display());
     let leftovers: Vec<_> = walk(&cache)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(l.pkgs.repo.path().join("hello-1.0-1.noarch.rpm").is_file());
+    // `cleanup -m` clears the metadata cache.
+    let opts = strata_core::CleanupOptions {
+        repomd: true,
+        ..Default::default()
+    };
+    strata_core::cleanup(&l.sysroot(), &opts, &OpContext::silent()).unwrap();
+    assert!(!cache.join("repomd").exists());
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
