@@ -18,6 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -90,8 +91,14 @@ pub fn assemble(
                 devino_to_csum_cache: Some(devino.clone()),
                 ..Default::default()
             };
-            repo.checkout_at(Some(&opts), libc_at_fdcwd(), &root, &req.base, cancellable)
-                .context("Checking out the base")
+            repo.checkout_at(
+                Some(&opts),
+                rustix::fs::CWD.as_raw_fd(),
+                &root,
+                &req.base,
+                cancellable,
+            )
+            .context("Checking out the base")
         },
     )?;
     let dbpath = rpmdb::dbpath(&root)?;
@@ -211,10 +218,8 @@ pub fn assemble(
         },
     )?;
 
-    let headers = imported
-        .iter()
-        .map(|p| Ok((p.nevra.clone(), package_header(repo, &p.commit)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let headers: Vec<(Nevra, Vec<u8>)> =
+        imported.into_iter().map(|p| (p.nevra, p.header)).collect();
     let order = install_order(&headers)?;
     let mut scripts = Vec::new();
     for &i in &order {
@@ -268,11 +273,6 @@ pub fn assemble(
         packages,
         inactive,
     })
-}
-
-fn libc_at_fdcwd() -> i32 {
-    // AT_FDCWD: `destination_path` is an absolute path.
-    -100
 }
 
 /// `VERSION_ID` from the tree's os-release, for `$releasever` in `.repo` files.
@@ -478,8 +478,14 @@ fn overlay(
         no_copy_fallback: true,
         ..Default::default()
     };
-    repo.checkout_at(Some(&opts), libc_at_fdcwd(), root, commit, cancellable)
-        .map_err(|e| anyhow!("{nevra} conflicts with the files already in the tree: {e}"))
+    repo.checkout_at(
+        Some(&opts),
+        rustix::fs::CWD.as_raw_fd(),
+        root,
+        commit,
+        cancellable,
+    )
+    .map_err(|e| anyhow!("{nevra} conflicts with the files already in the tree: {e}"))
 }
 
 fn check_dirs(
@@ -545,16 +551,6 @@ fn merge_tmpfiles(root: &Path) -> Result<()> {
         lines.into_iter().collect::<Vec<_>>().join("\n") + "\n",
     )?;
     Ok(())
-}
-
-/// A package commit's lead and headers (`rpmostree.metadata`).
-fn package_header(repo: &ostree::Repo, commit: &str) -> Result<Vec<u8>> {
-    let info = crate::commit::load(repo, commit)?;
-    let dict = glib::VariantDict::new(Some(&info.metadata));
-    let v = dict
-        .lookup_value("rpmostree.metadata", Some(glib::VariantTy::BYTE_STRING))
-        .ok_or_else(|| anyhow!("Package commit {commit} has no rpmostree.metadata"))?;
-    Ok(v.fixed_array::<u8>()?.to_vec())
 }
 
 fn layered_metadata(

@@ -67,6 +67,9 @@ pub struct ImportedPackage {
     pub metadata_sha256: String,
     /// Whether the commit was already in the cache (nothing was imported).
     pub reused: bool,
+    /// The RPM's bytes before the payload (`rpmostree.metadata`): what the rpmdb and the
+    /// scriptlets are read from.
+    pub header: Vec<u8>,
     /// Paths with file capabilities in the header (not applied yet).
     pub file_caps: Vec<String>,
 }
@@ -109,6 +112,7 @@ pub fn import_rpm(
                 cache_ref,
                 metadata_sha256,
                 reused: true,
+                header: lead_and_headers,
             });
         }
     }
@@ -150,6 +154,7 @@ pub fn import_rpm(
         cache_ref,
         metadata_sha256,
         reused: false,
+        header: lead_and_headers,
     })
 }
 
