@@ -477,16 +477,17 @@ impl Context {
     /// Downloads `packages` (from repos; local ones are skipped) into each repo's cache and
     /// returns every package's file, in the order given. `progress(percent)` reports the
     /// whole download. A file already downloaded and intact is not fetched again.
-    pub fn download(
+    pub fn download<'p, 'c: 'p>(
         &self,
-        packages: &[Package<'_>],
+        packages: impl IntoIterator<Item = &'p Package<'c>>,
         progress: &mut dyn FnMut(u32),
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Vec<PathBuf>> {
         // SAFETY: a new, empty array without a free function: it borrows our references.
         let arr = unsafe { glib::ffi::g_ptr_array_new() };
         let arr = PtrArray(arr);
-        for pkg in packages {
+        let packages: Vec<&Package<'c>> = packages.into_iter().collect();
+        for pkg in &packages {
             let repo_name = pkg.repo_name();
             if pkg.is_installed() || repo_name == COMMANDLINE_REPO {
                 continue;

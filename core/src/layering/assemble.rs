@@ -1,7 +1,16 @@
-//! Assembling a layered commit: the base checked out with hard links, the requested packages
-//! depsolved against the base's rpmdb with libdnf, downloaded, imported into the package cache
-//! and checked out over it, the rpmdb rewritten, and the tree committed with the devino cache
-//! (unchanged files are not read again) and rpm-ostree's metadata, parent = base.
+//! Assembling a layered commit: the requested packages depsolved with libdnf against a copy of
+//! the base's rpmdb, the base checked out with hard links, the packages downloaded, imported
+//! into the package cache and checked out over it, the rpmdb rewritten, and the tree committed
+//! with the devino cache (unchanged files are not read again) and rpm-ostree's metadata,
+//! parent = base.
+//!
+//! Incremental layering (rpm-ostree always starts from the base): when a layered commit of the
+//! same base holds a subset of the resolved packages, identical to the ones now resolved, it is
+//! checked out instead of the base and only the missing packages are added, their scriptlets
+//! run. Anything removed, or a new base, starts from the base. Each layered commit records its
+//! inputs (`strata.layered-inputs`) for this; both paths give the same tree and rpmdb
+//! contents. Scriptlets of packages added later run after those of the packages already there,
+//! which is also the order rpm would run them in two transactions.
 //!
 //! Base packages are never replaced or removed: every installed package is locked in the
 //! solver, and a solution that would still touch one is refused, naming it. The same base with
@@ -65,6 +74,9 @@ pub struct Layered {
     pub commit: String,
     /// Whether an existing layered commit was reused.
     pub reused: bool,
+    /// The layered commit this one was built on when only packages were added (incremental
+    /// layering); `None` when built from the base.
+    pub incremental_from: Option<String>,
     /// The packages layered (requested and their dependencies).
     pub packages: Vec<Nevra>,
     /// Requests the base already satisfies: (request, providing base package).
@@ -82,34 +94,19 @@ pub fn assemble(
     let work = tempfile::Builder::new()
         .prefix("strata-layer-")
         .tempdir_in(&req.work_dir)?;
-    let root = work.path().join("root");
-    let devino = ostree::RepoDevInoCache::new();
-    ctx.task(
-        &format!("Checking out tree {}", crate::commit::short(&req.base)),
-        || {
-            let opts = ostree::RepoCheckoutAtOptions {
-                devino_to_csum_cache: Some(devino.clone()),
-                ..Default::default()
-            };
-            repo.checkout_at(
-                Some(&opts),
-                rustix::fs::CWD.as_raw_fd(),
-                &root,
-                &req.base,
-                cancellable,
-            )
-            .context("Checking out the base")
-        },
-    )?;
-    let dbpath = rpmdb::dbpath(&root)?;
-    rpmdb::detach(&root, dbpath)?;
+    let (base_tree, _) = repo.read_commit(&req.base, cancellable)?;
+    // The solver needs only the base's rpmdb: a copy of that one directory, so a request that
+    // ends in reuse (or an error) never checks out the whole base.
+    let dbpath = find_dbpath(&base_tree, cancellable)?;
+    let solve_root = work.path().join("solve");
+    checkout_copy(repo, &req.base, dbpath, &solve_root, cancellable)?;
 
     let config = libdnf::Config {
-        install_root: root.clone(),
+        install_root: solve_root,
         rpmdb: dbpath.to_string(),
         repos_dir: req.repos_dir.clone(),
         cache_dir: req.cache_dir.clone(),
-        release_ver: release_ver(&root)?,
+        release_ver: release_ver(&base_tree, cancellable)?,
         arch: None,
     };
     let mut dnf = libdnf::Context::new(&config, cancellable)?;
@@ -148,11 +145,13 @@ pub fn assemble(
         return Ok(Layered {
             commit: req.base.clone(),
             reused: false,
+            incremental_from: None,
             packages,
             inactive,
         });
     }
-    let state = state_digest(&req.base, &installs);
+    let inputs: Vec<Input> = installs.iter().map(Input::of).collect();
+    let state = state_digest(&req.base, &inputs);
     if let Some(prev) = previous.iter().find(|prev| {
         prev.parent.as_deref() == Some(req.base.as_str())
             && prev.meta_string("rpmostree.state-sha512").as_deref() == Some(state.as_str())
@@ -160,10 +159,54 @@ pub fn assemble(
         return Ok(Layered {
             commit: prev.checksum.clone(),
             reused: true,
+            incremental_from: None,
             packages,
             inactive,
         });
     }
+
+    // Incremental: start from a layered commit of the same base whose packages are all still
+    // wanted, and add only the rest. Anything removed or a new base means from scratch.
+    let start = incremental_start(previous, &req.base, &inputs);
+    let (start_commit, present) = match &start {
+        Some((prev, present)) => {
+            ctx.message(format!(
+                "Adding to layered commit {} ({} package{} already in it)",
+                crate::commit::short(&prev.checksum),
+                present.len(),
+                if present.len() == 1 { "" } else { "s" }
+            ));
+            (prev.checksum.as_str(), present.clone())
+        }
+        None => (req.base.as_str(), BTreeSet::new()),
+    };
+    let installs: Vec<&libdnf::Package<'_>> = installs
+        .iter()
+        .zip(&inputs)
+        .filter(|(_, input)| !present.contains(*input))
+        .map(|(p, _)| p)
+        .collect();
+
+    let root = work.path().join("root");
+    let devino = ostree::RepoDevInoCache::new();
+    ctx.task(
+        &format!("Checking out tree {}", crate::commit::short(start_commit)),
+        || {
+            let opts = ostree::RepoCheckoutAtOptions {
+                devino_to_csum_cache: Some(devino.clone()),
+                ..Default::default()
+            };
+            repo.checkout_at(
+                Some(&opts),
+                rustix::fs::CWD.as_raw_fd(),
+                &root,
+                start_commit,
+                cancellable,
+            )
+            .context("Checking out the tree to layer on")
+        },
+    )?;
+    rpmdb::detach(&root, dbpath)?;
 
     let size: u64 = installs.iter().map(|p| p.download_size()).sum();
     ctx.message(format!(
@@ -180,7 +223,7 @@ pub fn assemble(
                 percent,
             })
         };
-        dnf.download(&installs, &mut progress, cancellable)
+        dnf.download(installs.iter().copied(), &mut progress, cancellable)
     };
     ctx.emit(Event::ProgressEnd);
     let files = files?;
@@ -263,24 +306,28 @@ pub fn assemble(
         .filter(|p| !inactive.iter().any(|(r, _)| r == *p))
         .cloned()
         .collect();
-    let metadata = layered_metadata(&base_info, &active, &pkglist, &state);
+    let metadata = layered_metadata(&base_info, &active, &pkglist, &inputs, &state);
     let commit = ctx.task("Writing OSTree commit", || {
         commit_tree(repo, &root, &req.base, &metadata, &devino, cancellable)
     })?;
+    let incremental_from = start.map(|(prev, _)| prev.checksum.clone());
     Ok(Layered {
         commit,
         reused: false,
+        incremental_from,
         packages,
         inactive,
     })
 }
 
-/// `VERSION_ID` from the tree's os-release, for `$releasever` in `.repo` files.
-fn release_ver(root: &Path) -> Result<String> {
+/// `VERSION_ID` from the base's os-release, for `$releasever` in `.repo` files.
+fn release_ver(tree: &gio::File, cancellable: Option<&gio::Cancellable>) -> Result<String> {
     for rel in ["usr/lib/os-release", "usr/etc/os-release"] {
-        let Ok(text) = fs::read_to_string(root.join(rel)) else {
+        // Followed if a symlink (Fedora's /usr/etc/os-release points to ../lib/os-release).
+        let Ok((bytes, _)) = tree.resolve_relative_path(rel).load_contents(cancellable) else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         // os-release is shell-style KEY=value lines; only one unquoted or quoted value is read,
         // which does not need a shell-word parser.
         for line in text.lines() {
@@ -292,6 +339,101 @@ fn release_ver(root: &Path) -> Result<String> {
     bail!(
         "The base has no VERSION_ID in /usr/lib/os-release, which $releasever in .repo files needs"
     )
+}
+
+/// The base's rpmdb directory, as [`rpmdb::dbpath`] picks it, read from the commit.
+fn find_dbpath(tree: &gio::File, cancellable: Option<&gio::Cancellable>) -> Result<&'static str> {
+    for dbpath in ["/usr/share/rpm", "/usr/lib/sysimage/rpm"] {
+        let dir = tree.resolve_relative_path(dbpath.trim_start_matches('/'));
+        let is_dir = dir.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, cancellable)
+            == gio::FileType::Directory;
+        if is_dir
+            && rpmdb::DATABASE_FILES
+                .iter()
+                .any(|f| dir.child(f).query_exists(cancellable))
+        {
+            return Ok(dbpath);
+        }
+    }
+    bail!(
+        "The base has no rpm database (/usr/share/rpm or /usr/lib/sysimage/rpm), so packages cannot be layered on it"
+    )
+}
+
+/// Copies (not hard links: SQLite may write beside what it opens) directory `subpath` of
+/// `commit` to the same place under `root`.
+fn checkout_copy(
+    repo: &ostree::Repo,
+    commit: &str,
+    subpath: &str,
+    root: &Path,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<()> {
+    let dest = root.join(subpath.trim_start_matches('/'));
+    fs::create_dir_all(dest.parent().expect("a subpath has a parent"))?;
+    let opts = ostree::RepoCheckoutAtOptions {
+        subpath: Some(subpath.into()),
+        force_copy: true,
+        ..Default::default()
+    };
+    repo.checkout_at(
+        Some(&opts),
+        rustix::fs::CWD.as_raw_fd(),
+        &dest,
+        commit,
+        cancellable,
+    )
+    .with_context(|| format!("Copying {subpath} out of {}", crate::commit::short(commit)))
+}
+
+/// One input of a layered commit: a package's NEVRA and its checksum (the repository's
+/// checksum of the package file; empty when the repository gives none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Input {
+    nevra: String,
+    checksum: String,
+}
+
+impl Input {
+    fn of(p: &libdnf::Package<'_>) -> Input {
+        Input {
+            nevra: p.nevra(),
+            checksum: p.checksum().unwrap_or_default(),
+        }
+    }
+}
+
+/// Strata's own commit metadata key: the inputs of `rpmostree.state-sha512`, `a(ss)` of
+/// (NEVRA, checksum), so a later request can tell which packages a layered commit holds.
+pub const INPUTS_KEY: &str = "strata.layered-inputs";
+
+/// The layered commit of `base` to build on for `wanted`: the one holding the most packages
+/// whose inputs are all in `wanted` (and not all of it: that is reuse), with the inputs it
+/// holds. A commit whose recorded inputs do not give its own state digest is not trusted.
+fn incremental_start<'p>(
+    previous: &'p [CommitInfo],
+    base: &str,
+    wanted: &[Input],
+) -> Option<(&'p CommitInfo, BTreeSet<Input>)> {
+    previous
+        .iter()
+        .filter(|prev| prev.parent.as_deref() == Some(base))
+        .filter_map(|prev| {
+            let inputs: Vec<(String, String)> = glib::VariantDict::new(Some(&prev.metadata))
+                .lookup(INPUTS_KEY)
+                .ok()??;
+            let mut inputs: Vec<Input> = inputs
+                .into_iter()
+                .map(|(nevra, checksum)| Input { nevra, checksum })
+                .collect();
+            inputs.sort();
+            let digest = state_digest(base, &inputs);
+            (prev.meta_string("rpmostree.state-sha512").as_deref() == Some(digest.as_str())
+                && inputs.len() < wanted.len()
+                && inputs.iter().all(|i| wanted.contains(i)))
+            .then(|| (prev, inputs.into_iter().collect::<BTreeSet<_>>()))
+        })
+        .max_by_key(|(_, inputs)| inputs.len())
 }
 
 /// The packages to install, and the requests the base already satisfies (request, provider).
@@ -367,16 +509,16 @@ fn nevra_of_pkg(p: &libdnf::Package<'_>) -> Nevra {
 }
 
 /// rpm-ostree's `rpmostree.state-sha512` idea: a digest of the inputs (the base and each package
-/// to install with its repo checksum), equal inputs → equal digest.
-fn state_digest(base: &str, installs: &[libdnf::Package<'_>]) -> String {
+/// to install with its checksum, sorted by NEVRA), equal inputs → equal digest.
+fn state_digest(base: &str, inputs: &[Input]) -> String {
     let mut h = Sha512::new();
     h.update(b"strata-layering-1\0");
     h.update(base.as_bytes());
-    for p in installs {
+    for i in inputs {
         h.update(b"\0install\0");
-        h.update(p.nevra().as_bytes());
+        h.update(i.nevra.as_bytes());
         h.update(b"\0");
-        h.update(p.checksum().unwrap_or_default().as_bytes());
+        h.update(i.checksum.as_bytes());
     }
     hex::encode(h.finalize())
 }
@@ -557,6 +699,7 @@ fn layered_metadata(
     base: &CommitInfo,
     requested: &[String],
     pkglist: &[rpmdb::PkgTuple],
+    inputs: &[Input],
     state: &str,
 ) -> glib::Variant {
     let dict = glib::VariantDict::new(None);
@@ -585,6 +728,11 @@ fn layered_metadata(
     );
     dict.insert_value("rpmostree.rpmdb.pkglist", &pkglist.to_vec().to_variant());
     dict.insert("rpmostree.state-sha512", state);
+    let inputs: Vec<(String, String)> = inputs
+        .iter()
+        .map(|i| (i.nevra.clone(), i.checksum.clone()))
+        .collect();
+    dict.insert_value(INPUTS_KEY, &inputs.to_variant());
     dict.end()
 }
 

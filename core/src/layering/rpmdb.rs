@@ -38,10 +38,11 @@ pub fn dbpath(root: &Path) -> Result<&'static str> {
     )
 }
 
+/// The files one of which makes a directory an rpm database (sqlite, bdb, ndb).
+pub const DATABASE_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
+
 fn has_database(dir: &Path) -> bool {
-    ["rpmdb.sqlite", "Packages", "Packages.db"]
-        .iter()
-        .any(|f| dir.join(f).is_file())
+    DATABASE_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
 /// Replaces each file of the tree's rpmdb directory by a copy of itself: the checkout

@@ -346,3 +346,133 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Adding packages to a layered deployment builds on its layered commit (only the new packages
+/// are checked out and their scriptlets run), and gives the same tree and rpmdb as assembling
+/// the whole request on the base.
+#[test]
+fn adding_packages_is_incremental_and_equals_from_scratch() {
+    let l = layering();
+    l.install(&["hello", "svc"]).unwrap();
+    let sysroot = l.fx.sysroot().unwrap();
+    let first = sysroot.deployments().unwrap()[0].checksum.clone();
+    let repo = ostree::Repo::new_for_path(sysroot.repo_path());
+    repo.open(ostree::gio::Cancellable::NONE).unwrap();
+    let first_info = strata_core::commit::load(&repo, &first).unwrap();
+    let work = tempfile::tempdir_in(sysroot.repo_path().join("tmp")).unwrap();
+    let req = strata_core::layering::LayerRequest {
+        base: l.fx.first_commit().to_string(),
+        packages: ["hello", "svc", "scripted", "tool"]
+            .map(String::from)
+            .to_vec(),
+        repos_dir: l.deployment().join("etc/yum.repos.d"),
+        cache_dir: work.path().join("cache"),
+        cache_only: false,
+        forbid_inactive: Vec::new(),
+        work_dir: work.path().to_path_buf(),
+    };
+    let ctx = OpContext::silent();
+    let incremental = strata_core::layering::assemble(&repo, &req, &[first_info], &ctx).unwrap();
+    assert_eq!(
+        incremental.incremental_from.as_deref(),
+        Some(first.as_str())
+    );
+    let scratch = strata_core::layering::assemble(&repo, &req, &[], &ctx).unwrap();
+    assert_eq!(scratch.incremental_from, None);
+    assert!(!incremental.reused && !scratch.reused);
+    assert_ne!(
+        incremental.commit, scratch.commit,
+        "two commits were written"
+    );
+
+    // The trees differ in the rpmdb's bytes alone (rpm records install times).
+    let diff = cmd::ostree([
+        "diff",
+        &format!("--repo={}", sysroot.repo_path().display()),
+        &incremental.commit,
+        &scratch.commit,
+    ])
+    .unwrap();
+    let other: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            !l.trim_start_matches(['M', 'A', 'D'])
+                .trim()
+                .starts_with("/usr/share/rpm/")
+        })
+        .collect();
+    assert!(
+        other.is_empty(),
+        "trees differ outside the rpmdb: {other:?}"
+    );
+    // Same packages in the rpmdb, with the same headers; same metadata.
+    let packages = |commit: &str| {
+        let dir = work.path().join(&commit[..12]);
+        cmd::ostree([
+            "checkout",
+            "-H",
+            &format!("--repo={}", sysroot.repo_path().display()),
+            commit,
+            &dir.to_string_lossy(),
+        ])
+        .unwrap();
+        cmd::run(Command::new("rpm").arg("--root").arg(&dir).args([
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NEVRA} %{SHA256HEADER}\\n",
+        ]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+    };
+    let in_scratch = packages(&scratch.commit);
+    assert_eq!(packages(&incremental.commit), in_scratch);
+    assert_eq!(in_scratch.len(), 7, "{in_scratch:?}");
+    let meta = |commit: &str| strata_core::commit::load(&repo, commit).unwrap();
+    let value = |commit: &str, key: &str| {
+        ostree::glib::VariantDict::new(Some(&meta(commit).metadata)).lookup_value(key, None)
+    };
+    for key in [
+        "rpmostree.state-sha512",
+        "rpmostree.packages",
+        "rpmostree.rpmdb.pkglist",
+    ] {
+        assert_eq!(
+            value(&incremental.commit, key),
+            value(&scratch.commit, key),
+            "{key}"
+        );
+    }
+    // The user svc's %pre added owns its file in both, and /etc/scripted exists.
+    let passwd = |commit: &str| {
+        cmd::ostree([
+            "cat",
+            &format!("--repo={}", sysroot.repo_path().display()),
+            commit,
+            "/usr/etc/passwd",
+        ])
+        .unwrap()
+    };
+    assert!(passwd(&incremental.commit).contains("svc:x:990"));
+
+    // Removing a package is never incremental.
+    let fewer = strata_core::layering::LayerRequest {
+        packages: vec!["hello".into()],
+        ..req.clone()
+    };
+    let infos = [meta(&incremental.commit), meta(&scratch.commit)];
+    let rebuilt = strata_core::layering::assemble(&repo, &fewer, &infos, &ctx).unwrap();
+    assert_eq!(rebuilt.incremental_from, None);
+    assert!(!rebuilt.reused);
+
+    // Through the engine: the next install starts from the deployed layered commit.
+    l.install(&["tool"]).unwrap();
+    let d = sysroot.deployments().unwrap()[0].checksum.clone();
+    let info = meta(&d);
+    assert_eq!(info.parent.as_deref(), Some(l.fx.first_commit()));
+    assert!(l.deployment().join("usr/bin/tool").is_file());
+    assert!(l.deployment().join("usr/share/svc/data").is_file());
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use strata_tests::{
-    cmd, gio, Fixture, FixtureConfig, OsRelease, PrivateBus, Stratad, TestPackages,
+    cmd, gio, Fixture, FixtureConfig, OsRelease, PrivateBus, RpmSpec, Stratad, TestPackages,
 };
 
 use measure::{interleaved, Daemon, Measure, Sample, Series};
@@ -616,6 +616,8 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
     deploy_row(b, &site, &next)?;
     eprintln!("layering one package, {files} files ...");
     layering_row(b, &site)?;
+    eprintln!("layering an 11th package, {files} files ...");
+    eleventh_package_row(b, &site)?;
     Ok(())
 }
 
@@ -624,6 +626,8 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
 /// checkout of the base and `ostree admin deploy` of a commit. Each new deployment is taken
 /// away after its round, so every round assembles again. Also stratad's peak memory.
 fn layering_row(b: &mut Bench, site: &Site) -> Result<()> {
+    // Built before the first layering transaction: stratad's metadata cache then knows them.
+    site.pkgs.repo.add_all(&small_packages())?;
     let daemon = site.daemon()?;
     let base = site.fx.sysroot()?.deployments()?[0].checksum.clone();
     let scratch = site.sysroot().join("ostree/repo/tmp/bench-checkout");
@@ -674,6 +678,69 @@ fn layering_row(b: &mut Bench, site: &Site) -> Result<()> {
         target: "≤ 1.5×".into(),
         strata: s,
         base: baseline,
+    });
+    Ok(())
+}
+
+/// `bench-01` … `bench-11`: one small file each, no scriptlets.
+fn small_packages() -> Vec<RpmSpec> {
+    (1..=11)
+        .map(|i| {
+            RpmSpec::new(format!("bench-{i:02}"), "1.0")
+                .file(format!("usr/share/bench/{i:02}"), format!("{i}\n"))
+        })
+        .collect()
+}
+
+/// Incremental layering: `strata install` of an 11th package on a deployment layering ten,
+/// against `strata install` of a first package on the plain base, in the same run. Each round's
+/// new deployment is taken away afterwards; the base is deployed again (not measured) for the
+/// first-package rounds.
+fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
+    let sysroot = site.fx.sysroot()?;
+    let base = sysroot.deployments()?[0].checksum.clone();
+    let ten: Vec<String> = (1..=10).map(|i| format!("bench-{i:02}")).collect();
+    let mut install_ten = vec!["install"];
+    install_ten.extend(ten.iter().map(String::as_str));
+    cmd::run(&mut b.strata(&site.bus, &install_ten))?;
+    let refspec = site.fx.sysroot_config().refspec();
+    let (runs, warmup) = b.rounds(Pace::Slow);
+    let (s, first) = interleaved(
+        runs,
+        warmup,
+        &mut || {
+            let s = Measure::resources_with(&site.daemon()?)
+                .run(&mut b.strata(&site.bus, &["install", "bench-11"]))?;
+            site.undeploy_first()?;
+            Ok(s)
+        },
+        &mut || {
+            // The ref is at the base: a deployment with the base's own origin.
+            cmd::run(&mut site.deploy_cmd(&refspec, true))?;
+            if sysroot.deployments()?[0].checksum != base {
+                bail!("{refspec} is not at the base {base}");
+            }
+            let s = Measure::resources_with(&site.daemon()?)
+                .run(&mut b.strata(&site.bus, &["install", "bench-01"]))?;
+            site.undeploy_first()?;
+            site.undeploy_first()?;
+            Ok(s)
+        },
+    )?;
+    // Back to the plain base on top.
+    site.undeploy_first()?;
+    if sysroot.deployments()?[0].checksum != base {
+        bail!("The bench's deployments are not what it left: expected {base} on top");
+    }
+    b.report.rows.push(Row {
+        name: format!(
+            "`strata install` of an 11th package on ten layered ones, {} files",
+            site.files
+        ),
+        baseline: "`strata install` of the first package on the plain base".into(),
+        target: "≤ 1.2×".into(),
+        strata: s,
+        base: first,
     });
     Ok(())
 }
