@@ -208,8 +208,9 @@ pub struct Modifiers {
     pub treefile: Option<String>,
 }
 
-/// Modifiers carrying file descriptors (`ah`/`h`): read only as "present", since Strata cannot
-/// act on them yet (typing them would need the message's fds).
+/// Modifiers carrying file descriptors (`ah`/`h`), which [`Modifiers`] leaves out: the
+/// daemon reads `install-local-packages` from the message itself (its fds) and refuses the
+/// others as not supported yet.
 pub const FD_MODIFIERS: &[&str] = &[
     "install-local-packages",
     "install-fileoverride-local-packages",

@@ -73,6 +73,14 @@ pub trait OS {
         modifiers: &Modifiers,
         options: &DeployOptions,
     ) -> zbus::Result<String>;
+    /// `UpdateDeployment` with modifiers that carry file descriptors
+    /// (`install-local-packages`), which [`Modifiers`] cannot hold.
+    #[zbus(name = "UpdateDeployment")]
+    fn update_deployment_with_files(
+        &self,
+        modifiers: &HashMap<&str, zbus::zvariant::Value<'_>>,
+        options: &DeployOptions,
+    ) -> zbus::Result<String>;
 
     #[zbus(property)]
     fn booted_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;

@@ -331,8 +331,8 @@ pub struct PackageFlags {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct InstallArgs {
-    /// Packages to overlay: names or provides (`htop`, `vim-enhanced`, `/usr/bin/tmux` is not a
-    /// name); local .rpm files are not supported yet
+    /// Packages to overlay: names or provides from the configured repositories (`htop`,
+    /// `vim-enhanced`), or local .rpm files (a path ending in .rpm, or a file:// URL)
     #[arg(value_name = "PACKAGE", required = true)]
     pub packages: Vec<String>,
     /// Remove overlayed package PKG in the same transaction

@@ -847,6 +847,17 @@ impl Origin {
     /// `baserefspec` while the origin needs local assembly and `refspec` again when it no longer
     /// does. A name that is not a valid package request is an error and nothing changes.
     pub fn set_requested_packages(&mut self, packages: &[String]) -> Result<(), OriginError> {
+        let local = self.requested_local_packages.clone();
+        self.set_layered_requests(packages, &local)
+    }
+
+    /// Replaces `[packages] requested` and `[packages] requested-local` together, as
+    /// [`set_requested_packages`](Self::set_requested_packages) does the first.
+    pub fn set_layered_requests(
+        &mut self,
+        packages: &[String],
+        local: &[LocalPackage],
+    ) -> Result<(), OriginError> {
         let mut sorted: Vec<&str> = packages.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         sorted.dedup();
@@ -860,27 +871,48 @@ impl Origin {
                 return Err(invalid_value(G_PACKAGES, K_REQUESTED, p, why));
             }
         }
+        let mut local: Vec<String> = local.iter().map(LocalPackage::to_string).collect();
+        local.sort_unstable();
+        local.dedup();
+        for l in &local {
+            // Parsing again checks what a caller built by hand, and the separators.
+            let checked = parse_local_package(l).and_then(|_| match l.contains([';', '\\']) {
+                true => Err(format!("{l:?} contains ';' or '\\'")),
+                false => Ok(()),
+            });
+            if let Err(why) = checked {
+                return Err(invalid_value(G_PACKAGES, K_REQUESTED_LOCAL, l, why));
+            }
+        }
         let base = self.refspec().map(|r| r.to_string());
         let keep_base_key = matches!(self.base, BaseSource::ContainerImage(_));
-        let others_need_assembly = !self.requested_local_packages.is_empty()
-            || !self.requested_local_fileoverride_packages.is_empty()
+        let others_need_assembly = !self.requested_local_fileoverride_packages.is_empty()
             || !self.override_remove.is_empty()
             || !self.override_replace_local.is_empty()
             || !self.override_replace.is_empty()
             || self.has_initramfs_block();
+        let layered = !sorted.is_empty() || !local.is_empty();
         self.edit(|kf| {
-            if sorted.is_empty() {
-                remove_all(kf, G_PACKAGES, K_REQUESTED);
-                if kf.keys(G_PACKAGES).map(|k| k.is_empty()).unwrap_or(false) {
-                    let _ = kf.remove_group(G_PACKAGES);
+            for (key, list) in [
+                (K_REQUESTED, &sorted[..]),
+                (
+                    K_REQUESTED_LOCAL,
+                    &local.iter().map(String::as_str).collect::<Vec<_>>()[..],
+                ),
+            ] {
+                if list.is_empty() {
+                    remove_all(kf, G_PACKAGES, key);
+                } else {
+                    // glib 0.18 has no set_string_list; the entries hold no separator or
+                    // escape (checked above), so the list's text is them joined by ';'.
+                    kf.set_value(G_PACKAGES, key, &format!("{};", list.join(";")));
                 }
-            } else {
-                // glib 0.18 has no set_string_list; the names hold no separator or escape
-                // (checked above), so the list's text is the names joined by ';'.
-                kf.set_value(G_PACKAGES, K_REQUESTED, &format!("{};", sorted.join(";")));
+            }
+            if kf.keys(G_PACKAGES).map(|k| k.is_empty()).unwrap_or(false) {
+                let _ = kf.remove_group(G_PACKAGES);
             }
             if let (Some(base), false) = (base, keep_base_key) {
-                let key = if !sorted.is_empty() || others_need_assembly {
+                let key = if layered || others_need_assembly {
                     K_BASEREFSPEC
                 } else {
                     K_REFSPEC

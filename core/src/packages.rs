@@ -4,10 +4,17 @@
 //! The requests go into the origin's `[packages] requested`; the new deployment runs the same
 //! base with the new set layered (or the plain base when none is left).
 
-use anyhow::{bail, Result};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use fn_error_context::context;
 
 use crate::layering::escape_for_message as esc;
+use crate::layering::Nevra;
+use crate::origin::LocalPackage;
 use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::stage::Outcome;
@@ -20,6 +27,9 @@ pub struct PackageChange {
     pub osname: Option<String>,
     /// Packages (names or provides) to add to the requests.
     pub install: Vec<String>,
+    /// Local RPM files to layer (`requested-local`), open for reading: the daemon gets them
+    /// as file descriptors from its caller, which opened them with its own rights.
+    pub install_local: Vec<Arc<File>>,
     /// Requested packages to drop.
     pub uninstall: Vec<String>,
     /// Drop every request (`uninstall --all`, `reset`).
@@ -38,66 +48,161 @@ pub struct PackageChange {
     pub lock_finalization: bool,
 }
 
-/// The requested packages after applying `change` to `current`, or an error naming a request
-/// that is already made (install) or not made (uninstall) unless `idempotent`.
-pub fn apply_change(current: &[String], change: &PackageChange) -> Result<Vec<String>> {
-    let mut requested: Vec<String> = if change.uninstall_all {
-        Vec::new()
-    } else {
-        current.to_vec()
-    };
-    for name in &change.uninstall {
-        match requested.iter().position(|r| r == name) {
-            Some(i) => {
-                requested.remove(i);
-            }
-            None if change.idempotent || change.uninstall_all => {}
-            None => bail!(
-                "Package {} is not currently requested; requested packages: {}",
-                esc(name),
-                if current.is_empty() {
-                    "none".to_string()
-                } else {
-                    current.join(", ")
-                }
-            ),
+/// What an origin asks to layer: `requested` and `requested-local`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// Names or provides from repositories.
+    pub packages: Vec<String>,
+    /// Local packages.
+    pub local: Vec<LocalPackage>,
+}
+
+impl Requests {
+    fn describe(&self) -> String {
+        let all: Vec<String> = self
+            .packages
+            .iter()
+            .cloned()
+            .chain(self.local.iter().map(|l| l.nevra.clone()))
+            .collect();
+        if all.is_empty() {
+            "none".to_string()
+        } else {
+            all.join(", ")
         }
     }
+}
+
+/// Whether uninstall argument `name` means local package `l`: its NEVRA or its name.
+fn names_local(name: &str, l: &LocalPackage) -> bool {
+    l.nevra == name || Nevra::parse(&l.nevra).is_some_and(|n| n.name == name)
+}
+
+/// The requests after applying `change` (with its local files already identified as
+/// `new_local`) to `current`, or an error naming a request that is already made (install) or
+/// not made (uninstall) unless `idempotent`.
+pub fn apply_change(
+    current: &Requests,
+    change: &PackageChange,
+    new_local: &[LocalPackage],
+) -> Result<Requests> {
+    let mut next = if change.uninstall_all {
+        Requests::default()
+    } else {
+        current.clone()
+    };
+    for name in &change.uninstall {
+        if let Some(i) = next.packages.iter().position(|r| r == name) {
+            next.packages.remove(i);
+            continue;
+        }
+        let before = next.local.len();
+        next.local.retain(|l| !names_local(name, l));
+        if next.local.len() < before || change.idempotent || change.uninstall_all {
+            continue;
+        }
+        bail!(
+            "Package {} is not currently requested; requested packages: {}",
+            esc(name),
+            current.describe()
+        );
+    }
     for name in &change.install {
-        if requested.contains(name) {
+        if next.packages.contains(name) {
             if change.idempotent {
                 continue;
             }
             bail!("Package {} is already requested", esc(name));
         }
-        requested.push(name.clone());
+        next.packages.push(name.clone());
     }
-    requested.sort();
-    requested.dedup();
-    Ok(requested)
+    for l in new_local {
+        if next.local.contains(l) {
+            if change.idempotent {
+                continue;
+            }
+            bail!("Local package {} is already requested", l.nevra);
+        }
+        let name = Nevra::parse(&l.nevra).map(|n| n.name);
+        if let Some(other) = next
+            .local
+            .iter()
+            .find(|o| Nevra::parse(&o.nevra).map(|n| n.name) == name)
+        {
+            bail!(
+                "A local package {} is already requested; uninstall it before installing {}",
+                other.nevra,
+                l.nevra
+            );
+        }
+        next.local.push(l.clone());
+    }
+    next.packages.sort();
+    next.packages.dedup();
+    next.local.sort_by(|a, b| a.nevra.cmp(&b.nevra));
+    Ok(next)
+}
+
+/// A path that opens `file` again (`/proc/self/fd/N`), for readers that take paths.
+fn fd_path(file: &File) -> Result<PathBuf> {
+    let meta = file.metadata().context("Reading a local package file")?;
+    if !meta.is_file() {
+        bail!("A local package must be a regular .rpm file");
+    }
+    Ok(PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())))
+}
+
+/// Imports the change's local files into the package cache (or, for a dry run, only reads
+/// their headers), refusing what cannot be layered before anything is written.
+fn local_requests(
+    repo: &ostree::Repo,
+    change: &PackageChange,
+    ctx: &OpContext,
+) -> Result<Vec<LocalPackage>> {
+    if change.install_local.is_empty() {
+        return Ok(Vec::new());
+    }
+    ctx.task(
+        &format!("Importing local packages ({})", change.install_local.len()),
+        || {
+            let mut out = Vec::new();
+            for file in &change.install_local {
+                let path = fd_path(file)?;
+                crate::layering::assemble::refuse_unsupported(&path)?;
+                let (nevra, sha256) = if change.dry_run {
+                    crate::layering::import::identify(&path)?
+                } else {
+                    let pkg = crate::layering::import_rpm(repo, &path, None, ctx)?;
+                    (pkg.nevra, pkg.metadata_sha256)
+                };
+                out.push(LocalPackage {
+                    sha256,
+                    nevra: nevra.to_string(),
+                });
+            }
+            Ok(out)
+        },
+    )
 }
 
 /// Changes the layered packages of the stateroot's next deployment.
 #[context("Changing layered packages")]
 pub fn pkg_change(sysroot: &Sysroot, change: &PackageChange, ctx: &OpContext) -> Result<Outcome> {
     let p = Prepared::new(sysroot, change.osname.as_deref())?;
-    let before = p.origin.requested_packages();
-    let after = apply_change(&before, change)?;
+    let before = Requests {
+        packages: p.origin.requested_packages(),
+        local: p.origin.requested_local_packages(),
+    };
+    let new_local = local_requests(&p.repo, change, ctx)?;
+    let after = apply_change(&before, change, &new_local)?;
     if after == before {
         ctx.message("No change.");
         return Ok(Outcome::Unchanged);
     }
     let mut origin = p.origin.clone();
-    origin.set_requested_packages(&after)?;
+    origin.set_layered_requests(&after.packages, &after.local)?;
     if change.dry_run {
-        ctx.message(format!(
-            "Requested packages would be: {}",
-            if after.is_empty() {
-                "none".to_string()
-            } else {
-                after.join(", ")
-            }
-        ));
+        ctx.message(format!("Requested packages would be: {}", after.describe()));
         ctx.message("Exiting because of '--dry-run' option");
         return Ok(Outcome::Unchanged);
     }
@@ -111,8 +216,9 @@ pub fn pkg_change(sysroot: &Sysroot, change: &PackageChange, ctx: &OpContext) ->
             Vec::new()
         } else {
             after
+                .packages
                 .iter()
-                .filter(|p| !before.contains(p))
+                .filter(|p| !before.packages.contains(p))
                 .cloned()
                 .collect()
         },
@@ -128,6 +234,20 @@ mod tests {
         s.iter().map(|x| x.to_string()).collect()
     }
 
+    fn r(s: &[&str]) -> Requests {
+        Requests {
+            packages: v(s),
+            local: Vec::new(),
+        }
+    }
+
+    fn local(nevra: &str, digit: char) -> LocalPackage {
+        LocalPackage {
+            sha256: std::iter::repeat_n(digit, 64).collect(),
+            nevra: nevra.into(),
+        }
+    }
+
     #[test]
     fn requests_are_added_and_removed() {
         let change = PackageChange {
@@ -136,8 +256,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            apply_change(&v(&["tmux", "git"]), &change).unwrap(),
-            v(&["git", "htop", "vim"])
+            apply_change(&r(&["tmux", "git"]), &change, &[]).unwrap(),
+            r(&["git", "htop", "vim"])
         );
     }
 
@@ -147,7 +267,7 @@ mod tests {
             install: v(&["git"]),
             ..Default::default()
         };
-        let err = apply_change(&v(&["git"]), &install)
+        let err = apply_change(&r(&["git"]), &install, &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("git") && err.contains("already"), "{err}");
@@ -155,7 +275,7 @@ mod tests {
             uninstall: v(&["vim"]),
             ..Default::default()
         };
-        let err = apply_change(&v(&["git"]), &uninstall)
+        let err = apply_change(&r(&["git"]), &uninstall, &[])
             .unwrap_err()
             .to_string();
         assert!(
@@ -164,12 +284,40 @@ mod tests {
         );
         for mut c in [install, uninstall] {
             c.idempotent = true;
-            assert_eq!(apply_change(&v(&["git"]), &c).unwrap(), v(&["git"]));
+            assert_eq!(apply_change(&r(&["git"]), &c, &[]).unwrap(), r(&["git"]));
         }
         let all = PackageChange {
             uninstall_all: true,
             ..Default::default()
         };
-        assert!(apply_change(&v(&["git", "vim"]), &all).unwrap().is_empty());
+        assert_eq!(
+            apply_change(&r(&["git", "vim"]), &all, &[]).unwrap(),
+            Requests::default()
+        );
+    }
+
+    #[test]
+    fn local_packages_are_added_and_removed_by_name_or_nevra() {
+        let tool = local("tool-2.0-1.noarch", 'a');
+        let tool = std::slice::from_ref(&tool);
+        let add = apply_change(&r(&["git"]), &PackageChange::default(), tool).unwrap();
+        assert_eq!(add.local, tool);
+        assert_eq!(add.packages, v(&["git"]));
+        let err = apply_change(&add, &PackageChange::default(), tool)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already requested"), "{err}");
+        let newer = local("tool-2.1-1.noarch", 'b');
+        let err = apply_change(&add, &PackageChange::default(), &[newer])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("uninstall it before"), "{err}");
+        for name in ["tool", "tool-2.0-1.noarch"] {
+            let change = PackageChange {
+                uninstall: v(&[name]),
+                ..Default::default()
+            };
+            assert_eq!(apply_change(&add, &change, &[]).unwrap(), r(&["git"]));
+        }
     }
 }

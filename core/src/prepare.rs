@@ -146,11 +146,13 @@ impl Prepared<'_> {
         ctx: &OpContext,
     ) -> Result<String> {
         let packages = origin.requested_packages();
-        if packages.is_empty() {
+        let local = origin.requested_local_packages();
+        if packages.is_empty() && local.is_empty() {
             return Ok(target.checksum.clone());
         }
         if target.checksum == self.current.checksum
             && packages == self.origin.requested_packages()
+            && local == self.origin.requested_local_packages()
             && self.deployed.checksum != self.current.checksum
         {
             return Ok(self.deployed.checksum.clone());
@@ -158,6 +160,7 @@ impl Prepared<'_> {
         let req = layering::LayerRequest {
             base: target.checksum.clone(),
             packages,
+            local,
             repos_dir: self
                 .sysroot
                 .deployment_path(&self.merge)
@@ -188,13 +191,12 @@ impl Prepared<'_> {
 }
 
 /// Refuse origins that need what this engine cannot assemble yet (package layering from repos
-/// it can): deploying the plain base for them would silently drop what the administrator asked
-/// for.
+/// and local files it can): deploying the plain base for them would silently drop what the
+/// administrator asked for.
 fn require_assemblable(origin: &Origin) -> Result<()> {
     let mut what = Vec::new();
-    let local = origin.requested_local_packages();
-    if !local.is_empty() || !origin.requested_local_fileoverride_packages().is_empty() {
-        what.push("local RPM packages".to_string());
+    if !origin.requested_local_fileoverride_packages().is_empty() {
+        what.push("local RPM packages allowed to replace files".to_string());
     }
     if !origin.override_remove().is_empty()
         || !origin.override_replace_local().is_empty()

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use strata_api::options::{self as api, RawOptions};
 use strata_core::kargs::KargsEdit;
@@ -453,27 +454,83 @@ pub(crate) fn automatic_update(osname: &str, mode: &str) -> Request {
 /// Options rpm-ostree reads only for package changes, accepted there.
 const PACKAGE_OPTIONS: &[&str] = &["dry-run", "no-pull-base", "no-layering"];
 
+/// The modifier carrying local RPM files, as rpm-ostree's clients send them.
+const INSTALL_LOCAL: &str = "install-local-packages";
+
+/// The most local packages one call may pass.
+const MAX_LOCAL_PACKAGES: usize = 256;
+
+/// The files of `install-local-packages` (`ah`: the message's file descriptors), each checked
+/// to be open for reading a regular file.
+fn local_files(modifiers: &Options) -> Result<Vec<Arc<std::fs::File>>> {
+    use std::os::fd::AsFd;
+    use zbus::zvariant::Value;
+    let Some(value) = modifiers.get(INSTALL_LOCAL) else {
+        return Ok(Vec::new());
+    };
+    let wrong = || {
+        Error::InvalidArgs(format!(
+            "Modifier \"{INSTALL_LOCAL}\" must be an array of file descriptors (ah), got {}",
+            value.value_signature()
+        ))
+    };
+    let Value::Array(fds) = &**value else {
+        return Err(wrong());
+    };
+    if fds.len() > MAX_LOCAL_PACKAGES {
+        return Err(Error::InvalidArgs(format!(
+            "Modifier \"{INSTALL_LOCAL}\": at most {MAX_LOCAL_PACKAGES} packages per call"
+        )));
+    }
+    fds.iter()
+        .map(|v| {
+            let Value::Fd(fd) = v else {
+                return Err(wrong());
+            };
+            let file = std::fs::File::from(
+                fd.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::Failed(format!("Duplicating a local package's fd: {e}")))?,
+            );
+            let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+            if !regular {
+                return Err(Error::InvalidArgs(format!(
+                    "Modifier \"{INSTALL_LOCAL}\": each descriptor must be an .rpm file open for reading"
+                )));
+            }
+            Ok(Arc::new(file))
+        })
+        .collect()
+}
+
 /// The package part of an `UpdateDeployment` (or `PkgChange`) call.
 struct PackageRequest {
     install: Vec<String>,
+    install_local: Vec<Arc<std::fs::File>>,
     uninstall: Vec<String>,
     uninstall_all: bool,
 }
 
 impl PackageRequest {
     /// `Some` when the call changes layered packages.
-    fn of(m: &api::Modifiers, r: &api::DeployOptions) -> Option<PackageRequest> {
+    fn of(
+        m: &api::Modifiers,
+        r: &api::DeployOptions,
+        install_local: Vec<Arc<std::fs::File>>,
+    ) -> Option<PackageRequest> {
         let p = PackageRequest {
             install: m.install_packages.clone().unwrap_or_default(),
+            install_local,
             uninstall: m.uninstall_packages.clone().unwrap_or_default(),
             uninstall_all: r.no_layering == Some(true),
         };
-        (!p.install.is_empty() || !p.uninstall.is_empty() || p.uninstall_all).then_some(p)
+        let installs = !p.install.is_empty() || !p.install_local.is_empty();
+        (installs || !p.uninstall.is_empty() || p.uninstall_all).then_some(p)
     }
 
     fn title(&self) -> &'static str {
         match (
-            self.install.is_empty(),
+            self.install.is_empty() && self.install_local.is_empty(),
             self.uninstall.is_empty() && !self.uninstall_all,
         ) {
             (false, true) => "install",
@@ -486,6 +543,7 @@ impl PackageRequest {
         strata_core::PackageChange {
             osname: Some(osname.to_string()),
             install: self.install,
+            install_local: self.install_local,
             uninstall: self.uninstall,
             uninstall_all: self.uninstall_all,
             idempotent: r.idempotent_layering.unwrap_or(false),
@@ -513,7 +571,7 @@ pub(crate) fn pkg_change(
         ..Default::default()
     };
     let r: api::DeployOptions = read(opts, "Option", "PkgChange")?;
-    let p = PackageRequest::of(&m, &r)
+    let p = PackageRequest::of(&m, &r, Vec::new())
         .ok_or_else(|| Error::InvalidArgs("PkgChange: no packages to add or remove".to_string()))?;
     if let Some(key) = r.unsupported().filter(|k| !PACKAGE_OPTIONS.contains(k)) {
         return Err(not_yet("Option", key));
@@ -537,12 +595,13 @@ pub(crate) fn update_deployment(
         api::FD_MODIFIERS
             .iter()
             .copied()
+            .filter(|k| *k != INSTALL_LOCAL)
             .find(|k| modifiers.contains_key(*k))
     }) {
         return Err(not_yet("Modifier", key));
     }
     let r: api::DeployOptions = read(opts, "Option", "UpdateDeployment")?;
-    let packages = PackageRequest::of(&m, &r);
+    let packages = PackageRequest::of(&m, &r, local_files(modifiers)?);
     if let Some(key) = r
         .unsupported()
         .filter(|k| !(packages.is_some() && PACKAGE_OPTIONS.contains(k)))
@@ -689,6 +748,34 @@ mod tests {
         );
         let o = opts(&[("install-packages", Value::from(Vec::<String>::new()))]);
         assert!(update_deployment("os", &o, &Options::new(), Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn local_packages_are_file_descriptors_of_regular_files() {
+        use zbus::zvariant::Fd;
+        let fds = |f: &std::fs::File| -> Options {
+            let v = Value::from(vec![Fd::from(f)]).try_to_owned().unwrap();
+            [(INSTALL_LOCAL.to_string(), v)].into_iter().collect()
+        };
+        let file = tempfile::tempfile().unwrap();
+        let o = fds(&file);
+        let r = update_deployment("os", &o, &Options::new(), Path::new("/")).unwrap();
+        let Op::Packages(p) = r.op else {
+            panic!("{r:?}")
+        };
+        assert_eq!(p.install_local.len(), 1);
+        assert_eq!(r.title, "install");
+        // Names instead of descriptors, and a directory instead of a file, are refused.
+        let o = opts(&[(INSTALL_LOCAL, Value::from(vec!["/tmp/x.rpm".to_string()]))]);
+        let e = update_deployment("os", &o, &Options::new(), Path::new("/")).unwrap_err();
+        assert!(
+            e.message()
+                .contains("array of file descriptors (ah), got as"),
+            "{e}"
+        );
+        let o = fds(&std::fs::File::open("/").unwrap());
+        let e = update_deployment("os", &o, &Options::new(), Path::new("/")).unwrap_err();
+        assert!(e.message().contains(".rpm file open for reading"), "{e}");
     }
 
     #[test]

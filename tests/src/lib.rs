@@ -40,7 +40,7 @@ pub use repo::{
     DEFAULT_EXTRA_FILES_SEED, DEFAULT_KERNEL_VERSION, EXTRA_FILES_DIR, OS_ID, OS_NAME,
     UNTOUCHED_CONF,
 };
-pub use rpm::{RpmEntry, RpmRepo, RpmSpec, ScriptPhase, TestPackages};
+pub use rpm::{rpm_from_deb, RpmEntry, RpmRepo, RpmSpec, ScriptPhase, TestPackages};
 pub use sysroot::{
     sort_boot_entries, BootEntry, DeploymentInfo, SysrootConfig, SysrootSnapshot, TestSysroot,
     DEFAULT_KARGS, DEFAULT_OSNAME, DEFAULT_REF, DEFAULT_REMOTE,

@@ -557,6 +557,69 @@ pub fn base_shell_package() -> RpmSpec {
     }
 }
 
+/// A Debian binary package repackaged as an RPM of the host's architecture: its files (without
+/// `/usr/share/doc` and `/usr/share/man`) from `dpkg-deb -x` into `extract_dir` (which must
+/// outlive the build), its version split into version and release at the last `-`, and its
+/// `Depends` as `Requires` by name, leaving out `skip` (packages the target system has without
+/// an rpmdb entry, such as `libc6`).
+#[context("Repackaging {} as an RPM", deb.display())]
+pub fn rpm_from_deb(deb: &Path, extract_dir: &Path, skip: &[&str]) -> Result<RpmSpec> {
+    let field = |name: &str| -> Result<String> {
+        Ok(
+            cmd::run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name))?
+                .trim()
+                .to_string(),
+        )
+    };
+    let name = field("Package")?;
+    let full = field("Version")?;
+    let (epoch, rest) = match full.split_once(':') {
+        Some((e, v)) => (Some(e.parse::<u32>()?), v),
+        None => (None, full.as_str()),
+    };
+    let (version, release) = rest.rsplit_once('-').unwrap_or((rest, "1"));
+    let mut spec = RpmSpec::new(&name, version)
+        .release(release)
+        .arch(host_arch());
+    if let Some(e) = epoch {
+        spec = spec.epoch(e);
+    }
+    // `a (>= 1), b | c` → a, b: names only, the first of alternatives.
+    for dep in field("Depends")?.split(',') {
+        let dep = dep.split('|').next().unwrap_or("").trim();
+        let dep = dep.split([' ', '(', ':']).next().unwrap_or("");
+        if !dep.is_empty() && !skip.contains(&dep) {
+            spec = spec.requires(dep);
+        }
+    }
+    fs::create_dir_all(extract_dir)?;
+    cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(extract_dir))?;
+    let mut stack = vec![extract_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let path = e?.path();
+            let rel = path
+                .strip_prefix(extract_dir)?
+                .to_string_lossy()
+                .into_owned();
+            if rel == "usr/share/doc" || rel == "usr/share/man" {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path)?.to_string_lossy().into_owned();
+                spec = spec.entry(rel, RpmEntry::Symlink(target));
+            } else {
+                let mode = meta.permissions().mode() & 0o7777;
+                spec = spec.entry(rel, RpmEntry::Copy { source: path, mode });
+            }
+        }
+    }
+    Ok(spec)
+}
+
 /// The host's static busybox, if installed (`busybox-static`).
 pub fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]

@@ -52,6 +52,9 @@ pub struct LayerRequest {
     pub base: String,
     /// `[packages] requested`: names or provides.
     pub packages: Vec<String>,
+    /// `[packages] requested-local`: packages imported from local files, found in the package
+    /// cache by NEVRA and header checksum.
+    pub local: Vec<crate::origin::LocalPackage>,
     /// The directory of `.repo` files (the merge deployment's `/etc/yum.repos.d`).
     pub repos_dir: PathBuf,
     /// libdnf's metadata, solver and package caches.
@@ -110,6 +113,7 @@ pub fn assemble(
         arch: None,
     };
     let mut dnf = libdnf::Context::new(&config, cancellable)?;
+    let local = cached_local_packages(repo, &req.local, &work.path().join("local"))?;
     let policy = if req.cache_only {
         libdnf::Metadata::CacheOnly
     } else {
@@ -129,8 +133,13 @@ pub fn assemble(
     ctx.emit(Event::ProgressEnd);
     loaded?;
 
-    let Solution { installs, inactive } =
-        ctx.task("Resolving dependencies", || solve(&dnf, &req.packages))?;
+    let local_pkgs = local
+        .iter()
+        .map(|l| dnf.add_local_package(&l.header_file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Solution { installs, inactive } = ctx.task("Resolving dependencies", || {
+        solve(&dnf, &req.packages, &local_pkgs)
+    })?;
     if let Some((request, provider)) = inactive
         .iter()
         .find(|(r, _)| req.forbid_inactive.contains(r))
@@ -150,7 +159,10 @@ pub fn assemble(
             inactive,
         });
     }
-    let inputs: Vec<Input> = installs.iter().map(Input::of).collect();
+    let inputs: Vec<Input> = installs
+        .iter()
+        .map(|p| Input::of(p, &local))
+        .collect::<Result<_>>()?;
     let state = state_digest(&req.base, &inputs);
     if let Some(prev) = previous.iter().find(|prev| {
         prev.parent.as_deref() == Some(req.base.as_str())
@@ -186,6 +198,9 @@ pub fn assemble(
         .filter(|(_, input)| !present.contains(*input))
         .map(|(p, _)| p)
         .collect();
+    let is_local = |p: &libdnf::Package<'_>| p.repo_name() == libdnf::COMMANDLINE_REPO;
+    let (local_installs, installs): (Vec<_>, Vec<_>) =
+        installs.into_iter().partition(|p| is_local(p));
 
     let root = work.path().join("root");
     let devino = ostree::RepoDevInoCache::new();
@@ -209,12 +224,14 @@ pub fn assemble(
     rpmdb::detach(&root, dbpath)?;
 
     let size: u64 = installs.iter().map(|p| p.download_size()).sum();
-    ctx.message(format!(
-        "Will download: {} package{} ({})",
-        installs.len(),
-        if installs.len() == 1 { "" } else { "s" },
-        glib::format_size(size)
-    ));
+    if !installs.is_empty() {
+        ctx.message(format!(
+            "Will download: {} package{} ({})",
+            installs.len(),
+            if installs.len() == 1 { "" } else { "s" },
+            glib::format_size(size)
+        ));
+    }
     ctx.check_cancelled()?;
     let files = {
         let mut progress = |percent: u32| {
@@ -228,7 +245,21 @@ pub fn assemble(
     ctx.emit(Event::ProgressEnd);
     let files = files?;
 
-    let mut imported = Vec::new();
+    // Local packages are in the cache since the request was made.
+    let mut imported: Vec<Unpacked> = local_installs
+        .iter()
+        .map(|p| {
+            let l = local
+                .iter()
+                .find(|l| l.nevra == nevra_of_pkg(p))
+                .expect("a local package solved is one of the requested");
+            Unpacked {
+                nevra: l.nevra.clone(),
+                commit: l.commit.clone(),
+                header: l.header.clone(),
+            }
+        })
+        .collect();
     ctx.task(&format!("Importing packages ({})", installs.len()), || {
         for (pkg, file) in installs.iter().zip(&files) {
             ctx.check_cancelled()?;
@@ -238,7 +269,12 @@ pub fn assemble(
                 timestamp: 0,
                 checksum: pkg.checksum(),
             };
-            imported.push(import_rpm(repo, file, Some(&source), ctx)?);
+            let pkg = import_rpm(repo, file, Some(&source), ctx)?;
+            imported.push(Unpacked {
+                nevra: pkg.nevra,
+                commit: pkg.commit,
+                header: pkg.header,
+            });
             // Once in the package cache, a downloaded file is not needed again (rpm-ostree
             // deletes it too). A package of a local repo is that repo's own file: kept.
             if file.starts_with(&req.cache_dir) {
@@ -395,12 +431,88 @@ struct Input {
 }
 
 impl Input {
-    fn of(p: &libdnf::Package<'_>) -> Input {
-        Input {
+    /// A local package's checksum is its header's, as in `requested-local`.
+    fn of(p: &libdnf::Package<'_>, local: &[LocalInCache]) -> Result<Input> {
+        let checksum = if p.repo_name() == libdnf::COMMANDLINE_REPO {
+            let nevra = nevra_of_pkg(p);
+            let l = local.iter().find(|l| l.nevra == nevra).ok_or_else(|| {
+                anyhow!("{nevra} was solved as a local package but not requested")
+            })?;
+            format!("local:{}", l.sha256)
+        } else {
+            p.checksum().unwrap_or_default()
+        };
+        Ok(Input {
             nevra: p.nevra(),
-            checksum: p.checksum().unwrap_or_default(),
-        }
+            checksum,
+        })
     }
+}
+
+/// A package to check out over the tree: its cache commit and header.
+struct Unpacked {
+    nevra: Nevra,
+    commit: String,
+    header: Vec<u8>,
+}
+
+/// A `requested-local` package found in the package cache.
+struct LocalInCache {
+    nevra: Nevra,
+    sha256: String,
+    commit: String,
+    header: Vec<u8>,
+    /// The header alone as a file: libdnf reads it as a package without a payload, which is
+    /// all the solver needs.
+    header_file: PathBuf,
+}
+
+/// Finds each local package's commit in the package cache (its ref, with the header checksum
+/// the origin records) and writes its header into `dir` for the solver.
+fn cached_local_packages(
+    repo: &ostree::Repo,
+    requested: &[crate::origin::LocalPackage],
+    dir: &Path,
+) -> Result<Vec<LocalInCache>> {
+    let mut out = Vec::new();
+    for l in requested {
+        let nevra = Nevra::parse(&l.nevra).ok_or_else(|| {
+            anyhow!(
+                "requested-local {}: not a NAME-VERSION-RELEASE.ARCH",
+                esc(&l.nevra)
+            )
+        })?;
+        let missing = || {
+            anyhow!(
+                "The local package {nevra} (header sha256 {}) is not in the package cache; install its .rpm file again",
+                l.sha256
+            )
+        };
+        let commit = repo
+            .resolve_rev(&nevra.cache_ref(), true)?
+            .ok_or_else(missing)?
+            .to_string();
+        let info = crate::commit::load(repo, &commit)?;
+        if info.meta_string("rpmostree.metadata_sha256").as_deref() != Some(l.sha256.as_str()) {
+            return Err(missing());
+        }
+        let header: Vec<u8> = glib::VariantDict::new(Some(&info.metadata))
+            .lookup_value("rpmostree.metadata", Some(glib::VariantTy::BYTE_STRING))
+            .map(|v| v.fixed_array::<u8>().map(<[u8]>::to_vec))
+            .transpose()?
+            .ok_or_else(|| anyhow!("{nevra}: its cache commit has no rpmostree.metadata"))?;
+        fs::create_dir_all(dir)?;
+        let header_file = dir.join(format!("{}.rpm", nevra.cache_ref().replace('/', "_")));
+        fs::write(&header_file, &header)?;
+        out.push(LocalInCache {
+            nevra,
+            sha256: l.sha256.clone(),
+            commit,
+            header,
+            header_file,
+        });
+    }
+    Ok(out)
 }
 
 /// Strata's own commit metadata key: the inputs of `rpmostree.state-sha512`, `a(ss)` of
@@ -442,9 +554,16 @@ struct Solution<'c> {
     inactive: Vec<(String, String)>,
 }
 
-/// Depsolves the requests against the installed set.
-fn solve<'c>(dnf: &'c libdnf::Context, requests: &[String]) -> Result<Solution<'c>> {
+/// Depsolves the requests and the local packages against the installed set.
+fn solve<'c>(
+    dnf: &'c libdnf::Context,
+    requests: &[String],
+    local: &[libdnf::Package<'c>],
+) -> Result<Solution<'c>> {
     let mut goal = dnf.goal()?;
+    for p in local {
+        goal.install(p)?;
+    }
     let mut inactive = Vec::new();
     let mut missing = Vec::new();
     for spec in requests {
@@ -465,7 +584,7 @@ fn solve<'c>(dnf: &'c libdnf::Context, requests: &[String]) -> Result<Solution<'
     if !missing.is_empty() {
         bail!("Packages not found: {}", missing.join(", "));
     }
-    if requests.len() == inactive.len() {
+    if requests.len() == inactive.len() && local.is_empty() {
         return Ok(Solution {
             installs: Vec::new(),
             inactive,
@@ -523,8 +642,9 @@ fn state_digest(base: &str, inputs: &[Input]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Refuses what assembly cannot do yet, naming the package (see the module documentation).
-fn refuse_unsupported(file: &Path) -> Result<()> {
+/// Refuses a package file assembly cannot layer yet, naming the package (see the module
+/// documentation).
+pub fn refuse_unsupported(file: &Path) -> Result<()> {
     let meta = rpm::PackageMetadata::open(file)
         .map_err(|e| anyhow!("{}: not a readable RPM: {e}", file.display()))?;
     let nevra = nevra_of(&meta)?;

@@ -158,6 +158,20 @@ pub fn import_rpm(
     })
 }
 
+/// The NEVRA and header checksum (`rpmostree.metadata_sha256`) of the RPM at `path`, without
+/// importing it.
+#[context("Reading {}", path.display())]
+pub fn identify(path: &Path) -> Result<(Nevra, String)> {
+    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    let meta = rpm::PackageMetadata::parse(&mut reader)
+        .map_err(|e| anyhow!("Not a readable RPM package: {e}"))?;
+    if meta.is_source_package() {
+        bail!("It is a source package; only binary packages can be layered");
+    }
+    let prefix = read_prefix(path, reader.stream_position()?)?;
+    Ok((nevra_of(&meta)?, hex::encode(Sha256::digest(&prefix))))
+}
+
 fn read_prefix(path: &Path, len: u64) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(usize::try_from(len)?);
     File::open(path)?.take(len).read_to_end(&mut buf)?;

@@ -22,6 +22,29 @@ pub struct Nevra {
 }
 
 impl Nevra {
+    /// Parses `NAME-[EPOCH:]VERSION-RELEASE.ARCH` (the form [`Display`](fmt::Display) writes
+    /// and rpm-ostree records in `requested-local`); `None` when a part is missing or empty.
+    pub fn parse(s: &str) -> Option<Nevra> {
+        let (rest, arch) = s.rsplit_once('.')?;
+        let (rest, release) = rest.rsplit_once('-')?;
+        let (name, ev) = rest.rsplit_once('-')?;
+        let (epoch, version) = match ev.split_once(':') {
+            Some((e, v)) => (e.parse().ok()?, v),
+            None => (0, ev),
+        };
+        let nevra = Nevra {
+            name: name.into(),
+            epoch,
+            version: version.into(),
+            release: release.into(),
+            arch: arch.into(),
+        };
+        [name, version, release, arch]
+            .iter()
+            .all(|p| !p.is_empty())
+            .then_some(nevra)
+    }
+
     /// `[EPOCH:]VERSION-RELEASE`, the epoch only when it is not 0 (rpm's own form).
     pub fn evr(&self) -> String {
         if self.epoch == 0 {
@@ -96,5 +119,26 @@ mod tests {
             "vim-2:9.0~rc1-1.noarch"
         );
         assert_eq!(escape_ref_component("9.0~rc1^git"), "9.0_7Erc1_5Egit");
+    }
+
+    #[test]
+    fn parse_reads_what_display_writes() {
+        for n in [
+            nevra("perl", 4, "5.16.3", "291.el7", "x86_64"),
+            nevra("my-tool", 0, "1.0", "1", "noarch"),
+            nevra("libstdc++", 0, "13.2.1", "3.fc39", "x86_64"),
+        ] {
+            assert_eq!(Nevra::parse(&n.to_string()), Some(n));
+        }
+        for bad in [
+            "",
+            "foo",
+            "foo-1.0",
+            "foo-1.0-1",
+            "-1.0-1.noarch",
+            "foo-x:1-1.noarch",
+        ] {
+            assert_eq!(Nevra::parse(bad), None, "{bad}");
+        }
     }
 }

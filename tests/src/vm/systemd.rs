@@ -15,7 +15,8 @@
 //! [`CONTROL_UNIT`] once the system is up (it unpacks the control tar from `/dev/vdb` and runs
 //! `control.sh` with its output on the serial console, then powers off) and [`SHUTDOWN_UNIT`],
 //! which prints the `poweroff` marker after `ostree-finalize-staged.service` has stopped.
-//! Gettys and apt's timers are masked.
+//! Gettys and apt's timers are masked. The image has an empty rpmdb in `/usr/share/rpm`, so
+//! packages can be layered on it (the Debian packages themselves are not in it).
 //!
 //! The debootstrapped tree is cached in `target/vm-cache/debian/<hash>/` (about 360 MB,
 //! about 50 s to make with a nearby mirror); the mirror is `$STRATA_VM_DEBIAN_MIRROR` or
@@ -42,7 +43,7 @@ use super::image::{
 use crate::{cmd, TestRepo, DEFAULT_REF};
 
 /// Bump when the recipe changes in a way the hashed inputs do not show.
-const BUILDER_VERSION: &str = "vm-systemd-1";
+const BUILDER_VERSION: &str = "vm-systemd-2";
 
 /// Debian release the guest is made of.
 pub const SUITE: &str = "bookworm";
@@ -377,6 +378,13 @@ fn build_into(
     fs::write(tree.join("etc/hostname"), "strata-systemd\n")?;
     fs::write(tree.join("etc/strata-test.conf"), "origin=image\n")?;
     fs::write(tree.join("usr/lib/os-release"), os_release(version))?;
+    // An empty rpmdb where rpm-ostree systems keep it: packages can be layered on the image.
+    mkdir(&tree.join("usr/share/rpm"))?;
+    cmd::run(Command::new("rpm").arg("--root").arg(&tree).args([
+        "--dbpath",
+        "/usr/share/rpm",
+        "--initdb",
+    ]))?;
 
     // The ostree layout: /etc in /usr/etc, empty API and state directories, the kernel and
     // initramfs in /usr/lib/modules/<kver>/, /sysroot and the /ostree link.

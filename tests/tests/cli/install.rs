@@ -1,7 +1,7 @@
 //! `install` / `uninstall` / `reset` through the daemon, with packages from a real rpm-md
 //! repository configured in the deployment's `/etc/yum.repos.d`.
 
-use strata_tests::{FixtureConfig, TestPackages};
+use strata_tests::{FixtureConfig, RpmSpec, TestPackages};
 
 use crate::{output, Env, NEXT_BOOT};
 
@@ -77,7 +77,15 @@ async fn dry_run_missing_packages_and_reset_change_nothing_or_everything() {
         "{out:#?}"
     );
     let out = env.strata(&["install", "./local-1.0.rpm"]).await.expect(1);
-    assert!(out.stderr.contains("not supported yet"), "{out:#?}");
+    assert!(out.stderr.contains("./local-1.0.rpm"), "{out:#?}");
+    let out = env
+        .strata(&["install", "https://example.com/x-1.0-1.noarch.rpm"])
+        .await
+        .expect(1);
+    assert!(
+        out.stderr.contains("by URL is not supported yet"),
+        "{out:#?}"
+    );
     assert_eq!(env.sysroot().snapshot().unwrap(), before);
 
     env.strata(&["install", "hello", "tool"]).await.expect(0);
@@ -90,6 +98,46 @@ async fn dry_run_missing_packages_and_reset_change_nothing_or_everything() {
     let st = env.status_json().await;
     assert_eq!(
         st["deployments"][0]["requested-packages"],
+        serde_json::json!([])
+    );
+}
+
+/// A local .rpm goes to the daemon as a file descriptor (the file is opened by the CLI), is
+/// layered with its dependency from the repo, shows in status and goes away by name.
+#[tokio::test]
+async fn a_local_rpm_file_is_layered() {
+    let (env, _pkgs, dir) = env().await;
+    let rpm = RpmSpec::new("localpkg", "1.0")
+        .requires("libhello")
+        .executable("usr/bin/localpkg", "#!/bin/sh\necho local\n")
+        .build(&dir.path().join("local"))
+        .unwrap();
+    let out = env
+        .strata(&["install", &rpm.to_string_lossy()])
+        .await
+        .expect(0);
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
+    let out = env.strata(&["status"]).await.expect(0);
+    assert!(
+        out.stdout.contains("LocalPackages: localpkg-1.0-1.noarch"),
+        "{}",
+        out.stdout
+    );
+    let st = env.status_json().await;
+    assert_eq!(
+        st["deployments"][0]["requested-local-packages"],
+        serde_json::json!(["localpkg-1.0-1.noarch"])
+    );
+    assert!(env
+        .sysroot()
+        .deploy_dir(0)
+        .unwrap()
+        .join("usr/bin/localpkg")
+        .is_file());
+    env.strata(&["uninstall", "localpkg"]).await.expect(0);
+    let st = env.status_json().await;
+    assert_eq!(
+        st["deployments"][0]["requested-local-packages"],
         serde_json::json!([])
     );
 }

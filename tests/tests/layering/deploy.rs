@@ -365,6 +365,7 @@ fn adding_packages_is_incremental_and_equals_from_scratch() {
         packages: ["hello", "svc", "scripted", "tool"]
             .map(String::from)
             .to_vec(),
+        local: Vec::new(),
         repos_dir: l.deployment().join("etc/yum.repos.d"),
         cache_dir: work.path().join("cache"),
         cache_only: false,

@@ -5,4 +5,5 @@
 mod deploy;
 mod import;
 mod libdnf;
+mod local;
 mod scripts;

@@ -9,6 +9,7 @@
 mod boot;
 mod finalize;
 mod kargs;
+mod layering;
 mod powercut;
 mod systemd;
 mod upgrade;

@@ -18,11 +18,21 @@ use crate::upgrade::{
 /// One boot of the systemd guest: runs `body` (dash), waits for `done`, then for the
 /// shutdown marker (printed after `ostree-finalize-staged.service` stopped) and QEMU's exit.
 fn boot(disk: &Path, what: &str, body: &str, extra: Option<&Path>) -> Result<String> {
+    boot_with(disk, what, body, |control| match extra {
+        Some(d) => control.disk(d),
+        None => control,
+    })
+}
+
+/// [`boot`] with the control disk built by `add` (extra files or disks).
+pub(crate) fn boot_with(
+    disk: &Path,
+    what: &str,
+    body: &str,
+    add: impl FnOnce(Control) -> Control,
+) -> Result<String> {
     let script = format!("{STATUS_FN}\n{body}\necho \"STRATA-MARKER done\"\n");
-    let mut control = Control::script(script);
-    if let Some(d) = extra {
-        control = control.disk(d);
-    }
+    let control = add(Control::script(script));
     let mut vm = Vm::boot(disk, &control)?;
     let up = vm
         .wait_for_marker("init", BOOT_TIMEOUT)

@@ -702,8 +702,12 @@ fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
     let ten: Vec<String> = (1..=10).map(|i| format!("bench-{i:02}")).collect();
     let mut install_ten = vec!["install"];
     install_ten.extend(ten.iter().map(String::as_str));
+    // The plain base's origin, to deploy it again with (`ostree admin deploy` of a checksum
+    // alone would pin the origin to it).
+    let origin = site.sysroot().join("ostree/repo/tmp/bench-base.origin");
+    let deploy_dir = sysroot.deploy_dir(0)?;
+    std::fs::copy(format!("{}.origin", deploy_dir.display()), &origin)?;
     cmd::run(&mut b.strata(&site.bus, &install_ten))?;
-    let refspec = site.fx.sysroot_config().refspec();
     let (runs, warmup) = b.rounds(Pace::Slow);
     let (s, first) = interleaved(
         runs,
@@ -715,11 +719,9 @@ fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
             Ok(s)
         },
         &mut || {
-            // The ref is at the base: a deployment with the base's own origin.
-            cmd::run(&mut site.deploy_cmd(&refspec, true))?;
-            if sysroot.deployments()?[0].checksum != base {
-                bail!("{refspec} is not at the base {base}");
-            }
+            let mut deploy = site.deploy_cmd(&base, true);
+            deploy.arg(format!("--origin-file={}", origin.display()));
+            cmd::run(&mut deploy)?;
             let s = Measure::resources_with(&site.daemon()?)
                 .run(&mut b.strata(&site.bus, &["install", "bench-01"]))?;
             site.undeploy_first()?;
