@@ -4,7 +4,10 @@
 //! `transaction::lock` fires before the worker opens and locks the sysroot; the others fire as
 //! the engine begins the matching step: `transaction::pull` (pulling / fetching history),
 //! `transaction::deploy` (writing or staging the deployment), `transaction::write` (writing the
-//! bootloader entries and deployment list, or removing deployments).
+//! bootloader entries and deployment list, or removing deployments). Layering adds
+//! `transaction::solve` (resolving dependencies), `transaction::import` (importing packages),
+//! `transaction::scripts` (running scriptlets), `transaction::rpmdb` (writing the rpmdb) and
+//! `transaction::commit` (writing the layered commit).
 
 use strata_core::Event;
 
@@ -20,6 +23,16 @@ pub(crate) fn on_event(e: &Event) {
         "transaction::deploy"
     } else if t == "Writing bootloader entries" || t.starts_with("Removing") {
         "transaction::write"
+    } else if t == "Resolving dependencies" {
+        "transaction::solve"
+    } else if t.starts_with("Importing packages") {
+        "transaction::import"
+    } else if t.starts_with("Running ") && t.ends_with(" scripts") {
+        "transaction::scripts"
+    } else if t == "Writing rpmdb" {
+        "transaction::rpmdb"
+    } else if t == "Writing OSTree commit" {
+        "transaction::commit"
     } else {
         return;
     };

@@ -728,7 +728,14 @@ pub fn install_into_tree(root: &Path, rpms: &[PathBuf]) -> Result<()> {
         move_tree(&etc, &root.join("usr/etc"))?;
         fs::remove_dir_all(&etc)?;
     }
-    strata_core::layering::rpmdb::remove_leftovers(&root.join("usr/share/rpm"))
+    // As a compose would leave it: readable on a read-only /usr.
+    strata_core::layering::rpmdb::use_rollback_journal(&root.join("usr/share/rpm"))
+}
+
+/// Puts the tree's `/usr/share/rpm` in rollback-journal mode, as a compose leaves it
+/// (see [`strata_core::layering::rpmdb::use_rollback_journal`]).
+pub fn use_rollback_journal_in(root: &Path) -> Result<()> {
+    strata_core::layering::rpmdb::use_rollback_journal(&root.join("usr/share/rpm"))
 }
 
 /// Moves every entry under `from` to the same relative path under `to` (merging directories).

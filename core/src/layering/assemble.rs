@@ -94,8 +94,9 @@ pub fn assemble(
     ctx: &OpContext,
 ) -> Result<Layered> {
     let cancellable = Some(ctx.cancellable());
+    remove_stale_work_dirs(&req.work_dir);
     let work = tempfile::Builder::new()
-        .prefix("strata-layer-")
+        .prefix(WORK_PREFIX)
         .tempdir_in(&req.work_dir)?;
     let (base_tree, _) = repo.read_commit(&req.base, cancellable)?;
     // The solver needs only the base's rpmdb: a copy of that one directory, so a request that
@@ -354,6 +355,28 @@ pub fn assemble(
         packages,
         inactive,
     })
+}
+
+/// The prefix of assembly's scratch directories.
+const WORK_PREFIX: &str = "strata-layer-";
+
+/// Removes scratch directories an assembly killed midway left (a whole hard-link checkout
+/// each). Only one transaction runs at a time (the sysroot lock), so none is in use.
+fn remove_stale_work_dirs(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
+            tracing::info!(
+                "Removing {}, left by an interrupted assembly",
+                e.path().display()
+            );
+            if let Err(err) = fs::remove_dir_all(e.path()) {
+                tracing::warn!("Removing {}: {err}", e.path().display());
+            }
+        }
+    }
 }
 
 /// `VERSION_ID` from the base's os-release, for `$releasever` in `.repo` files.

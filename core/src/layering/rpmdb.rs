@@ -106,7 +106,30 @@ pub fn add_packages(root: &Path, dbpath: &str, headers: &[(String, Vec<u8>)]) ->
         ])
         .args(&files);
     run(&mut cmd)?;
-    remove_leftovers(&root.join(dbpath.trim_start_matches('/')))
+    let dir = root.join(dbpath.trim_start_matches('/'));
+    remove_leftovers(&dir)?;
+    use_rollback_journal(&dir)
+}
+
+/// Switches an SQLite rpmdb from rpm's write-ahead log to a rollback journal. A WAL database
+/// cannot be opened on a read-only filesystem without its `-shm` file, so on a booted
+/// deployment (read-only `/usr`) `rpm -q` would fail; in rollback-journal mode a reader needs
+/// nothing but the database file. rpm switches back to WAL whenever it writes.
+#[context("Setting the rpmdb's journal mode in {}", dir.display())]
+pub fn use_rollback_journal(dir: &Path) -> Result<()> {
+    let db = dir.join("rpmdb.sqlite");
+    if !db.is_file() {
+        // A Berkeley DB or ndb database: nothing to do.
+        return Ok(());
+    }
+    let conn = rusqlite::Connection::open(&db)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |row| row.get(0))?;
+    ensure!(
+        mode.eq_ignore_ascii_case("delete"),
+        "SQLite kept journal mode {mode}"
+    );
+    conn.close().map_err(|(_, e)| e)?;
+    remove_leftovers(dir)
 }
 
 /// `(name, epoch, version, release, arch)` of every package in the tree's database, sorted

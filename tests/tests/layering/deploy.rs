@@ -144,6 +144,38 @@ fn install_layers_a_package_with_its_dependency() {
     }
 }
 
+/// On a booted host `/usr` is read-only: the layered rpmdb must be readable there (a WAL-mode
+/// SQLite database is not without its `-shm` file).
+#[test]
+fn the_layered_rpmdb_is_readable_on_a_read_only_tree() {
+    let l = layering();
+    l.install(&["hello"]).unwrap();
+    let d = l.deployment();
+    let script = r#"set -e
+mnt=$(mktemp -d)
+mount --bind "$1" "$mnt"
+mount -o remount,bind,ro "$mnt"
+rpm --root "$mnt" --dbpath /usr/share/rpm -q hello libhello"#;
+    let out = cmd::run(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(&d),
+    )
+    .unwrap();
+    assert!(
+        out.contains("hello-1.0-1.noarch") && out.contains("libhello-1.0-1.noarch"),
+        "{out}"
+    );
+}
+
 #[test]
 fn the_same_request_reuses_the_layered_commit() {
     let l = layering();
