@@ -140,11 +140,11 @@ docs: deps
 	STRATA_UPDATE_DOCS=1 $(CARGO) test -p strata-daemon --lib apidoc
 	STRATA_UPDATE_DOCS=1 $(CARGO) test -p strata-cli --lib cli_reference
 
-# Install binaries (strata, the rpm-ostree symlink, stratad), systemd unit, D-Bus activation and
+# Install binaries (strata, the rpm-ostree symlink, stratad, the strata-db helper), systemd unit, D-Bus activation and
 # policy, polkit actions, tmpfiles, default config (unless /etc/rpm-ostreed.conf exists), man
 # pages and shell completions. Only the build packages are installed, never the test tools.
 install: build-deps
-	$(CARGO) build --release --no-default-features -p strata-cli -p strata-daemon
+	$(CARGO) build --release --no-default-features -p strata-cli -p strata-daemon -p strata-db
 	@# Failpoints (FAILPOINTS=...) are for the test suites, never in an installed stratad.
 	@if $(BINDIR)/stratad --version | grep -q failpoints; then \
 	  echo "Error: $(BINDIR)/stratad was built with failpoints" >&2; exit 1; fi
@@ -158,6 +158,7 @@ install-files:
 	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/strata $(DESTDIR)$(PREFIX)/bin/strata
 	ln -sf strata $(DESTDIR)$(PREFIX)/bin/rpm-ostree
 	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/stratad $(DESTDIR)$(PREFIX)/libexec/stratad
+	$(INSTALL_PROGRAM) -D -m 0755 $(BINDIR)/strata-db $(DESTDIR)$(PREFIX)/libexec/strata-db
 	install -D -m 0644 packaging/stratad.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stratad.service
 	install -D -m 0644 packaging/org.projectatomic.rpmostree1.service \
 		$(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.projectatomic.rpmostree1.service

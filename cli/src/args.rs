@@ -79,12 +79,77 @@ pub enum Command {
     Reload,
     /// Unset the finalization locking state of the staged deployment and reboot
     FinalizeDeployment(FinalizeArgs),
+    /// Commands to query the RPM database of commits (read locally, without the daemon)
+    Db(DbArgs),
     /// Write man pages and shell completions (used by `make install`)
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
     /// Any other verb: rpm-ostree verbs Strata does not support yet, or a typo
     #[command(external_subcommand)]
     Other(Vec<OsString>),
+}
+
+/// `db`: rpm-ostree's local queries of commits' package lists.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Path to the OSTree repository (default: /sysroot/ostree/repo)
+    #[arg(short = 'r', long, global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbCommand {
+    /// List packages within commits
+    List(DbListArgs),
+    /// Show the rpmdb version of packages within the commits
+    Version(DbVersionArgs),
+    /// Show package changes between two commits
+    Diff(DbDiffArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DbListArgs {
+    /// Commits (checksums, refs, REV^), then package name patterns (globs matched against
+    /// name, NEVRA, NAME.ARCH and N-V-R): the first argument that is not a commit starts the
+    /// patterns
+    #[arg(value_name = "REV... [PATTERN...]")]
+    pub args: Vec<String>,
+    /// Also list security advisories
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DbVersionArgs {
+    /// Commits
+    #[arg(value_name = "COMMIT")]
+    pub commits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DbDiffArgs {
+    /// From this commit (default: the booted deployment, or the rollback one when nothing is
+    /// pending)
+    #[arg(value_name = "FROM")]
+    pub from: Option<String>,
+    /// To this commit (default: the pending deployment, or the booted one)
+    #[arg(value_name = "TO")]
+    pub to: Option<String>,
+    /// Output format
+    #[arg(short = 'F', long, value_name = "FORMAT", default_value = "block",
+          value_parser = ["block", "diff", "json"])]
+    pub format: String,
+    /// Also output changelogs (not supported yet)
+    #[arg(short = 'c', long)]
+    pub changelogs: bool,
+    /// Diff the base commits of deployments (without layered packages)
+    #[arg(long)]
+    pub base: bool,
+    /// Also output new security advisories
+    #[arg(short = 'a', long)]
+    pub advisories: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -16,6 +16,7 @@ pub mod args;
 mod cancel;
 mod cleanup;
 mod client;
+mod db;
 mod deploy;
 mod docs;
 mod errors;
@@ -83,6 +84,7 @@ pub async fn run(args: Vec<OsString>) -> Result<i32> {
     match &cli.command {
         Command::Other(argv) => return unsupported::run(&program, argv),
         Command::GenerateDocs(a) => return docs::run(a),
+        Command::Db(_) => return db::exec(&args),
         _ => {}
     }
     preflight(&cli, &program)?;
@@ -112,7 +114,9 @@ pub async fn run(args: Vec<OsString>) -> Result<i32> {
         Command::Cancel => cancel::run(&client, &ctx).await,
         Command::Reload => reload::run(&client).await,
         Command::FinalizeDeployment(a) => finalize::run(&client, &ctx, a).await,
-        Command::Other(_) | Command::GenerateDocs(_) => unreachable!("handled above"),
+        Command::Other(_) | Command::GenerateDocs(_) | Command::Db(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

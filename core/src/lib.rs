@@ -8,6 +8,7 @@
 pub mod bootconfig;
 pub mod cleanup;
 pub mod commit;
+pub mod db;
 pub mod deploy;
 pub mod finalize;
 pub mod kargs;

@@ -101,9 +101,8 @@ pub fn assemble(
     let (base_tree, _) = repo.read_commit(&req.base, cancellable)?;
     // The solver needs only the base's rpmdb: a copy of that one directory, so a request that
     // ends in reuse (or an error) never checks out the whole base.
-    let dbpath = find_dbpath(&base_tree, cancellable)?;
     let solve_root = work.path().join("solve");
-    checkout_copy(repo, &req.base, dbpath, &solve_root, cancellable)?;
+    let dbpath = rpmdb::copy_from_commit(repo, &req.base, &solve_root, cancellable)?;
 
     let config = libdnf::Config {
         install_root: solve_root,
@@ -398,51 +397,6 @@ fn release_ver(tree: &gio::File, cancellable: Option<&gio::Cancellable>) -> Resu
     bail!(
         "The base has no VERSION_ID in /usr/lib/os-release, which $releasever in .repo files needs"
     )
-}
-
-/// The base's rpmdb directory, as [`rpmdb::dbpath`] picks it, read from the commit.
-fn find_dbpath(tree: &gio::File, cancellable: Option<&gio::Cancellable>) -> Result<&'static str> {
-    for dbpath in ["/usr/share/rpm", "/usr/lib/sysimage/rpm"] {
-        let dir = tree.resolve_relative_path(dbpath.trim_start_matches('/'));
-        let is_dir = dir.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, cancellable)
-            == gio::FileType::Directory;
-        if is_dir
-            && rpmdb::DATABASE_FILES
-                .iter()
-                .any(|f| dir.child(f).query_exists(cancellable))
-        {
-            return Ok(dbpath);
-        }
-    }
-    bail!(
-        "The base has no rpm database (/usr/share/rpm or /usr/lib/sysimage/rpm), so packages cannot be layered on it"
-    )
-}
-
-/// Copies (not hard links: SQLite may write beside what it opens) directory `subpath` of
-/// `commit` to the same place under `root`.
-fn checkout_copy(
-    repo: &ostree::Repo,
-    commit: &str,
-    subpath: &str,
-    root: &Path,
-    cancellable: Option<&gio::Cancellable>,
-) -> Result<()> {
-    let dest = root.join(subpath.trim_start_matches('/'));
-    fs::create_dir_all(dest.parent().expect("a subpath has a parent"))?;
-    let opts = ostree::RepoCheckoutAtOptions {
-        subpath: Some(subpath.into()),
-        force_copy: true,
-        ..Default::default()
-    };
-    repo.checkout_at(
-        Some(&opts),
-        rustix::fs::CWD.as_raw_fd(),
-        &dest,
-        commit,
-        cancellable,
-    )
-    .with_context(|| format!("Copying {subpath} out of {}", crate::commit::short(commit)))
 }
 
 /// One input of a layered commit: a package's NEVRA and its checksum (the repository's

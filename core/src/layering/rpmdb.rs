@@ -9,8 +9,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::os::fd::AsRawFd;
+
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use fn_error_context::context;
+use ostree::gio;
+use ostree::gio::prelude::*;
 
 use super::escape_for_message as esc;
 
@@ -43,6 +47,54 @@ pub const DATABASE_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"
 
 fn has_database(dir: &Path) -> bool {
     DATABASE_FILES.iter().any(|f| dir.join(f).is_file())
+}
+
+/// Copies the rpmdb directory of `commit` (`/usr/share/rpm`, or `/usr/lib/sysimage/rpm` when
+/// that is the real one, as [`dbpath`] picks) to the same place under `root`, without checking
+/// out anything else, and returns its path. Copies, not hard links: SQLite may write beside
+/// what it opens.
+#[context("Copying the rpm database out of {}", crate::commit::short(commit))]
+pub fn copy_from_commit(
+    repo: &ostree::Repo,
+    commit: &str,
+    root: &Path,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<&'static str> {
+    let (tree, _) = repo.read_commit(commit, cancellable)?;
+    let dbpath = [RPMOSTREE_DBPATH, SYSIMAGE_DBPATH]
+        .into_iter()
+        .find(|rel| {
+            let dir = tree.resolve_relative_path(rel);
+            dir.query_file_type(gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS, cancellable)
+                == gio::FileType::Directory
+                && DATABASE_FILES
+                    .iter()
+                    .any(|f| dir.child(f).query_exists(cancellable))
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "The commit has no rpm database (/usr/share/rpm or /usr/lib/sysimage/rpm): packages cannot be layered on it or listed"
+            )
+        })?;
+    let dest = root.join(dbpath);
+    fs::create_dir_all(dest.parent().expect("a dbpath has a parent"))?;
+    let opts = ostree::RepoCheckoutAtOptions {
+        subpath: Some(format!("/{dbpath}").into()),
+        force_copy: true,
+        ..Default::default()
+    };
+    repo.checkout_at(
+        Some(&opts),
+        rustix::fs::CWD.as_raw_fd(),
+        &dest,
+        commit,
+        cancellable,
+    )?;
+    Ok(if dbpath == RPMOSTREE_DBPATH {
+        "/usr/share/rpm"
+    } else {
+        "/usr/lib/sysimage/rpm"
+    })
 }
 
 /// Replaces each file of the tree's rpmdb directory by a copy of itself: the checkout
@@ -132,17 +184,43 @@ pub fn use_rollback_journal(dir: &Path) -> Result<()> {
     remove_leftovers(dir)
 }
 
-/// `(name, epoch, version, release, arch)` of every package in the tree's database, sorted
-/// (rpm-ostree's `rpmostree.rpmdb.pkglist`).
-#[context("Listing the rpm database")]
+/// `(name, epoch, version, release, arch)` of every package in the tree's database, sorted as
+/// rpm-ostree sorts `rpmostree.rpmdb.pkglist`: name, then EVR as rpm compares versions, then
+/// arch.
 pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
+    let mut pkgs = query(root, dbpath)?;
+    let evr = |p: &PkgTuple| -> (String, String, String) {
+        let epoch = if p.1 == "0" {
+            String::new()
+        } else {
+            p.1.clone()
+        };
+        (epoch, p.2.clone(), p.3.clone())
+    };
+    pkgs.sort_by(|a, b| {
+        let (ea, eb) = (evr(a), evr(b));
+        a.0.cmp(&b.0)
+            .then_with(|| {
+                rpm_version::Evr::new(ea.0.as_str(), ea.1.as_str(), ea.2.as_str()).cmp(
+                    &rpm_version::Evr::new(eb.0.as_str(), eb.1.as_str(), eb.2.as_str()),
+                )
+            })
+            .then_with(|| a.4.cmp(&b.4))
+    });
+    Ok(pkgs)
+}
+
+/// `(name, epoch, version, release, arch)` of every package in the tree's database, in the
+/// database's order (`rpm -qa`).
+#[context("Listing the rpm database")]
+pub fn query(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
     let mut cmd = Command::new("rpm");
     cmd.arg("--root")
         .arg(root)
         .args(["--dbpath", dbpath, "--query", "--all", "--queryformat"])
         .arg("%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n");
     let out = run(&mut cmd)?;
-    let mut pkgs = out
+    let pkgs = out
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -159,7 +237,6 @@ pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    pkgs.sort();
     remove_leftovers(&root.join(dbpath.trim_start_matches('/')))?;
     Ok(pkgs)
 }

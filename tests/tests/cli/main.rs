@@ -7,6 +7,7 @@
 //! `cargo nextest run --workspace` builds them too).
 
 mod busy;
+mod db;
 mod errors;
 mod install;
 mod status;
