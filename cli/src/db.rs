@@ -36,6 +36,53 @@ fn helper() -> Result<PathBuf> {
         })
 }
 
+/// rpm-ostree's `Diff:` summary of the packages from `from` to `to` in the host's repository
+/// (`3 upgraded, 1 added`), as `status` shows it for a pending deployment; `None` when nothing
+/// differs. Computed by the helper, as rpm-ostree's client computes it (not the daemon).
+pub(crate) fn diff_summary(from: &str, to: &str) -> Result<Option<String>> {
+    let out = Command::new(helper()?)
+        .arg0("strata")
+        .args([
+            "db",
+            "diff",
+            "--format=json",
+            "--repo=/sysroot/ostree/repo",
+            from,
+            to,
+        ])
+        .output()
+        .map_err(|e| anyhow!("Running {HELPER}: {e}"))?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{HELPER} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut counts = [0u32; 4];
+    for entry in v["pkgdiff"].as_array().into_iter().flatten() {
+        if let Some(kind) = entry[1].as_u64().and_then(|k| counts.get_mut(k as usize)) {
+            *kind += 1;
+        }
+    }
+    Ok(summary(counts[2], counts[3], counts[1], counts[0]))
+}
+
+/// `N upgraded, N downgraded, N removed, N added`, leaving out zeros.
+fn summary(upgraded: u32, downgraded: u32, removed: u32, added: u32) -> Option<String> {
+    let parts: Vec<String> = [
+        (upgraded, "upgraded"),
+        (downgraded, "downgraded"),
+        (removed, "removed"),
+        (added, "added"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// Replaces this process with the helper, given the same command line.
 pub(crate) fn exec(args: &[OsString]) -> Result<i32> {
     let helper = helper()?;
@@ -46,4 +93,17 @@ pub(crate) fn exec(args: &[OsString]) -> Result<i32> {
     cmd.args(args.iter().skip(1));
     let err = cmd.exec();
     Err(anyhow!("Running {}: {err}", helper.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_leaves_out_zeros_in_rpm_ostree_order() {
+        assert_eq!(super::summary(0, 0, 0, 0), None);
+        assert_eq!(super::summary(0, 0, 0, 3).as_deref(), Some("3 added"));
+        assert_eq!(
+            super::summary(2, 1, 0, 4).as_deref(),
+            Some("2 upgraded, 1 downgraded, 4 added")
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub(crate) struct StatusInput {
     /// Why the daemon could not read the sysroot the last time it tried: the deployments
     /// shown are then the last ones it read.
     pub reload_error: Option<String>,
+    /// The package changes from the booted deployment to the pending one (`Diff:`).
+    pub pending_diff: Option<String>,
 }
 
 /// Read the daemon's state: one `GetManagedObjects` call hands over every object's properties
@@ -98,7 +100,16 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         cached_update,
         update_driver,
         reload_error,
+        pending_diff: None,
     })
+}
+
+/// The first deployment when it is pending: not booted, of the booted stateroot (rpm-ostree's
+/// rule for the `Diff:` line), with the booted one.
+fn pending_pair(input: &StatusInput) -> Option<(&DeploymentStatus, &DeploymentStatus)> {
+    let first = input.deployments.first().filter(|d| !d.booted)?;
+    let booted = input.deployments.iter().find(|d| d.booted)?;
+    (first.osname == booted.osname).then_some((booted, first))
 }
 
 /// `status`: print and pick the exit code.
@@ -107,7 +118,17 @@ pub(crate) async fn run(
     args: &StatusArgs,
     stateroot: Option<&str>,
 ) -> Result<i32> {
-    let input = gather(client, stateroot).await?;
+    let mut input = gather(client, stateroot).await?;
+    if !args.json && args.jsonpath.is_none() {
+        if let Some((booted, pending)) = pending_pair(&input) {
+            // A missing diff leaves the line out; status itself still works.
+            input.pending_diff = crate::db::diff_summary(&booted.checksum, &pending.checksum)
+                .unwrap_or_else(|e| {
+                    debug_note(&e);
+                    None
+                });
+        }
+    }
     let out = render(&input, args)?;
     print!("{out}");
     Ok(exit_code(&input, args))
@@ -281,12 +302,23 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             .filter(|o| o.checksum == d.checksum && o.osname == d.osname)
             .count()
             > 1;
-        render_deployment(&mut out, d, verbose || twin);
+        let diff = pending_pair(input)
+            .filter(|(_, p)| std::ptr::eq(*p, d))
+            .and(input.pending_diff.as_deref());
+        render_deployment(&mut out, d, verbose || twin, diff);
     }
     out
 }
 
-fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool) {
+/// The `Diff:` line could not be computed: said only when `STRATA_DEBUG` is set, as the line
+/// is a convenience.
+fn debug_note(e: &anyhow::Error) {
+    if std::env::var_os("STRATA_DEBUG").is_some() {
+        eprintln!("debug: package diff of the pending deployment: {e:#}");
+    }
+}
+
+fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool, diff: Option<&str>) {
     let marker = if d.booted { "●" } else { " " };
     let origin = text(&d.container_image_reference)
         .or(text(&d.origin))
@@ -358,9 +390,22 @@ fn render_deployment(out: &mut String, d: &DeploymentStatus, verbose: bool) {
         kv(out, "StateRoot", &d.osname);
         kv(out, "Serial", &d.serial.to_string());
     }
+    if let Some(diff) = diff {
+        kv(out, "Diff", diff);
+    }
     let removed = package_names(&d.base_removals);
     if !removed.is_empty() {
         kv(out, "RemovedBasePackages", &removed.join(" "));
+    }
+    // Requests the base already satisfies (rpm-ostree shows them with --verbose only).
+    let inactive: Vec<&str> = d
+        .requested_packages
+        .iter()
+        .filter(|r| !d.packages.contains(r))
+        .map(String::as_str)
+        .collect();
+    if verbose && !inactive.is_empty() {
+        kv(out, "InactiveRequests", &inactive.join(" "));
     }
     if !d.packages.is_empty() {
         kv(out, "LayeredPackages", &d.packages.join(" "));
@@ -438,6 +483,31 @@ mod tests {
             policy: "none".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn pending_diff_and_inactive_requests() {
+        let mut input = fixture();
+        input.pending_diff = Some("1 upgraded, 3 added".into());
+        input.deployments[0].requested_packages = vec!["htop".into(), "vim".into()];
+        input.deployments[0].packages = vec!["htop".into()];
+        let out = render_text(&input, false, false);
+        let staged_block = out.split("\n\n").next().unwrap();
+        assert!(
+            staged_block.contains(" Diff: 1 upgraded, 3 added\n"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("Diff:").count(),
+            1,
+            "only the pending deployment: {out}"
+        );
+        assert!(!out.contains("InactiveRequests"), "{out}");
+        let out = render_text(&input, true, false);
+        assert!(out.contains("InactiveRequests: vim\n"), "{out}");
+        // No booted deployment: nothing is pending.
+        input.deployments[1].booted = false;
+        assert!(pending_pair(&input).is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Scenario 6 of issue 11 on the systemd guest: `strata install jq` from an rpm-md repository
 //! on the control disk (Debian's `jq`, `libjq1` and `libonig5` repackaged as RPMs by the kit,
 //! so the program needs its layered libraries to run), reboot, `jq` runs and the rpmdb and
-//! `status` show it; `strata uninstall jq`, reboot, gone. Skipped, with a message saying so,
+//! `status` show it (and, before the reboot, `status`'s `Diff:` line for the pending
+//! deployment); `strata uninstall jq`, reboot, gone. Skipped, with a message saying so,
 //! when the Debian mirror is unreachable.
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,7 @@ strata install jq > /run/install.log 2>&1
 echo "STRATA-MARKER install-exit $?"
 echo "STRATA-MARKER install-log $(tail -n 12 /run/install.log | tr '\n' ' ')"
 echo "STRATA-MARKER jq-before $(command -v jq || echo none)"
+echo "STRATA-MARKER diff $(strata status 2>&1 | grep -o 'Diff: .*')"
 status_marker staged
 "#
     );
@@ -121,6 +123,12 @@ status_marker staged
         marker(&log, "jq-before") == "none",
         "jq is on the running system before the reboot: {:?}",
         marker(&log, "jq-before")
+    );
+    // rpm-ostree's summary line for the pending deployment (the helper reads both rpmdbs).
+    ensure!(
+        marker(&log, "diff") == "Diff: 3 added",
+        "status does not show the package diff of the pending deployment: {:?}",
+        marker(&log, "diff")
     );
     let staged = status(&log, "staged")?;
     ensure!(
