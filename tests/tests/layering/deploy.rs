@@ -509,3 +509,42 @@ fn adding_packages_is_incremental_and_equals_from_scratch() {
     assert!(l.deployment().join("usr/bin/tool").is_file());
     assert!(l.deployment().join("usr/share/svc/data").is_file());
 }
+
+/// Two layered packages shipping the same path with different content: the second one's
+/// checkout is refused naming it, and nothing is deployed. A `/boot` and an `/opt` payload
+/// land where rpm-ostree puts them.
+#[test]
+fn file_conflicts_between_layered_packages_and_boot_and_opt_payloads() {
+    let l = layering();
+    l.pkgs
+        .repo
+        .add_all(&[
+            strata_tests::RpmSpec::new("clash-a", "1.0").file("usr/share/clash.txt", "a\n"),
+            strata_tests::RpmSpec::new("clash-b", "1.0").file("usr/share/clash.txt", "b\n"),
+            strata_tests::RpmSpec::new("bootstuff", "1.0")
+                .file("boot/bootstuff.cfg", "cfg\n")
+                .file("opt/bootstuff/bin/run", "run\n"),
+        ])
+        .unwrap();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["clash-a", "clash-b"]).unwrap_err());
+    assert!(
+        err.contains("clash-b") && err.contains("conflicts"),
+        "{err}"
+    );
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+
+    l.install(&["bootstuff"]).unwrap();
+    let d = l.deployment();
+    assert_eq!(
+        fs::read_to_string(d.join("usr/lib/ostree-boot/bootstuff.cfg")).unwrap(),
+        "cfg\n"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("usr/lib/opt/bootstuff/bin/run")).unwrap(),
+        "run\n"
+    );
+    let autovar =
+        fs::read_to_string(d.join("usr/lib/tmpfiles.d/rpm-ostree-1-autovar.conf")).unwrap();
+    assert!(autovar.contains("/opt/bootstuff"), "{autovar}");
+}
