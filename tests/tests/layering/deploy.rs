@@ -53,6 +53,21 @@ impl Layering {
         pkg_change(&self.sysroot(), &change, &OpContext::silent())
     }
 
+    /// Commits release `version` and upgrades to it; checks that its files are deployed.
+    pub fn upgrade_to(&self, version: &str) {
+        self.fx.commit(&self.pkgs.release(version)).unwrap();
+        upgrade(
+            &self.sysroot(),
+            &UpgradeOptions::default(),
+            &OpContext::silent(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(self.deployment().join("usr/bin/strata-release")).unwrap(),
+            format!("#!/bin/sh\necho {version}\n")
+        );
+    }
+
     /// The newest deployment's directory.
     pub fn deployment(&self) -> PathBuf {
         self.fx.sysroot().unwrap().deploy_dir(0).unwrap()
@@ -247,18 +262,8 @@ fn a_request_the_base_satisfies_needs_allow_inactive() {
 fn layered_packages_survive_an_upgrade() {
     let l = layering();
     l.install(&["hello"]).unwrap();
-    l.fx.commit(&l.pkgs.release("2")).unwrap();
-    upgrade(
-        &l.sysroot(),
-        &UpgradeOptions::default(),
-        &OpContext::silent(),
-    )
-    .unwrap();
+    l.upgrade_to("2");
     let d = l.deployment();
-    assert_eq!(
-        fs::read_to_string(d.join("usr/bin/strata-release")).unwrap(),
-        "#!/bin/sh\necho 2\n"
-    );
     assert!(d.join("usr/bin/hello").is_file());
     assert_eq!(
         l.rpm_names(),

@@ -10,10 +10,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use strata_tests::vm::systemd;
 use strata_tests::{cmd, rpm_from_deb, RpmRepo};
 
-use crate::systemd::boot_with;
+use crate::systemd::{boot_with, image_or_skip};
 use crate::upgrade::{marker, status};
 
 /// The packages, in dependency order (`libc6` is in the guest without an rpmdb entry).
@@ -76,13 +75,8 @@ fn repo_files(repo: &Path) -> Result<Vec<(String, PathBuf)>> {
 #[test]
 fn systemd_guest_layers_a_package_across_reboots() -> Result<()> {
     let t = Instant::now();
-    let image = match systemd::build("1.0") {
-        Ok(image) => image,
-        Err(e) if systemd::is_mirror_unreachable(&e) => {
-            eprintln!("SKIPPED: the systemd guest cannot be built here: {e:#}");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+    let Some(image) = image_or_skip()? else {
+        return Ok(());
     };
     let work = tempfile::tempdir()?;
     let repo = package_repo(work.path())?;

@@ -50,19 +50,27 @@ pub(crate) fn boot_with(
     Ok(vm.serial_log())
 }
 
+/// The systemd guest image of release "1.0", or `None` (with a SKIPPED message) when the
+/// Debian mirror is unreachable.
+pub(crate) fn image_or_skip() -> Result<Option<strata_tests::vm::VmImage>> {
+    match systemd::build("1.0") {
+        Ok(image) => Ok(Some(image)),
+        Err(e) if systemd::is_mirror_unreachable(&e) => {
+            eprintln!("SKIPPED: the systemd guest cannot be built here: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[test]
 fn systemd_guest_finalizes_the_upgrade_at_shutdown() -> Result<()> {
     let t = Instant::now();
     // Not "1" and "2": libostree 2022.7's syslinux label is "PRETTY_NAME VERSION (ostree:N)"
     // and its words after the first reach the kernel command line, where a bare "1" is a
     // runlevel for systemd (rescue mode).
-    let image = match systemd::build("1.0") {
-        Ok(image) => image,
-        Err(e) if systemd::is_mirror_unreachable(&e) => {
-            eprintln!("SKIPPED: the systemd guest cannot be built here: {e:#}");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+    let Some(image) = image_or_skip()? else {
+        return Ok(());
     };
     let (v2_disk, v2_commit) = systemd::upgrade_disk(&image, "2.0")?;
     let work = tempfile::tempdir()?;

@@ -708,6 +708,24 @@ fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
     let deploy_dir = sysroot.deploy_dir(0)?;
     std::fs::copy(format!("{}.origin", deploy_dir.display()), &origin)?;
     cmd::run(&mut b.strata(&site.bus, &install_ten))?;
+    let ten_layered = sysroot.deployments()?[0].checksum.clone();
+    // Pinned, so that the deployments each round writes never push them out.
+    for i in ["0", "1"] {
+        cmd::ostree(["admin", "pin", &site.sysroot_arg(), i])?;
+    }
+    // After each round: the deployments it added are taken away.
+    let back_to_ten = || -> Result<()> {
+        loop {
+            let deployments = sysroot.deployments()?;
+            if !deployments.iter().any(|d| d.checksum == ten_layered) {
+                bail!("The deployment layering ten packages ({ten_layered}) is gone");
+            }
+            if deployments[0].checksum == ten_layered {
+                return Ok(());
+            }
+            site.undeploy_first()?;
+        }
+    };
     let (runs, warmup) = b.rounds(Pace::Slow);
     let (s, first) = interleaved(
         runs,
@@ -715,7 +733,7 @@ fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
         &mut || {
             let s = Measure::resources_with(&site.daemon()?)
                 .run(&mut b.strata(&site.bus, &["install", "bench-11"]))?;
-            site.undeploy_first()?;
+            back_to_ten()?;
             Ok(s)
         },
         &mut || {
@@ -724,12 +742,14 @@ fn eleventh_package_row(b: &mut Bench, site: &Site) -> Result<()> {
             cmd::run(&mut deploy)?;
             let s = Measure::resources_with(&site.daemon()?)
                 .run(&mut b.strata(&site.bus, &["install", "bench-01"]))?;
-            site.undeploy_first()?;
-            site.undeploy_first()?;
+            back_to_ten()?;
             Ok(s)
         },
     )?;
     // Back to the plain base on top.
+    for i in ["0", "1"] {
+        cmd::ostree(["admin", "pin", "--unpin", &site.sysroot_arg(), i])?;
+    }
     site.undeploy_first()?;
     if sysroot.deployments()?[0].checksum != base {
         bail!("The bench's deployments are not what it left: expected {base} on top");
