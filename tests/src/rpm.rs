@@ -763,13 +763,15 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
 /// packages to layer, configured in the release as `/etc/yum.repos.d/test.repo`.
 ///
 /// Base (installed in every [`release`](Self::release)): `strata-test-sh` (provides `/bin/sh`)
-/// and `base-lib-1.0`. Repo `test`: `hello` (requires `libhello`, ships `/usr/bin/hello`,
+/// and `base-lib-1.0` (its `%transfiletriggerin` on `/usr/share/triggered` writes the matched
+/// paths to `/usr/lib/base-lib.triggered`). Repo `test`: `hello` (requires `libhello`, ships `/usr/bin/hello`,
 /// `/etc/hello.conf` and `/var/lib/hello`), `libhello`, `tool`, `clash` (conflicts with
 /// `base-lib`), `base-lib-2.0`, and scriptlet packages: `scripted` (`%post` writes
 /// `/etc/scripted`), `appender` (`%post` appends to the base's `/etc/untouched.conf` in place),
 /// `svc` (`%pre` adds user and group `svc`, which own `/usr/share/svc/data`), `lua` (a Lua
-/// `%post`), `forever` (a `%post` that never ends) and `failing` (a `%post` exiting 3).
-/// Releases carry `/etc/passwd` and `/etc/group` with root only.
+/// `%post`), `forever` (a `%post` that never ends), `failing` (a `%post` exiting 3),
+/// `triggered` (a file under `/usr/share/triggered`) and `watcher` (its own
+/// `%transfiletriggerin` there, writing `/usr/share/watcher.seen`). Releases carry `/etc/passwd` and `/etc/group` with root only.
 #[derive(Debug)]
 pub struct TestPackages {
     /// The repository of packages to layer.
@@ -787,6 +789,10 @@ impl TestPackages {
             base_shell_package().build(&base_dir)?,
             RpmSpec::new("base-lib", "1.0")
                 .file("usr/lib/base-lib.txt", "1\n")
+                .script(
+                    ScriptPhase::TransFileTriggerIn(vec!["/usr/share/triggered".into()]),
+                    "cat > /usr/lib/base-lib.triggered",
+                )
                 .build(&base_dir)?,
         ];
         let repo = RpmRepo::create(&dir.join("repo"))?;
@@ -820,6 +826,11 @@ impl TestPackages {
             ),
             RpmSpec::new("failing", "1.0")
                 .script(ScriptPhase::Post, "echo 'about to fail'\nexit 3"),
+            RpmSpec::new("triggered", "1.0").file("usr/share/triggered/a.txt", "a\n"),
+            RpmSpec::new("watcher", "1.0").script(
+                ScriptPhase::TransFileTriggerIn(vec!["/usr/share/triggered/".into()]),
+                "cat > /usr/share/watcher.seen",
+            ),
         ])?;
         Ok(TestPackages { repo, base_rpms })
     }

@@ -19,11 +19,14 @@
 //! anything (rpm-ostree only compares with the merge deployment; Strata looks at every
 //! deployment, so installing again what a rollback deployment already layers costs nothing).
 //!
-//! `%pre`, `%post` and `%posttrans` run in a bubblewrap sandbox over an overlay of the tree
-//! ([`scripts`]); ownership from the header is applied after `%pre` ([`owners`]).
+//! `%pre`, `%post` and `%posttrans` of the new packages, then every package's
+//! `%transfiletriggerin` (base and layered, over the whole tree), run in a bubblewrap sandbox
+//! over an overlay of the tree ([`scripts`]); ownership from the header is applied after
+//! `%pre` ([`owners`]).
 //!
 //! Not built yet, and refused with an error naming the package rather than done halfway:
-//! packages with triggers or file triggers, file capabilities.
+//! packages with old-style `%triggerin` (rpm-ostree refuses them too) or `%filetriggerin`
+//! (rpm-ostree skips those silently), file capabilities.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -332,6 +335,12 @@ pub fn assemble(
     ctx.task("Writing rpmdb", || {
         rpmdb::add_packages(&root, dbpath, &by_name)
     })?;
+    // Base and layered packages' %transfiletriggerin, over the whole tree (as rpm-ostree: also
+    // on the incremental path, so both give the same tree).
+    let triggers = scripts::trans_file_triggers(&root, dbpath)?;
+    if !triggers.is_empty() {
+        ctx.task("Running file triggers", || sandbox.run_all(&triggers, ctx))?;
+    }
     let pkglist = rpmdb::list(&root, dbpath)?;
 
     let base_info = crate::commit::load(repo, &req.base)?;
@@ -627,14 +636,16 @@ pub fn refuse_unsupported(file: &Path) -> Result<()> {
     let nevra = nevra_of(&meta)?;
     let h = &meta.header;
     use rpm::IndexTag::*;
+    // %transfiletriggerin runs (see `scripts::trans_file_triggers`); old-style triggers are
+    // refused as rpm-ostree refuses them; %filetriggerin, which rpm-ostree skips silently, is
+    // refused too rather than left unrun.
     for (tag, what) in [
-        (RPMTAG_FILETRIGGERSCRIPTS, "file trigger"),
-        (RPMTAG_TRANSFILETRIGGERSCRIPTS, "file trigger"),
-        (RPMTAG_TRIGGERSCRIPTS, "trigger"),
+        (RPMTAG_FILETRIGGERSCRIPTS, "%filetriggerin/%filetriggerun"),
+        (RPMTAG_TRIGGERSCRIPTS, "%triggerin/%triggerun"),
     ] {
         if h.entry_is_present(tag) {
             bail!(
-                "{nevra} has a {what} scriptlet; Strata cannot run triggers yet, so it refuses to layer it rather than install it half-configured"
+                "{nevra} has a {what} scriptlet; Strata runs only %transfiletriggerin triggers, so it refuses to layer this package rather than install it half-configured"
             );
         }
     }

@@ -210,6 +210,17 @@ pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
     Ok(pkgs)
 }
 
+/// `rpm -qa --queryformat QF` over the tree's database.
+pub fn query_format(root: &Path, dbpath: &str, qf: &str) -> Result<String> {
+    let mut cmd = Command::new("rpm");
+    cmd.arg("--root")
+        .arg(root)
+        .args(["--dbpath", dbpath, "--query", "--all", "--queryformat", qf]);
+    let out = run(&mut cmd)?;
+    remove_leftovers(&root.join(dbpath.trim_start_matches('/')))?;
+    Ok(out)
+}
+
 /// `(name, epoch, version, release, arch)` of every package in the tree's database, in the
 /// database's order (`rpm -qa`).
 #[context("Listing the rpm database")]

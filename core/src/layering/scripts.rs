@@ -1,5 +1,6 @@
-//! Package scriptlets (`%pre`, `%post`, `%posttrans`) run in a bubblewrap sandbox over the
-//! assembled tree, as rpm-ostree runs them.
+//! Package scriptlets (`%pre`, `%post`, `%posttrans`, and `%transfiletriggerin` of base and
+//! layered packages) run in a bubblewrap sandbox over the assembled tree, as rpm-ostree runs
+//! them.
 //!
 //! The tree is a hard-link checkout: its files are the repository's objects, which a script
 //! writing a file in place (`echo x >> /etc/passwd`) would corrupt. So the sandbox's `/usr` is
@@ -37,6 +38,8 @@ pub enum Phase {
     Post,
     /// `%posttrans`: after every package's `%post`.
     PostTrans,
+    /// `%transfiletriggerin`: once after the transaction, with the matching files on stdin.
+    TransFileTriggerIn,
 }
 
 impl Phase {
@@ -46,6 +49,7 @@ impl Phase {
             Phase::Pre => "%pre",
             Phase::Post => "%post",
             Phase::PostTrans => "%posttrans",
+            Phase::TransFileTriggerIn => "%transfiletriggerin",
         }
     }
 
@@ -54,7 +58,7 @@ impl Phase {
     fn arg(self) -> Option<&'static str> {
         match self {
             Phase::Pre | Phase::Post => Some("1"),
-            Phase::PostTrans => None,
+            Phase::PostTrans | Phase::TransFileTriggerIn => None,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct Scriptlet {
     pub program: Vec<String>,
     /// The script; `None` for an interpreter-only scriptlet (`%post -p /sbin/ldconfig`).
     pub body: Option<String>,
+    /// What the script reads on stdin (a file trigger's matching paths, one per line).
+    pub input: Option<String>,
 }
 
 /// The scriptlets of a package's header (its lead-and-headers bytes), refusing Lua.
@@ -111,9 +117,172 @@ pub fn scriptlets(nevra: &Nevra, header: &[u8]) -> Result<Vec<Scriptlet>> {
             phase,
             program,
             body,
+            input: None,
         });
     }
     Ok(out)
+}
+
+/// rpm's `RPMSENSE_TRIGGERIN`: the trigger runs on installation.
+const SENSE_TRIGGERIN: u32 = 1 << 16;
+/// rpm's `RPMSCRIPT_FLAG_EXPAND`: the script is macro-expanded first.
+const SCRIPT_FLAG_EXPAND: u32 = 1;
+/// Separates the fields of [`trans_file_triggers`]'s query.
+const FIELDS: [&str; 7] = [
+    "@strata-scripts@",
+    "@strata-progs@",
+    "@strata-flags@",
+    "@strata-names@",
+    "@strata-index@",
+    "@strata-sense@",
+    "@strata-end@",
+];
+
+/// The `%transfiletriggerin` scripts of every package in the tree's rpmdb (the base's and the
+/// layered ones), each with the files under its path prefixes in the tree, as rpm-ostree runs
+/// them after `%posttrans`: a trigger whose prefixes match nothing does not run; prefixes
+/// outside `/usr` or under `/usr/local` are not looked at. rpm's Lua is refused, naming the
+/// package, except glibc-common's, which rpm-ostree also replaces by `/sbin/ldconfig`.
+pub fn trans_file_triggers(root: &Path, dbpath: &str) -> Result<Vec<Scriptlet>> {
+    // rpm prints the trigger tags with its `shescape` format (POSIX single quotes), the only
+    // unambiguous text form rpm 4.18 has for multi-line strings; shlex reads it back. The
+    // bare marker words separate the arrays.
+    let qf = format!(
+        "%{{NAME:shescape}} %{{EPOCHNUM}} %{{VERSION:shescape}} %{{RELEASE:shescape}} \
+         %{{ARCH:shescape}} {} [%{{TRANSFILETRIGGERSCRIPTS:shescape}} ]{} \
+         [%{{TRANSFILETRIGGERSCRIPTPROG:shescape}} ]{} [%{{TRANSFILETRIGGERSCRIPTFLAGS}} ]{} \
+         [%{{TRANSFILETRIGGERNAME:shescape}} ]{} [%{{TRANSFILETRIGGERINDEX}} ]{} \
+         [%{{TRANSFILETRIGGERFLAGS}} ]{}\n",
+        FIELDS[0], FIELDS[1], FIELDS[2], FIELDS[3], FIELDS[4], FIELDS[5], FIELDS[6]
+    );
+    let out = super::rpmdb::query_format(root, dbpath, &qf)?;
+    let words = shlex::split(&out)
+        .ok_or_else(|| anyhow!("Unreadable trigger list from rpm (unbalanced quotes)"))?;
+    let mut out = Vec::new();
+    for record in words.split(|w| w == FIELDS[6]).filter(|r| !r.is_empty()) {
+        out.extend(record_triggers(root, record)?);
+    }
+    Ok(out)
+}
+
+/// The triggers of one package's record of the query above.
+fn record_triggers(root: &Path, record: &[String]) -> Result<Vec<Scriptlet>> {
+    let bad = || {
+        anyhow!(
+            "Unexpected trigger list from rpm: {}",
+            esc(&record.join(" "))
+        )
+    };
+    let [name, epoch, version, release, arch, rest @ ..] = record else {
+        return Err(bad());
+    };
+    let nevra = Nevra {
+        name: name.clone(),
+        epoch: epoch.parse().map_err(|_| bad())?,
+        version: version.clone(),
+        release: release.clone(),
+        arch: arch.clone(),
+    };
+    // rest = @scripts@ S.. @progs@ P.. @flags@ F.. @names@ N.. @index@ I.. @sense@ T..
+    let mut fields: Vec<&[String]> = Vec::new();
+    let mut start = None;
+    for (i, w) in rest.iter().enumerate() {
+        if FIELDS[..6].contains(&w.as_str()) {
+            if let Some(s) = start {
+                fields.push(&rest[s..i]);
+            }
+            start = Some(i + 1);
+        }
+    }
+    fields.push(&rest[start.ok_or_else(bad)?..]);
+    let [scripts, progs, flags, names, index, sense] = fields[..] else {
+        return Err(bad());
+    };
+    let number = |v: &String| v.parse::<u32>().map_err(|_| bad());
+    let flags: Vec<u32> = flags.iter().map(number).collect::<Result<_>>()?;
+    let index: Vec<u32> = index.iter().map(number).collect::<Result<_>>()?;
+    let sense: Vec<u32> = sense.iter().map(number).collect::<Result<_>>()?;
+    let mut out = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        let patterns: Vec<&str> = names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| index.get(*j) == Some(&(i as u32)))
+            .filter(|(j, _)| sense.get(*j).is_some_and(|s| s & SENSE_TRIGGERIN != 0))
+            .map(|(_, n)| n.trim_start_matches('/'))
+            .filter(|n| !n.is_empty())
+            .collect();
+        if patterns.is_empty() {
+            continue;
+        }
+        let mut files = Vec::new();
+        for p in patterns {
+            matching_files(root, p, &mut files)?;
+        }
+        if files.is_empty() {
+            continue;
+        }
+        let (program, body) = match progs.get(i).map(String::as_str).unwrap_or("/bin/sh") {
+            "<lua>" if nevra.name == "glibc-common" => {
+                ("/usr/bin/sh".to_string(), "/sbin/ldconfig".to_string())
+            }
+            "<lua>" => bail!(
+                "{nevra} has a Lua %transfiletriggerin scriptlet; Strata runs scriptlets in a sandboxed shell and cannot run rpm's embedded Lua"
+            ),
+            prog => (prog.to_string(), script.clone()),
+        };
+        if flags.get(i).is_some_and(|f| f & SCRIPT_FLAG_EXPAND != 0) {
+            bail!(
+                "{nevra} has a %transfiletriggerin scriptlet that needs rpm macro expansion, which Strata cannot do"
+            );
+        }
+        out.push(Scriptlet {
+            nevra: nevra.clone(),
+            phase: Phase::TransFileTriggerIn,
+            program: vec![program],
+            body: Some(body),
+            input: Some(files.iter().map(|f| format!("{f}\n")).collect()),
+        });
+    }
+    Ok(out)
+}
+
+/// The files under `pattern` (a path relative to the root, a file or a directory) in the tree,
+/// as absolute paths, like `find PATTERN -not -type d`; only under `/usr`, not `/usr/local`.
+fn matching_files(root: &Path, pattern: &str, out: &mut Vec<String>) -> Result<()> {
+    let pattern = pattern.trim_end_matches('/');
+    if !pattern.starts_with("usr/") || pattern.starts_with("usr/local") {
+        return Ok(());
+    }
+    if pattern.split('/').any(|c| c == "..") {
+        return Ok(());
+    }
+    let path = root.join(pattern);
+    // The prefix itself may be a symlink to a directory (followed, as rpm-ostree does); below
+    // it, symlinks are entries like files.
+    match fs::metadata(&path) {
+        Ok(m) if m.is_dir() => walk_files(&path, &format!("/{pattern}"), out),
+        Ok(_) => {
+            out.push(format!("/{pattern}"));
+            Ok(())
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+fn walk_files(dir: &Path, shown: &str, out: &mut Vec<String>) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let child = format!("{shown}/{name}");
+        if e.file_type()?.is_dir() {
+            walk_files(&e.path(), &child, out)?;
+        } else {
+            out.push(child);
+        }
+    }
+    Ok(())
 }
 
 /// The capabilities package scripts keep (rpm-ostree's list).
@@ -238,9 +407,15 @@ impl Sandbox {
         if let Some(arg) = s.phase.arg() {
             cmd.arg(arg);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        let stdin = match &s.input {
+            Some(text) => {
+                let path = self.dir(&format!("script-{i}.input"));
+                fs::write(&path, text)?;
+                Stdio::from(File::open(&path)?)
+            }
+            None => Stdio::null(),
+        };
+        cmd.stdin(stdin).stdout(log.try_clone()?).stderr(log);
         tracing::debug!("Running {what}");
         let mut child = cmd.spawn().with_context(|| {
             format!("Starting the sandbox for the {what} (are unshare and bwrap installed?)")

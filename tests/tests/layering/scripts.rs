@@ -102,3 +102,49 @@ fn a_scriptlet_that_never_ends_is_cancelled() {
     );
     assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
 }
+
+/// `%transfiletriggerin` of a base package runs for the files a layered package adds, with
+/// the matching paths on stdin; a layered package's own trigger runs too; a trigger whose
+/// paths match nothing does not run.
+#[test]
+fn trans_file_triggers_of_base_and_layered_packages_run() {
+    let l = crate::deploy::layering();
+    l.install(&["hello"]).unwrap();
+    let d = l.deployment();
+    assert!(
+        !d.join("usr/lib/base-lib.triggered").exists(),
+        "nothing under /usr/share/triggered: the trigger must not run"
+    );
+    l.install(&["triggered"]).unwrap();
+    let d = l.deployment();
+    assert_eq!(
+        std::fs::read_to_string(d.join("usr/lib/base-lib.triggered")).unwrap(),
+        "/usr/share/triggered/a.txt\n"
+    );
+    l.install(&["watcher"]).unwrap();
+    let d = l.deployment();
+    assert_eq!(
+        std::fs::read_to_string(d.join("usr/share/watcher.seen")).unwrap(),
+        "/usr/share/triggered/a.txt\n"
+    );
+}
+
+/// Trigger kinds Strata does not run are refused by name before anything is deployed.
+#[test]
+fn per_package_file_triggers_are_refused_naming_the_package() {
+    let l = crate::deploy::layering();
+    l.pkgs
+        .repo
+        .add(&strata_tests::RpmSpec::new("pertrigger", "1.0").script(
+            strata_tests::ScriptPhase::FileTriggerIn(vec!["/usr/share".into()]),
+            "true",
+        ))
+        .unwrap();
+    let before = l.fx.sysroot().unwrap().snapshot().unwrap();
+    let err = format!("{:#}", l.install(&["pertrigger"]).unwrap_err());
+    assert!(
+        err.contains("pertrigger-1.0-1.noarch") && err.contains("%filetriggerin"),
+        "{err}"
+    );
+    assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
+}
