@@ -315,6 +315,13 @@ pub fn assemble(
     if !pre.is_empty() {
         ctx.task("Running pre scripts", || sandbox.run_all(&pre, ctx))?;
     }
+    // Users and groups a new package declares in sysusers.d (rpm ≥ 4.19 packages create them
+    // this way instead of in %pre), before ownership is applied, as rpm does.
+    if let Some(sysusers) = scripts::sysusers(&root, &headers)? {
+        ctx.task("Creating users and groups", || {
+            sandbox.run_all(std::slice::from_ref(&sysusers), ctx)
+        })?;
+    }
     for &i in &order {
         owners::apply(&root, &headers[i].0, &headers[i].1)?;
     }

@@ -40,6 +40,9 @@ pub enum Phase {
     PostTrans,
     /// `%transfiletriggerin`: once after the transaction, with the matching files on stdin.
     TransFileTriggerIn,
+    /// The tree's `systemd-sysusers`, for the users and groups new packages declare in
+    /// `/usr/lib/sysusers.d` (after `%pre`, before ownership is applied).
+    Sysusers,
 }
 
 impl Phase {
@@ -50,6 +53,7 @@ impl Phase {
             Phase::Post => "%post",
             Phase::PostTrans => "%posttrans",
             Phase::TransFileTriggerIn => "%transfiletriggerin",
+            Phase::Sysusers => "systemd-sysusers",
         }
     }
 
@@ -58,7 +62,7 @@ impl Phase {
     fn arg(self) -> Option<&'static str> {
         match self {
             Phase::Pre | Phase::Post => Some("1"),
-            Phase::PostTrans | Phase::TransFileTriggerIn => None,
+            Phase::PostTrans | Phase::TransFileTriggerIn | Phase::Sysusers => None,
         }
     }
 }
@@ -121,6 +125,37 @@ pub fn scriptlets(nevra: &Nevra, header: &[u8]) -> Result<Vec<Scriptlet>> {
         });
     }
     Ok(out)
+}
+
+/// Where packages declare their users and groups.
+const SYSUSERS_DIR: &str = "/usr/lib/sysusers.d/";
+
+/// The tree's `systemd-sysusers` to run when one of the new packages (their nevra and
+/// lead-and-headers bytes) ships a `sysusers.d` file; `None` when none does, or when the tree
+/// has no `systemd-sysusers` (then only scriptlets create users, and a file owned by a user
+/// nobody created is an error naming it).
+pub fn sysusers(root: &Path, packages: &[(Nevra, Vec<u8>)]) -> Result<Option<Scriptlet>> {
+    const PROGRAM: &str = "usr/bin/systemd-sysusers";
+    for (nevra, header) in packages {
+        let meta = rpm::PackageMetadata::parse(&mut &header[..])
+            .map_err(|e| anyhow!("{nevra}: reading the package header: {e}"))?;
+        let ships = meta
+            .get_file_paths()
+            .map_err(|e| anyhow!("{nevra}: reading the file list: {e}"))?
+            .iter()
+            .any(|p| p.to_string_lossy().starts_with(SYSUSERS_DIR));
+        if ships {
+            let present = fs::symlink_metadata(root.join(PROGRAM)).is_ok();
+            return Ok(present.then(|| Scriptlet {
+                nevra: nevra.clone(),
+                phase: Phase::Sysusers,
+                program: vec![format!("/{PROGRAM}")],
+                body: None,
+                input: None,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// rpm's `RPMSENSE_TRIGGERIN`: the trigger runs on installation.

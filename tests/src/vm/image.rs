@@ -31,10 +31,12 @@ use super::assets::{cache_root, GuestAssets, BUSYBOX, SYSLINUX_MBR};
 use crate::{cmd, FileEntry, OsRelease, SysrootConfig, TestRepo, TestSysroot, DEFAULT_REF};
 
 /// Bump when the build recipe changes in a way the hashed inputs do not show.
-const BUILDER_VERSION: &str = "vm-image-3";
+const BUILDER_VERSION: &str = "vm-image-4";
 
-/// Modules the initramfs loads (with their dependencies).
-const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4"];
+/// Modules the initramfs loads (with their dependencies). `overlay` is for package layering's
+/// scriptlet sandbox: a host's kernel loads it on demand from `/lib/modules`, which the guests'
+/// roots do not carry, so it is loaded here and stays loaded after the switch to the root.
+const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4", "overlay"];
 
 /// Kernel arguments of the first deployment. `panic=-1` + QEMU's `-no-reboot` turn a kernel
 /// panic into a QEMU exit instead of a hang.

@@ -43,7 +43,7 @@ use super::image::{
 use crate::{cmd, TestRepo, DEFAULT_REF};
 
 /// Bump when the recipe changes in a way the hashed inputs do not show.
-const BUILDER_VERSION: &str = "vm-systemd-2";
+const BUILDER_VERSION: &str = "vm-systemd-3";
 
 /// Debian release the guest is made of.
 pub const SUITE: &str = "bookworm";

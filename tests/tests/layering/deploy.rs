@@ -33,6 +33,14 @@ pub fn layering() -> Layering {
 }
 
 impl Layering {
+    pub fn from_parts(fx: Fixture, pkgs: TestPackages, rpms: TempDir) -> Layering {
+        Layering {
+            fx,
+            pkgs,
+            _rpms: rpms,
+        }
+    }
+
     pub fn sysroot(&self) -> Sysroot {
         Sysroot::open(self.fx.sysroot().unwrap().path()).unwrap()
     }

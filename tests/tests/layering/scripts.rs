@@ -148,3 +148,46 @@ fn per_package_file_triggers_are_refused_naming_the_package() {
     );
     assert_eq!(l.fx.sysroot().unwrap().snapshot().unwrap(), before);
 }
+
+/// A package whose user exists only in its `sysusers.d` file (rpm ≥ 4.19 style, no `%pre`):
+/// the tree's `systemd-sysusers` runs in the sandbox before ownership is applied. The test
+/// base's `systemd-sysusers` is a small script that turns `u NAME` lines into passwd and group
+/// entries (the real one needs a libc the test tree does not have; the VM suite runs it).
+#[test]
+fn sysusers_users_exist_before_ownership_is_applied() {
+    strata_tests::init();
+    let rpms = tempfile::tempdir().unwrap();
+    let pkgs = strata_tests::TestPackages::create(rpms.path()).unwrap();
+    pkgs.repo
+        .add(
+            &strata_tests::RpmSpec::new("sysu", "1.0")
+                .file("usr/lib/sysusers.d/sysu.conf", "u sysu - - /\n")
+                .file("usr/share/sysu/data", "x\n")
+                .owner("sysu", "sysu"),
+        )
+        .unwrap();
+    // Shell builtins only: the test tree's only program is busybox as /usr/bin/sh.
+    let fake = r#"#!/bin/sh
+for f in /usr/lib/sysusers.d/*.conf; do
+  while read -r kind name rest; do
+    if [ "$kind" = u ]; then
+      echo "$name:x:991:991::/:/sbin/nologin" >> /etc/passwd
+      echo "$name:x:991:" >> /etc/group
+    fi
+  done < "$f"
+done
+"#;
+    let fx = strata_tests::Fixture::new(&strata_tests::FixtureConfig {
+        release: pkgs
+            .release("1")
+            .executable("usr/bin/systemd-sysusers", fake),
+        ..Default::default()
+    })
+    .unwrap();
+    let l = crate::deploy::Layering::from_parts(fx, pkgs, rpms);
+    l.install(&["sysu"]).unwrap();
+    let meta = fs::metadata(l.deployment().join("usr/share/sysu/data")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (991, 991));
+    let passwd = fs::read_to_string(l.deployment().join("usr/etc/passwd")).unwrap();
+    assert!(passwd.contains("sysu:x:991:991"), "{passwd}");
+}

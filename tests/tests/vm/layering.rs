@@ -2,7 +2,9 @@
 //! on the control disk (Debian's `jq`, `libjq1` and `libonig5` repackaged as RPMs by the kit,
 //! so the program needs its layered libraries to run), reboot, `jq` runs and the rpmdb and
 //! `status` show it (and, before the reboot, `status`'s `Diff:` line for the pending
-//! deployment); `strata uninstall jq`, reboot, gone. Skipped, with a message saying so,
+//! deployment); `strata uninstall jq`, reboot, gone. With it, `vmsvc`, whose user exists only
+//! in its `sysusers.d` file (the guest's real `systemd-sysusers` creates it during assembly)
+//! and owns one of its files. Skipped, with a message saying so,
 //! when the Debian mirror is unreachable.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use strata_tests::{cmd, rpm_from_deb, RpmRepo};
+use strata_tests::{cmd, rpm_from_deb, RpmEntry, RpmRepo, RpmSpec};
 
 use crate::systemd::{boot_with, image_or_skip};
 use crate::upgrade::{marker, status};
@@ -46,6 +48,23 @@ fn package_repo(work: &Path) -> Result<RpmRepo> {
             .into_owned();
         specs.push(rpm_from_deb(&deb, &work.join("x").join(name), &["libc6"])?);
     }
+    // A package whose user comes from its sysusers.d file alone (no %pre), as rpm ≥ 4.19
+    // packages declare them, owning one of its files.
+    specs.push(
+        RpmSpec::new("vmsvc", "1.0")
+            .file(
+                "usr/lib/sysusers.d/vmsvc.conf",
+                "u vmsvc - \"Strata VM test\" /\n",
+            )
+            .entry(
+                "usr/share/vmsvc/data",
+                RpmEntry::Regular {
+                    content: b"data\n".to_vec(),
+                    mode: 0o640,
+                },
+            )
+            .owner("vmsvc", "vmsvc"),
+    );
     repo.add_all(&specs)?;
     Ok(repo)
 }
@@ -94,7 +113,7 @@ fn systemd_guest_layers_a_package_across_reboots() -> Result<()> {
 mkdir -p /etc/yum.repos.d
 cat > /etc/yum.repos.d/vm.repo <<'EOF'
 {REPO_FILE}EOF
-strata install jq > /run/install.log 2>&1
+strata install jq vmsvc > /run/install.log 2>&1
 echo "STRATA-MARKER install-exit $?"
 echo "STRATA-MARKER install-log $(tail -n 12 /run/install.log | tr '\n' ' ')"
 echo "STRATA-MARKER jq-before $(command -v jq || echo none)"
@@ -120,13 +139,13 @@ status_marker staged
     );
     // rpm-ostree's summary line for the pending deployment (the helper reads both rpmdbs).
     ensure!(
-        marker(&log, "diff") == "Diff: 3 added",
+        marker(&log, "diff") == "Diff: 4 added",
         "status does not show the package diff of the pending deployment: {:?}",
         marker(&log, "diff")
     );
     let staged = status(&log, "staged")?;
     ensure!(
-        staged["deployments"][0]["requested-packages"] == serde_json::json!(["jq"]),
+        staged["deployments"][0]["requested-packages"] == serde_json::json!(["jq", "vmsvc"]),
         "the staged deployment does not request jq: {staged:#}"
     );
 
@@ -134,7 +153,8 @@ status_marker staged
 echo "STRATA-MARKER jq-run $(echo '{"answer":42}' | jq .answer 2>&1)"
 echo "STRATA-MARKER rpm-q $(rpm -q --dbpath /usr/share/rpm jq libjq1 libonig5 2>&1 | tr '\n' ' ')"
 echo "STRATA-MARKER layered $(strata status | grep LayeredPackages | tr -s ' ')"
-strata uninstall jq > /run/uninstall.log 2>&1
+echo "STRATA-MARKER vmsvc $(stat -c '%U:%G %a' /usr/share/vmsvc/data) $(getent passwd vmsvc | cut -d: -f1)"
+strata uninstall jq vmsvc > /run/uninstall.log 2>&1
 echo "STRATA-MARKER uninstall-exit $?"
 echo "STRATA-MARKER uninstall-log $(tail -n 8 /run/uninstall.log | tr '\n' ' ')"
 "#;
@@ -150,7 +170,12 @@ echo "STRATA-MARKER uninstall-log $(tail -n 8 /run/uninstall.log | tr '\n' ' ')"
         "rpm -q does not list the layered packages: {rpmq:?}"
     );
     ensure!(
-        marker(&log, "layered").contains("LayeredPackages: jq"),
+        marker(&log, "vmsvc") == "vmsvc:vmsvc 640 vmsvc",
+        "the sysusers.d user does not own its package's file: {:?}",
+        marker(&log, "vmsvc")
+    );
+    ensure!(
+        marker(&log, "layered").contains("LayeredPackages: jq vmsvc"),
         "status does not show jq layered: {:?}",
         marker(&log, "layered")
     );
