@@ -561,3 +561,18 @@ fn file_conflicts_between_layered_packages_and_boot_and_opt_payloads() {
         fs::read_to_string(d.join("usr/lib/tmpfiles.d/rpm-ostree-1-autovar.conf")).unwrap();
     assert!(autovar.contains("/opt/bootstuff"), "{autovar}");
 }
+
+/// Uninstalling a package takes its dependency with it when nothing else needs it, and keeps
+/// the other layered package (a removal rebuilds from the base).
+#[test]
+fn uninstall_removes_an_orphaned_dependency() {
+    let l = layering();
+    l.install(&["hello", "tool"]).unwrap();
+    assert!(l.deployment().join("usr/lib/libhello.txt").is_file());
+    l.uninstall(&["hello"]).unwrap();
+    let d = l.deployment();
+    assert!(!d.join("usr/lib/libhello.txt").exists());
+    assert!(!d.join("usr/bin/hello").exists());
+    assert!(d.join("usr/bin/tool").is_file());
+    assert_eq!(l.rpm_names(), ["base-lib", "strata-test-sh", "tool"]);
+}
