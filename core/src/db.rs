@@ -54,8 +54,7 @@ impl Package {
     }
 
     fn rpm_evr(&self) -> rpm_version::Evr<'_> {
-        let epoch = if self.epoch == "0" { "" } else { &self.epoch };
-        rpm_version::Evr::new(epoch, self.version.as_str(), self.release.as_str())
+        rpmdb::evr(&self.epoch, &self.version, &self.release)
     }
 
     /// Name, then EVR as rpm compares versions, then arch.

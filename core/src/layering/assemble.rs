@@ -183,6 +183,7 @@ pub fn assemble(
     // Incremental: start from a layered commit of the same base whose packages are all still
     // wanted, and add only the rest. Anything removed or a new base means from scratch.
     let start = incremental_start(previous, &req.base, &inputs);
+    let no_packages = BTreeSet::new();
     let (start_commit, present) = match &start {
         Some((prev, present)) => {
             ctx.message(format!(
@@ -191,9 +192,9 @@ pub fn assemble(
                 present.len(),
                 if present.len() == 1 { "" } else { "s" }
             ));
-            (prev.checksum.as_str(), present.clone())
+            (prev.checksum.as_str(), present)
         }
-        None => (req.base.as_str(), BTreeSet::new()),
+        None => (req.base.as_str(), &no_packages),
     };
     let installs: Vec<&libdnf::Package<'_>> = installs
         .iter()

@@ -23,35 +23,18 @@ pub const RPMOSTREE_DBPATH: &str = "usr/share/rpm";
 /// Where newer composes keep the real one (`/usr/share/rpm` then links to it).
 pub const SYSIMAGE_DBPATH: &str = "usr/lib/sysimage/rpm";
 
-/// The tree's rpmdb directory (`/usr/share/rpm` unless only `/usr/lib/sysimage/rpm` is a real
-/// database), as an absolute path inside the tree; an error when the tree has none.
-pub fn dbpath(root: &Path) -> Result<&'static str> {
-    for rel in [RPMOSTREE_DBPATH, SYSIMAGE_DBPATH] {
-        let dir = root.join(rel);
-        let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
-        if is_real_dir && has_database(&dir) {
-            return Ok(if rel == RPMOSTREE_DBPATH {
-                "/usr/share/rpm"
-            } else {
-                "/usr/lib/sysimage/rpm"
-            });
-        }
-    }
-    bail!(
-        "The base has no rpm database (/usr/share/rpm or /usr/lib/sysimage/rpm), so packages cannot be layered on it"
-    )
-}
-
 /// The files one of which makes a directory an rpm database (sqlite, bdb, ndb).
 pub const DATABASE_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
 
-fn has_database(dir: &Path) -> bool {
-    DATABASE_FILES.iter().any(|f| dir.join(f).is_file())
+/// An EVR as rpm compares versions; epoch `"0"` is the same as none.
+pub(crate) fn evr<'a>(epoch: &'a str, version: &'a str, release: &'a str) -> rpm_version::Evr<'a> {
+    let epoch = if epoch == "0" { "" } else { epoch };
+    rpm_version::Evr::new(epoch, version, release)
 }
 
-/// Copies the rpmdb directory of `commit` (`/usr/share/rpm`, or `/usr/lib/sysimage/rpm` when
-/// that is the real one, as [`dbpath`] picks) to the same place under `root`, without checking
-/// out anything else, and returns its path. Copies, not hard links: SQLite may write beside
+/// Copies the rpmdb directory of `commit` (`/usr/share/rpm` unless only `/usr/lib/sysimage/rpm`
+/// is a real directory with a database) to the same place under `root`, without checking out
+/// anything else, and returns its absolute path inside the tree. Copies, not hard links: SQLite may write beside
 /// what it opens.
 #[context("Copying the rpm database out of {}", crate::commit::short(commit))]
 pub fn copy_from_commit(
@@ -189,22 +172,9 @@ pub fn use_rollback_journal(dir: &Path) -> Result<()> {
 /// arch.
 pub fn list(root: &Path, dbpath: &str) -> Result<Vec<PkgTuple>> {
     let mut pkgs = query(root, dbpath)?;
-    let evr = |p: &PkgTuple| -> (String, String, String) {
-        let epoch = if p.1 == "0" {
-            String::new()
-        } else {
-            p.1.clone()
-        };
-        (epoch, p.2.clone(), p.3.clone())
-    };
     pkgs.sort_by(|a, b| {
-        let (ea, eb) = (evr(a), evr(b));
         a.0.cmp(&b.0)
-            .then_with(|| {
-                rpm_version::Evr::new(ea.0.as_str(), ea.1.as_str(), ea.2.as_str()).cmp(
-                    &rpm_version::Evr::new(eb.0.as_str(), eb.1.as_str(), eb.2.as_str()),
-                )
-            })
+            .then_with(|| evr(&a.1, &a.2, &a.3).cmp(&evr(&b.1, &b.2, &b.3)))
             .then_with(|| a.4.cmp(&b.4))
     });
     Ok(pkgs)
