@@ -97,6 +97,15 @@ impl<B: TransactionBackend> TransactionServer<B> {
         transfer: (u64, u64),
     ) -> zbus::Result<()>;
 
+    /// A GPG signature of `commit` was checked: rpm-ostree's `av` layout of one signature
+    /// (libostree's `ostree_gpg_verify_result_get_all` fields).
+    #[zbus(signal)]
+    pub async fn signature_progress(
+        emitter: &SignalEmitter<'_>,
+        signature: Vec<zbus::zvariant::Value<'_>>,
+        commit: &str,
+    ) -> zbus::Result<()>;
+
     /// The progress display can be closed.
     #[zbus(signal)]
     pub async fn progress_end(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;

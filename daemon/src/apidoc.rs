@@ -11,7 +11,7 @@ use strata_api::transaction::TransactionServer;
 use zbus::object_server::Interface;
 
 use crate::daemon::{Daemon, Settings};
-use crate::os_iface::OsIface;
+use crate::os_iface::{OsExperimentalIface, OsIface};
 use crate::sysroot_iface::{StrataExtIface, SysrootIface};
 use crate::transaction::{Peer, Transactions};
 
@@ -28,7 +28,10 @@ pub(crate) fn introspection_xml(d: Arc<Daemon>) -> String {
         ),
         (
             "/org/projectatomic/rpmostree1/OSNAME",
-            vec![boxed(OsIface::new(d, txns, "OSNAME".into()))],
+            vec![
+                boxed(OsIface::new(d, txns, "OSNAME".into())),
+                boxed(OsExperimentalIface),
+            ],
         ),
         (
             "/ (on the transaction's peer-to-peer connection)",
@@ -149,9 +152,73 @@ pub(crate) async fn idle_daemon() -> anyhow::Result<Arc<Daemon>> {
     Ok(Arc::new(d))
 }
 
+/// rpm-ostree's interfaces as Strata's contract (see the file's header).
+pub(crate) const CONTRACT_XML: &str =
+    include_str!("../../api/contract/org.projectatomic.rpmostree1.xml");
+
+/// Every member of `iface` as a line: `method Name(in sig) -> (out sig)`, `property Name sig
+/// access`, `signal Name(sig)`; sorted, so two interfaces compare as sets.
+fn members(iface: &zbus_xml::Interface<'_>) -> Vec<String> {
+    let sig = |args: &mut dyn Iterator<Item = &zbus_xml::Arg>| {
+        args.map(|a| a.ty().inner().to_string()).collect::<String>()
+    };
+    let mut out = Vec::new();
+    for m in iface.methods() {
+        let dir = |d| sig(&mut m.args().iter().filter(move |a| a.direction() == Some(d)));
+        out.push(format!(
+            "method {}({}) -> ({})",
+            m.name(),
+            dir(zbus_xml::ArgDirection::In),
+            dir(zbus_xml::ArgDirection::Out)
+        ));
+    }
+    for p in iface.properties() {
+        out.push(format!(
+            "property {} {} {:?}",
+            p.name(),
+            p.ty().inner(),
+            p.access()
+        ));
+    }
+    for s in iface.signals() {
+        out.push(format!(
+            "signal {}({})",
+            s.name(),
+            sig(&mut s.args().iter())
+        ));
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Strata serves every member of rpm-ostree's four interfaces with rpm-ostree's signature,
+    /// and nothing else on them.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn introspection_matches_rpm_ostree() {
+        let served = introspection_xml(idle_daemon().await.unwrap());
+        let served = zbus_xml::Node::from_reader(served.as_bytes()).unwrap();
+        let contract = zbus_xml::Node::from_reader(CONTRACT_XML.as_bytes()).unwrap();
+        assert_eq!(contract.interfaces().len(), 4);
+        for want in contract.interfaces() {
+            let got = served
+                .interfaces()
+                .iter()
+                .find(|i| i.name() == want.name())
+                .unwrap_or_else(|| panic!("{} is not served", want.name()));
+            let (want_m, got_m) = (members(want), members(got));
+            let missing: Vec<_> = want_m.iter().filter(|m| !got_m.contains(m)).collect();
+            let extra: Vec<_> = got_m.iter().filter(|m| !want_m.contains(m)).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{}:\n  missing or different: {missing:#?}\n  not in rpm-ostree's: {extra:#?}",
+                want.name()
+            );
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn api_reference_is_current() {

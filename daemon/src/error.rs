@@ -25,11 +25,21 @@ pub(crate) enum Error {
     /// `org.freedesktop.DBus.Error.InvalidArgs`: an option with the wrong type, say.
     #[zbus(name = "freedesktop.DBus.Error.InvalidArgs")]
     InvalidArgs(String),
+    /// `org.freedesktop.DBus.Error.NotSupported`: a member of rpm-ostree's interfaces whose
+    /// feature Strata does not have (see [`Error::not_built`]).
+    #[zbus(name = "freedesktop.DBus.Error.NotSupported")]
+    NotSupported(String),
 }
 
 impl Error {
     pub(crate) fn failed(e: impl fmt::Display) -> Self {
         Error::Failed(e.to_string())
+    }
+
+    /// The answer of a member of rpm-ostree's interfaces whose feature Strata does not have:
+    /// it names the member and what is missing, never `UnknownMethod`.
+    pub(crate) fn not_built(member: &str, why: &str) -> Self {
+        Error::NotSupported(format!("Strata does not support {member}: {why}"))
     }
 
     /// A core failure: the whole context chain, so the user reads what went wrong and why.
@@ -85,6 +95,10 @@ mod tests {
             (
                 Error::InvalidArgs(m()),
                 "org.freedesktop.DBus.Error.InvalidArgs",
+            ),
+            (
+                Error::NotSupported(m()),
+                "org.freedesktop.DBus.Error.NotSupported",
             ),
         ] {
             assert_eq!(e.name().as_str(), name);

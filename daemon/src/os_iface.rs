@@ -16,6 +16,10 @@ use crate::polkit;
 use crate::sysroot_iface::sender;
 use crate::transaction::{self, Caller, Transactions};
 
+/// One package change of an rpm-diff: `(name, type, {"PreviousPackage": (name, evr, arch),
+/// "NewPackage": …})`, type 0 added … (see `strata_core::db`).
+type RpmDiffEntry = (String, u32, HashMap<String, OwnedValue>);
+
 #[derive(Debug)]
 pub(crate) struct OsIface {
     d: Arc<Daemon>,
@@ -353,6 +357,155 @@ impl OsIface {
         Ok(out)
     }
 
+    async fn get_deployments_rpm_diff(
+        &self,
+        deployid0: String,
+        deployid1: String,
+    ) -> Result<Vec<RpmDiffEntry>> {
+        let _ = (deployid0, deployid1);
+        Err(Error::not_built(
+            "OS.GetDeploymentsRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    #[zbus(out_args("result", "details"))]
+    async fn get_cached_update_rpm_diff(
+        &self,
+        deployid: String,
+    ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
+        let _ = deployid;
+        Err(Error::not_built(
+            "OS.GetCachedUpdateRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    async fn download_update_rpm_diff(&self) -> Result<String> {
+        Err(Error::not_built(
+            "OS.DownloadUpdateRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    #[zbus(out_args("result", "details"))]
+    async fn get_cached_rebase_rpm_diff(
+        &self,
+        refspec: String,
+        packages: Vec<String>,
+    ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
+        let _ = (refspec, packages);
+        Err(Error::not_built(
+            "OS.GetCachedRebaseRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    async fn download_rebase_rpm_diff(
+        &self,
+        refspec: String,
+        packages: Vec<String>,
+    ) -> Result<String> {
+        let _ = (refspec, packages);
+        Err(Error::not_built(
+            "OS.DownloadRebaseRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    #[zbus(out_args("result", "details"))]
+    async fn get_cached_deploy_rpm_diff(
+        &self,
+        revision: String,
+        packages: Vec<String>,
+    ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
+        let _ = (revision, packages);
+        Err(Error::not_built(
+            "OS.GetCachedDeployRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    async fn download_deploy_rpm_diff(
+        &self,
+        revision: String,
+        packages: Vec<String>,
+    ) -> Result<String> {
+        let _ = (revision, packages);
+        Err(Error::not_built(
+            "OS.DownloadDeployRpmDiff",
+            "not built yet",
+        ))
+    }
+
+    /// rpm-ostree regenerates the initramfs on the host (dracut); Strata has no initramfs
+    /// generation and keeps the base image's.
+    async fn set_initramfs_state(
+        &self,
+        regenerate: bool,
+        args: Vec<String>,
+        options: Options,
+    ) -> Result<String> {
+        let _ = (regenerate, args, options);
+        Err(Error::not_built(
+            "OS.SetInitramfsState (initramfs --enable)",
+            "Strata cannot regenerate the initramfs on the host; the deployment keeps its base image's initramfs",
+        ))
+    }
+
+    /// Tracking `/etc` files into the initramfs needs initramfs generation, as
+    /// `SetInitramfsState` does.
+    async fn initramfs_etc(
+        &self,
+        track: Vec<String>,
+        untrack: Vec<String>,
+        untrack_all: bool,
+        force_sync: bool,
+        options: Options,
+    ) -> Result<String> {
+        let _ = (track, untrack, untrack_all, force_sync, options);
+        Err(Error::not_built(
+            "OS.InitramfsEtc (initramfs-etc)",
+            "Strata cannot add files to the initramfs; the deployment keeps its base image's initramfs",
+        ))
+    }
+
+    async fn refresh_md(&self, options: Options) -> Result<String> {
+        let _ = options;
+        Err(Error::not_built("OS.RefreshMd", "not built yet"))
+    }
+
+    async fn modify_yum_repo(
+        &self,
+        repo_id: String,
+        settings: HashMap<String, String>,
+    ) -> Result<String> {
+        let _ = (repo_id, settings);
+        Err(Error::not_built("OS.ModifyYumRepo", "not built yet"))
+    }
+
+    async fn list_repos(&self) -> Result<Vec<HashMap<String, OwnedValue>>> {
+        Err(Error::not_built("OS.ListRepos", "not built yet"))
+    }
+
+    async fn what_provides(
+        &self,
+        provides: Vec<String>,
+    ) -> Result<Vec<HashMap<String, OwnedValue>>> {
+        let _ = provides;
+        Err(Error::not_built("OS.WhatProvides", "not built yet"))
+    }
+
+    async fn get_packages(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
+        let _ = names;
+        Err(Error::not_built("OS.GetPackages", "not built yet"))
+    }
+
+    async fn search(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
+        let _ = names;
+        Err(Error::not_built("OS.Search", "not built yet"))
+    }
+
     #[zbus(property)]
     async fn booted_deployment(&self) -> HashMap<String, OwnedValue> {
         self.d.ensure_fresh().await;
@@ -452,4 +605,38 @@ fn boot_config(
             .ok_or_else(|| anyhow!("Deployment {deployid:?} not found"))?
     };
     Ok((strata_core::bootconfig::boot_config(&d), d.is_staged()))
+}
+
+/// `org.projectatomic.rpmostree1.OSExperimental`, beside `OS` on each OS object: rpm-ostree's
+/// experimental members, none of which Strata has.
+#[derive(Debug)]
+pub(crate) struct OsExperimentalIface;
+
+#[zbus::interface(name = "org.projectatomic.rpmostree1.OSExperimental")]
+impl OsExperimentalIface {
+    /// rpm-ostree's self-test method (a cow); there is nothing of Strata's to test through it.
+    async fn moo(&self, utf8: bool) -> Result<String> {
+        let _ = utf8;
+        Err(Error::not_built(
+            "OSExperimental.Moo",
+            "it is rpm-ostree's self-test method",
+        ))
+    }
+
+    /// Applying changes to the running system (`apply-live`).
+    async fn live_fs(&self, options: Options) -> Result<String> {
+        let _ = options;
+        Err(Error::not_built(
+            "OSExperimental.LiveFs (apply-live)",
+            "changes take effect at the next boot",
+        ))
+    }
+
+    async fn download_packages(&self, queries: Vec<String>, source: String) -> Result<()> {
+        let _ = (queries, source);
+        Err(Error::not_built(
+            "OSExperimental.DownloadPackages",
+            "packages are downloaded only as part of a layering transaction",
+        ))
+    }
 }

@@ -21,7 +21,7 @@ use zbus::object_server::{Interface, InterfaceRef, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, ObjectServer};
 
-use crate::os_iface::OsIface;
+use crate::os_iface::{OsExperimentalIface, OsIface};
 use crate::sysroot_iface::{StrataExtIface, SysrootIface};
 
 /// Serve `iface` at `path`, with [`Properties`] answering for the object.
@@ -52,6 +52,8 @@ enum Served {
     Sysroot,
     StrataExt,
     Os,
+    /// `OSExperimental`, which has no properties.
+    OsExperimental,
 }
 
 impl Served {
@@ -62,6 +64,8 @@ impl Served {
             Ok(Self::StrataExt)
         } else if *name == OsIface::name() {
             Ok(Self::Os)
+        } else if *name == OsExperimentalIface::name() {
+            Ok(Self::OsExperimental)
         } else {
             Err(unknown_interface(name))
         }
@@ -127,6 +131,7 @@ async fn lookup(
         Served::Sysroot => get_one::<SysrootIface>(call, property).await?,
         Served::StrataExt => get_one::<StrataExtIface>(call, property).await?,
         Served::Os => get_one::<OsIface>(call, property).await?,
+        Served::OsExperimental => get_one::<OsExperimentalIface>(call, property).await?,
     };
     value.ok_or_else(|| unknown_property(property))
 }
@@ -197,6 +202,7 @@ impl Properties {
             Served::Sysroot => get_all::<SysrootIface>(&call).await,
             Served::StrataExt => get_all::<StrataExtIface>(&call).await,
             Served::Os => get_all::<OsIface>(&call).await,
+            Served::OsExperimental => get_all::<OsExperimentalIface>(&call).await,
         }
     }
 

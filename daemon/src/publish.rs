@@ -8,7 +8,7 @@ use std::sync::Arc;
 use strata_api::names;
 
 use crate::daemon::{Daemon, Publication, PublishRx};
-use crate::os_iface::OsIface;
+use crate::os_iface::{OsExperimentalIface, OsIface};
 use crate::state::Snapshot;
 use crate::sysroot_iface::{StrataExtIface, SysrootIface};
 use crate::transaction::Transactions;
@@ -79,8 +79,10 @@ async fn sysroot(
     let server = d.conn.object_server();
     for name in old.os.keys().filter(|n| !new.os.contains_key(*n)) {
         tracing::info!("Stateroot {name} is gone; removing its OS object");
+        let path = names::os_object_path(name);
+        server.remove::<OsIface, _>(path.as_str()).await?;
         server
-            .remove::<OsIface, _>(names::os_object_path(name))
+            .remove::<OsExperimentalIface, _>(path.as_str())
             .await?;
     }
     for (name, st) in &new.os {
@@ -94,6 +96,7 @@ async fn sysroot(
                     OsIface::new(d.clone(), txns.clone(), name.clone()),
                 )
                 .await?;
+                crate::properties::serve_at(server, &path, OsExperimentalIface).await?;
             }
             Some(prev) => {
                 let changed =

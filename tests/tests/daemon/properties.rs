@@ -267,3 +267,60 @@ async fn boot_config_of_a_deployment() {
         .unwrap_err();
     assert!(error_name(&err).1.contains("nope"), "{err}");
 }
+
+/// rpm-ostree's experimental interface is on each OS object; a member whose feature Strata
+/// does not have answers `NotSupported` naming it, never `UnknownMethod`, and the interface's
+/// (empty) properties read as GDBus serves them.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_strata_lacks_answer_not_supported() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let os_path = names::os_object_path(DEFAULT_OSNAME);
+    let experimental = "org.projectatomic.rpmostree1.OSExperimental";
+    let call =
+        |iface: &'static str, method: &'static str, body: zbus::zvariant::Structure<'static>| {
+            let conn = env.conn.clone();
+            let path = os_path.clone();
+            async move {
+                conn.call_method(
+                    Some(names::BUS_NAME),
+                    path.as_str(),
+                    Some(iface),
+                    method,
+                    &body,
+                )
+                .await
+                .unwrap_err()
+            }
+        };
+    let opts = std::collections::HashMap::<String, zbus::zvariant::Value<'_>>::new();
+    let err = call(
+        experimental,
+        "LiveFs",
+        zbus::zvariant::StructureBuilder::new()
+            .add_field(opts.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (name, msg) = error_name(&err);
+    assert_eq!(name, "org.freedesktop.DBus.Error.NotSupported");
+    assert!(msg.contains("LiveFs"), "{msg}");
+    let err = call(
+        names::OS_INTERFACE,
+        "SetInitramfsState",
+        zbus::zvariant::StructureBuilder::new()
+            .add_field(true)
+            .add_field(Vec::<String>::new())
+            .add_field(opts)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (name, msg) = error_name(&err);
+    assert_eq!(name, "org.freedesktop.DBus.Error.NotSupported");
+    assert!(msg.contains("SetInitramfsState"), "{msg}");
+
+    let props = properties_proxy(&env.conn, &os_path).await;
+    let iface = zbus::names::InterfaceName::try_from(experimental).unwrap();
+    assert!(props.get_all(iface).await.unwrap().is_empty());
+}
