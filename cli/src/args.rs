@@ -212,7 +212,7 @@ pub struct UpgradeArgs {
     /// diff; exit 77 if none
     #[arg(long)]
     pub check: bool,
-    /// Just preview package differences (treated as --check for now)
+    /// Just preview package differences (implies --unchanged-exit-77)
     #[arg(long)]
     pub preview: bool,
     /// If no new deployment made, exit 77
@@ -221,7 +221,7 @@ pub struct UpgradeArgs {
     /// Trigger the automatic update policy configured in the daemon (used by the timer unit)
     #[arg(long, hide = true)]
     pub trigger_automatic_update_policy: bool,
-    /// Check for an update and show the package diff (not supported yet)
+    /// Check for an update and show the package diff (rpm-ostree's old name of --preview)
     #[arg(long, hide = true)]
     pub check_diff: bool,
     #[command(flatten)]

@@ -59,7 +59,7 @@ pub(crate) fn diff_summary(from: &str, to: &str) -> Result<Option<String>> {
         ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let mut counts = [0u32; 4];
+    let mut counts = [0usize; 4];
     for entry in v["pkgdiff"].as_array().into_iter().flatten() {
         if let Some(kind) = entry[1].as_u64().and_then(|k| counts.get_mut(k as usize)) {
             *kind += 1;
@@ -69,7 +69,12 @@ pub(crate) fn diff_summary(from: &str, to: &str) -> Result<Option<String>> {
 }
 
 /// `N upgraded, N downgraded, N removed, N added`, leaving out zeros.
-fn summary(upgraded: u32, downgraded: u32, removed: u32, added: u32) -> Option<String> {
+pub(crate) fn summary(
+    upgraded: usize,
+    downgraded: usize,
+    removed: usize,
+    added: usize,
+) -> Option<String> {
     let parts: Vec<String> = [
         (upgraded, "upgraded"),
         (downgraded, "downgraded"),

@@ -15,33 +15,21 @@ use crate::errors::unsupported_flag;
 use crate::flow::{self, flag, Ctx, Flow};
 use crate::status::iso8601;
 
-/// What `--preview` does in Strata.
-pub(crate) const PREVIEW_NOTE: &str =
-    "Note: --preview shows the available update without a package diff for now (as --check)";
-
 /// Flags we accept but cannot honour yet.
 pub(crate) fn validate(a: &UpgradeArgs, program: &str) -> Result<()> {
-    let layering = "package layering comes with a later release";
+    let combined = "an upgrade combined with package changes is not built yet; run `install` or `uninstall`, then `upgrade`";
     if !a.common.install.is_empty() {
-        bail!(unsupported_flag(program, "upgrade", "--install", layering));
+        bail!(unsupported_flag(program, "upgrade", "--install", combined));
     }
     if !a.common.uninstall.is_empty() {
         bail!(unsupported_flag(
             program,
             "upgrade",
             "--uninstall",
-            layering
+            combined
         ));
     }
-    if a.check_diff {
-        bail!(unsupported_flag(
-            program,
-            "upgrade",
-            "--check-diff",
-            "package diffs come with package layering; use --check"
-        ));
-    }
-    if a.reboot && (a.check || a.preview) {
+    if a.reboot && (a.check || a.preview || a.check_diff) {
         bail!("Cannot specify --reboot with --check or --preview");
     }
     Ok(())
@@ -91,10 +79,9 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
         flow::run_txn(client, ctx.quiet, async { Ok(address) }).await?;
         return Ok(0);
     }
-    if a.check || a.preview {
-        if !ctx.quiet && a.preview {
-            println!("{PREVIEW_NOTE}");
-        }
+    // `--check-diff` is rpm-ostree's old name of `--preview`.
+    let preview = a.preview || a.check_diff;
+    if a.check || preview {
         let (_enabled, address) = match os
             .automatic_update_trigger(&trigger_options("check", ctx))
             .await
@@ -111,40 +98,128 @@ pub(crate) async fn run(client: &Client, ctx: &Ctx, a: &UpgradeArgs) -> Result<i
             println!("No updates available.");
             return Ok(EXIT_UNCHANGED);
         }
-        print!("{}", render_cached_update(&wire::dict_to_json(&cached)));
+        print!(
+            "{}",
+            render_cached_update(&wire::dict_to_json(&cached), preview)
+        );
         return Ok(0);
     }
     let f = Flow::deployment(a.reboot, a.unchanged_exit_77, &a.common, ctx);
     flow::run_deployment_txn(client, &f, os.upgrade(&options(a, ctx))).await
 }
 
-/// rpm-ostree's `AvailableUpdate:` block from the `CachedUpdate` dictionary.
-pub(crate) fn render_cached_update(u: &Json) -> String {
+/// Width of the keys of the `AvailableUpdate:` block (`SecAdvisories`).
+const KEY_WIDTH: usize = 13;
+
+/// rpm-ostree's `AvailableUpdate:` block from the `CachedUpdate` dictionary: version, commit
+/// and signatures when the ref has a new commit, then the package changes, summed up in a
+/// `Diff:` line, or one line per package with `verbose` (`--preview`).
+pub(crate) fn render_cached_update(u: &Json, verbose: bool) -> String {
     let mut out = String::from("AvailableUpdate:\n");
     let mut kv = |k: &str, v: &str| {
-        let _ = writeln!(out, "  {k:>13}: {v}");
+        let _ = writeln!(out, "  {k:>KEY_WIDTH$}: {v}");
     };
-    let ts = u.get("timestamp").and_then(Json::as_u64);
-    match (u.get("version").and_then(Json::as_str), ts) {
-        (Some(v), Some(t)) => kv("Version", &format!("{v} ({})", iso8601(t))),
-        (Some(v), None) => kv("Version", v),
-        (None, Some(t)) => kv("Timestamp", &iso8601(t)),
-        (None, None) => {}
-    }
-    if let Some(c) = u.get("checksum").and_then(Json::as_str) {
-        kv("Commit", c);
-    }
-    if let Some(sigs) = u.get("signatures").and_then(Json::as_array) {
-        if let Some(first) = sigs.first().and_then(Json::as_array) {
-            let valid = first.first().and_then(Json::as_bool).unwrap_or(false);
-            let fpr = first
-                .get(5)
-                .and_then(Json::as_str)
-                .unwrap_or("(unknown key)");
-            let word = if valid { "Valid" } else { "Invalid" };
-            kv("GPGSignature", &format!("{word} signature by {fpr}"));
+    if u.get("ref-has-new-commit").and_then(Json::as_bool) != Some(false) {
+        let ts = u.get("timestamp").and_then(Json::as_u64);
+        match (u.get("version").and_then(Json::as_str), ts) {
+            (Some(v), Some(t)) => kv("Version", &format!("{v} ({})", iso8601(t))),
+            (Some(v), None) => kv("Version", v),
+            (None, Some(t)) => kv("Timestamp", &iso8601(t)),
+            (None, None) => {}
+        }
+        if let Some(c) = u.get("checksum").and_then(Json::as_str) {
+            kv("Commit", c);
+        }
+        if u.get("gpg-enabled").and_then(Json::as_bool) == Some(true) {
+            let sigs: Vec<String> = u
+                .get("signatures")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .map(describe_signature)
+                .collect();
+            if sigs.is_empty() {
+                kv("GPGSignature", "(unsigned)");
+            } else {
+                let indent = format!("\n{:width$}", "", width = KEY_WIDTH + 4);
+                kv("GPGSignature", &sigs.join(&indent));
+            }
         }
     }
+    if let Some(diff) = u.get("rpm-diff") {
+        out.push_str(&render_rpm_diff(diff, verbose));
+    }
+    out
+}
+
+/// One signature of `signatures` (libostree's tuple, as JSON) the way rpm-ostree prints it.
+fn describe_signature(sig: &Json) -> String {
+    let field = |i: usize| sig.get(i);
+    let fpr = field(5).and_then(Json::as_str).unwrap_or("(unknown key)");
+    if field(4).and_then(Json::as_bool) == Some(true) {
+        return format!("Can't check signature: public key {fpr} not found");
+    }
+    let valid = field(0).and_then(Json::as_bool) == Some(true);
+    format!(
+        "{} signature by {fpr}",
+        if valid { "Valid" } else { "Invalid" }
+    )
+}
+
+/// The `rpm-diff` of a cached update: `Diff: 3 upgraded, 1 added`, or with `verbose` each
+/// package under `Upgraded:`, `Downgraded:`, `Removed:` and `Added:`.
+fn render_rpm_diff(diff: &Json, verbose: bool) -> String {
+    let list = |k: &str| -> Vec<Json> {
+        diff.get(k)
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (upgraded, downgraded, removed, added) = (
+        list("upgraded"),
+        list("downgraded"),
+        list("removed"),
+        list("added"),
+    );
+    let mut out = String::new();
+    if !verbose {
+        if let Some(s) =
+            crate::db::summary(upgraded.len(), downgraded.len(), removed.len(), added.len())
+        {
+            let _ = writeln!(out, "  {:>KEY_WIDTH$}: {s}", "Diff");
+        }
+        return out;
+    }
+    let s = |v: &Json, i: usize| {
+        v.get(i)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut section = |label: &str, lines: Vec<String>| {
+        for (i, line) in lines.iter().enumerate() {
+            let (key, sep) = if i == 0 { (label, ":") } else { ("", " ") };
+            let _ = writeln!(out, "  {key:>KEY_WIDTH$}{sep} {line}");
+        }
+    };
+    // (type, name, (old EVR, arch), (new EVR, arch)) and (type, name, EVR, arch).
+    let modified = |v: &[Json]| -> Vec<String> {
+        v.iter()
+            .map(|p| {
+                let evr = |i: usize| p.get(i).map(|t| s(t, 0)).unwrap_or_default();
+                format!("{} {} -> {}", s(p, 1), evr(2), evr(3))
+            })
+            .collect()
+    };
+    let single = |v: &[Json]| -> Vec<String> {
+        v.iter()
+            .map(|p| format!("{}-{}.{}", s(p, 1), s(p, 2), s(p, 3)))
+            .collect()
+    };
+    section("Upgraded", modified(&upgraded));
+    section("Downgraded", modified(&downgraded));
+    section("Removed", single(&removed));
+    section("Added", single(&added));
     out
 }
 
@@ -239,14 +314,14 @@ mod tests {
     fn layering_flags_are_unsupported() {
         let a = parse(&["strata", "upgrade", "--install", "htop"]);
         let e = validate(&a, "strata").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "\"strata upgrade --install\" is not supported yet: package layering comes with a later release"
+        assert!(
+            e.starts_with("\"strata upgrade --install\" is not supported yet: an upgrade combined with package changes"),
+            "{e}"
         );
         let a = parse(&["strata", "upgrade", "--uninstall=vim"]);
         assert!(validate(&a, "strata").is_err());
         let a = parse(&["strata", "upgrade", "--check-diff"]);
-        assert!(validate(&a, "strata").is_err());
+        assert!(validate(&a, "strata").is_ok());
     }
 
     #[test]
@@ -258,15 +333,32 @@ mod tests {
 
     #[test]
     fn available_update_block() {
-        let u = json!({
+        let mut u = json!({
             "version": "42.1",
             "timestamp": 1717543275u64,
             "checksum": "bbb",
+            "ref-has-new-commit": true,
+            "gpg-enabled": true,
             "signatures": [[true, false, false, false, false, "FPR"]],
+            "rpm-diff": {
+                "upgraded": [[0, "a", ["1-1", "x86_64"], ["2-1", "x86_64"]], [0, "b", ["1-1", "noarch"], ["1-2", "noarch"]]],
+                "downgraded": [],
+                "removed": [[0, "old", "0.1-1", "noarch"]],
+                "added": [],
+            },
         });
         assert_eq!(
-            render_cached_update(&u),
-            "AvailableUpdate:\n        Version: 42.1 (2024-06-04T23:21:15Z)\n         Commit: bbb\n   GPGSignature: Valid signature by FPR\n"
+            render_cached_update(&u, false),
+            "AvailableUpdate:\n        Version: 42.1 (2024-06-04T23:21:15Z)\n         Commit: bbb\n   GPGSignature: Valid signature by FPR\n           Diff: 2 upgraded, 1 removed\n"
         );
+        assert_eq!(
+            render_cached_update(&u, true),
+            "AvailableUpdate:\n        Version: 42.1 (2024-06-04T23:21:15Z)\n         Commit: bbb\n   GPGSignature: Valid signature by FPR\n       Upgraded: a 1-1 -> 2-1\n                 b 1-1 -> 1-2\n        Removed: old-0.1-1.noarch\n"
+        );
+        u["signatures"] = json!([]);
+        u["ref-has-new-commit"] = json!(false);
+        assert!(!render_cached_update(&u, false).contains("Commit"));
+        u["ref-has-new-commit"] = json!(true);
+        assert!(render_cached_update(&u, false).contains("   GPGSignature: (unsigned)\n"));
     }
 }

@@ -113,6 +113,17 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
                 ctx.message(format!("Removed {}", stateroot.join(p).display()));
             }
         }
+        // With the metadata goes what was found with it (as rpm-ostree's wipe of its cache).
+        let cached_update = format!("var/{}", crate::update::CACHE_FILE);
+        if dir
+            .remove_file_optional(&cached_update)
+            .with_context(|| format!("Removing {}", stateroot.join(&cached_update).display()))?
+        {
+            ctx.message(format!(
+                "Removed {}",
+                stateroot.join(&cached_update).display()
+            ));
+        }
         done.push("cleaned rpm-md cache".to_string());
     }
     Ok(Outcome::Changed(done.join("; ")))

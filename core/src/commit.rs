@@ -29,6 +29,15 @@ impl CommitInfo {
         dict.lookup::<bool>(key).ok().flatten()
     }
 
+    /// The base commit: the parent of a layered commit (`rpmostree.clientlayer`), else this
+    /// commit itself.
+    pub fn base_checksum(&self) -> &str {
+        match (&self.parent, self.meta_bool("rpmostree.clientlayer")) {
+            (Some(parent), Some(true)) => parent,
+            _ => &self.checksum,
+        }
+    }
+
     /// `version` and timestamp, for messages: `2 (2026-11-22T04:44:21Z)` or the short checksum.
     pub fn describe(&self) -> String {
         match &self.version {

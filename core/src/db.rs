@@ -187,6 +187,14 @@ impl PackageDiff {
     }
 }
 
+/// The difference between the packages of two commits (see [`packages`]).
+pub fn diff_commits(repo: &ostree::Repo, from: &str, to: &str) -> Result<PackageDiff> {
+    Ok(diff(
+        &packages(repo, from, false)?,
+        &packages(repo, to, false)?,
+    ))
+}
+
 /// The difference from `from` to `to` (each sorted as [`packages`] returns them).
 pub fn diff(from: &[Package], to: &[Package]) -> PackageDiff {
     let mut d = PackageDiff::default();

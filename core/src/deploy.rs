@@ -112,11 +112,43 @@ pub(crate) fn resolve_revision(
             refs: vec![refspec.ref_name().to_string()],
             commit_only: true,
             depth: -1,
+            ..Default::default()
         };
         ctx.task(&format!("Fetching history of {refstr}"), || {
             pull(repo, &req, ctx)
         })?;
     }
+    let target = locate_revision(repo, refspec, revision, skip_branch_check)?;
+    if let Some(remote) = remote {
+        let req = PullRequest {
+            remote,
+            refs: vec![target.clone()],
+            commit_only: false,
+            depth: 0,
+            ..Default::default()
+        };
+        ctx.task(&format!("Pulling {}", commit::short(&target)), || {
+            pull(repo, &req, ctx)
+        })?;
+    }
+    match commit::load_optional(repo, &target)? {
+        Some(info) if commit::is_complete(repo, &target)? => Ok(info),
+        _ => Err(anyhow!(
+            "Commit {target} is not (fully) in the local repo; run without --cache-only to fetch it"
+        )),
+    }
+}
+
+/// The commit `revision` names in the local history of `refspec` (fetched before, commit
+/// objects only suffice): the commit of a version, or a checksum checked to be on the branch
+/// unless `skip_branch_check`.
+pub(crate) fn locate_revision(
+    repo: &ostree::Repo,
+    refspec: &Refspec,
+    revision: &Revision,
+    skip_branch_check: bool,
+) -> Result<String> {
+    let refstr = refspec.to_string();
     let head = || {
         commit::resolve(repo, &refstr)?
             .ok_or_else(|| anyhow!("The ref {refstr} is not in the local repo"))
@@ -154,23 +186,7 @@ pub(crate) fn resolve_revision(
             c.clone()
         }
     };
-    if let Some(remote) = remote {
-        let req = PullRequest {
-            remote,
-            refs: vec![target.clone()],
-            commit_only: false,
-            depth: 0,
-        };
-        ctx.task(&format!("Pulling {}", commit::short(&target)), || {
-            pull(repo, &req, ctx)
-        })?;
-    }
-    match commit::load_optional(repo, &target)? {
-        Some(info) if commit::is_complete(repo, &target)? => Ok(info),
-        _ => Err(anyhow!(
-            "Commit {target} is not (fully) in the local repo; run without --cache-only to fetch it"
-        )),
-    }
+    Ok(target)
 }
 
 /// Deploy `opts.revision` of the origin ref, pinning the origin to it (`override-commit`).

@@ -23,6 +23,7 @@ pub mod rollback;
 pub mod stage;
 pub mod status;
 pub mod sysroot;
+pub mod update;
 pub mod upgrade;
 pub mod variant;
 

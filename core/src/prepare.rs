@@ -63,12 +63,9 @@ impl<'a> Prepared<'a> {
         require_assemblable(&origin)?;
         let repo = sysroot.repo();
         let deployed = commit::load(&repo, &merge.csum())?;
-        let current = match (
-            &deployed.parent,
-            deployed.meta_bool("rpmostree.clientlayer"),
-        ) {
-            (Some(parent), Some(true)) => commit::load(&repo, parent)?,
-            _ => deployed.clone(),
+        let current = match deployed.base_checksum() {
+            base if base == deployed.checksum => deployed.clone(),
+            base => commit::load(&repo, base)?,
         };
         Ok(Self {
             _lock: lock,

@@ -16,6 +16,9 @@ pub(crate) struct PullRequest<'a> {
     pub commit_only: bool,
     /// Parent commits to fetch too: 0 for none, -1 for the whole history.
     pub depth: i32,
+    /// Only these directories of the commits' trees (with the commit objects); empty for the
+    /// whole tree. The commits stay marked partial.
+    pub subdirs: Vec<String>,
 }
 
 /// Pull from `req.remote`, reporting [`Event::Download`] about once a second.
@@ -39,6 +42,9 @@ pub(crate) fn pull(repo: &ostree::Repo, req: &PullRequest<'_>, ctx: &OpContext) 
             }
             opts.insert("flags", flags.bits() as i32);
             opts.insert("depth", req.depth);
+            if !req.subdirs.is_empty() {
+                opts.insert("subdirs", &req.subdirs);
+            }
             let r = repo.pull_with_options(
                 req.remote,
                 &opts.end(),

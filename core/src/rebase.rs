@@ -87,6 +87,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
                     refs: vec![new.ref_name().to_string()],
                     commit_only: false,
                     depth: 0,
+                    ..Default::default()
                 };
                 ctx.task(&format!("Pulling {new}"), || pull(repo, &req, ctx))?;
             }

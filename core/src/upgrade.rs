@@ -8,7 +8,8 @@ use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
 use crate::stage::Outcome;
-use crate::sysroot::Sysroot;
+use crate::sysroot::{deployment_id, Sysroot};
+use crate::update;
 
 /// Options of [`upgrade`].
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,7 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
             refs: vec![refspec.ref_name().to_string()],
             commit_only: opts.check_only,
             depth: 0,
+            ..Default::default()
         };
         ctx.task(&format!("Pulling {refstr}"), || pull(&p.repo, &req, ctx))?;
     }
@@ -52,11 +54,18 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
             "No upgrade available: {refstr} is at {}",
             p.current.describe()
         ));
+        keep_cached_update(sysroot, &p.osname, None);
         return Ok(Outcome::Unchanged);
     }
     let target = commit::load(&p.repo, &target)?;
     if opts.check_only {
         p.check_downgrade(&target, opts.allow_downgrade)?;
+        // rpm-ostree's composes list their packages in the commit; for one that does not, the
+        // package database is fetched too, so that the check can say what would change.
+        if !update::has_pkglist(&target) && !opts.cache_only {
+            update::fetch_rpmdb(&p.repo, refspec.remote(), &target.checksum, ctx)?;
+        }
+        keep_cached_update(sysroot, &p.osname, None);
         ctx.message(format!("Update available: {}", target.describe()));
         return Ok(Outcome::UpdateAvailable {
             checksum: target.checksum,
@@ -80,5 +89,21 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         cache_only: opts.cache_only,
         forbid_inactive: Vec::new(),
     };
-    p.deploy(&target, &origin, &finish, ctx)
+    let outcome = p.deploy(&target, &origin, &finish, ctx)?;
+    if let Outcome::Deployed { id, .. } = &outcome {
+        let new = sysroot
+            .deployments()
+            .into_iter()
+            .find(|d| &deployment_id(d) == id);
+        keep_cached_update(sysroot, &p.osname, new.filter(|d| d.is_staged()).as_ref());
+    }
+    Ok(outcome)
+}
+
+/// Rewrite the cached update after a check or an upgrade (see [`update::refresh`]). The
+/// update itself has happened or been found either way, so a failure here is only logged.
+fn keep_cached_update(sysroot: &Sysroot, osname: &str, staged: Option<&ostree::Deployment>) {
+    if let Err(e) = update::refresh(sysroot, osname, staged) {
+        tracing::warn!("{e:#}");
+    }
 }

@@ -40,14 +40,6 @@ pub(crate) struct Client {
     pub uid: Option<u32>,
 }
 
-/// An update found by a check (`upgrade --check`, the automatic update timer in check mode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CachedUpdate {
-    pub osname: String,
-    pub checksum: String,
-    pub version: Option<String>,
-}
-
 /// Shared daemon state.
 #[derive(Debug)]
 pub(crate) struct Daemon {
@@ -60,8 +52,6 @@ pub(crate) struct Daemon {
     /// When the stamp was last compared: property reads within [`FRESH_FOR`] of it trust it.
     checked: Mutex<Option<Instant>>,
     pub clients: Mutex<HashMap<String, Client>>,
-    /// `CachedUpdate` per OS object path: what the last check found.
-    pub cached_updates: Mutex<HashMap<String, CachedUpdate>>,
     /// Notified when the daemon should exit.
     pub shutdown: Notify,
     /// Notified on activity that resets the idle timer (transactions, clients).
@@ -80,8 +70,6 @@ pub(crate) enum Publication {
     Sysroot(Arc<Snapshot>, Arc<Snapshot>),
     /// `ActiveTransaction` / `ActiveTransactionPath` changed.
     ActiveTransaction,
-    /// The `CachedUpdate` of the OS object at this path changed.
-    CachedUpdate(String),
     /// StrataExt's `UpdateDriver` changed.
     UpdateDriver,
     /// StrataExt's `LastReloadError` changed.
@@ -119,7 +107,6 @@ impl Daemon {
             stamp: tokio::sync::Mutex::new(None),
             checked: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
-            cached_updates: Mutex::new(HashMap::new()),
             reload_error: Mutex::new(None),
             shutdown: Notify::new(),
             activity: Notify::new(),

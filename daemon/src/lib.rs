@@ -11,6 +11,7 @@ mod daemon;
 mod driver;
 mod error;
 mod failpoints;
+mod gvariant;
 mod lifecycle;
 mod options;
 mod os_iface;

@@ -97,6 +97,8 @@ pub(crate) enum Op {
     Kargs(KargsOptions),
     Packages(strata_core::PackageChange),
     Finalize(strata_core::finalize::FinalizeOptions),
+    /// Fetch a target's package database for the rpm-diff methods (`Download…RpmDiff`).
+    PackageDiff(String, strata_core::update::DiffTarget),
     /// Only record an update driver (`Deploy("", {register-driver})`).
     RegisterDriver(Registration),
     /// Record an update driver, then run the operation.
@@ -153,6 +155,10 @@ impl Op {
             Op::Kargs(o) => strata_core::kargs(sysroot, o, ctx),
             Op::Packages(o) => strata_core::pkg_change(sysroot, o, ctx),
             Op::Finalize(o) => strata_core::finalize::finalize(sysroot, o, ctx),
+            Op::PackageDiff(osname, target) => {
+                strata_core::update::download_diff(sysroot, Some(osname), target, ctx)?;
+                Ok(Outcome::Unchanged)
+            }
         }
     }
 }
@@ -200,8 +206,32 @@ pub(crate) fn reboot_option(reboot: Option<bool>, sysroot: &Path) -> Result<bool
     Ok(reboot)
 }
 
-fn parse_revision(s: &str) -> Result<Revision> {
+pub(crate) fn parse_revision(s: &str) -> Result<Revision> {
     Revision::parse(s).map_err(|e| Error::Failed(format!("{e:#}")))
+}
+
+/// The longest refspec a caller may send (an ostree ref is at most a few hundred bytes).
+const MAX_REFSPEC_BYTES: usize = 1024;
+
+/// A refspec argument: bounded, one line.
+pub(crate) fn refspec_arg(refspec: &str) -> Result<()> {
+    if refspec.len() > MAX_REFSPEC_BYTES || refspec.chars().any(char::is_control) {
+        return Err(Error::InvalidRefspec(format!(
+            "Invalid refspec {}: at most {MAX_REFSPEC_BYTES} bytes without control characters",
+            bounded(refspec)
+        )));
+    }
+    Ok(())
+}
+
+/// `Download…RpmDiff`: a `package-diff` transaction.
+pub(crate) fn package_diff(osname: &str, target: strata_core::update::DiffTarget) -> Request {
+    Request {
+        title: "package-diff".into(),
+        reboot: false,
+        driver: DriverIntent::default(),
+        op: Op::PackageDiff(osname.to_string(), target),
+    }
 }
 
 pub(crate) fn upgrade(osname: &str, opts: &Options, sysroot: &Path) -> Result<Request> {

@@ -15,6 +15,8 @@ use crate::options::{self, canonical, Op, Options, Request};
 use crate::polkit;
 use crate::sysroot_iface::sender;
 use crate::transaction::{self, Caller, Transactions};
+use strata_core::db::{Package, PackageDiff};
+use strata_core::update::{DiffTarget, TargetDiff};
 
 /// One package change of an rpm-diff: `(name, type, {"PreviousPackage": (name, evr, arch),
 /// "NewPackage": …})`, type 0 added … (see `strata_core::db`).
@@ -145,6 +147,91 @@ impl OsIface {
     fn sysroot(&self) -> &std::path::Path {
         &self.d.settings.sysroot
     }
+
+    /// Authorize a method that starts no transaction.
+    async fn authorize_method(&self, method: &str, hdr: &Header<'_>) -> Result<u32> {
+        let sender = sender(hdr)?;
+        let actions: Vec<&str> = action_for_method(OS_INTERFACE, method)
+            .into_iter()
+            .collect();
+        self.authorize(&sender, &actions).await
+    }
+
+    /// Run `f` on a freshly opened sysroot, off the bus's threads (libostree blocks).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&strata_core::Sysroot, &str) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let path = self.d.settings.sysroot.clone();
+        let osname = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let sysroot = strata_core::Sysroot::open(&path)?;
+            f(&sysroot, &osname)
+        })
+        .await
+        .map_err(Error::failed)?
+        .map_err(|e| Error::from_anyhow(&e))
+    }
+
+    /// An rpm-diff method's reply: the changes and the target's details.
+    async fn target_diff(
+        &self,
+        f: impl FnOnce(&strata_core::Sysroot, &str) -> anyhow::Result<TargetDiff> + Send + 'static,
+    ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
+        self.blocking(move |sysroot, osname| {
+            let t = f(sysroot, osname)?;
+            Ok((diff_entries(&t.diff), crate::gvariant::to_dict(&t.details)?))
+        })
+        .await
+    }
+}
+
+/// rpm-ostree's package change types in `a(sua{sv})` replies.
+const DIFF_ADDED: u32 = 0;
+const DIFF_REMOVED: u32 = 1;
+const DIFF_UPGRADED: u32 = 2;
+const DIFF_DOWNGRADED: u32 = 3;
+
+/// A package as `(name, evr, arch)`.
+fn package_value(p: &Package) -> OwnedValue {
+    let s = zbus::zvariant::StructureBuilder::new()
+        .add_field(p.name.clone())
+        .add_field(p.evr())
+        .add_field(p.arch.clone())
+        .build()
+        .expect("a structure of three strings");
+    OwnedValue::try_from(Value::Structure(s)).expect("strings hold no file descriptors")
+}
+
+/// A diff as rpm-ostree's rpm-diff methods return it: one `(name, type, {PreviousPackage,
+/// NewPackage})` per change, by type (added, removed, upgraded, downgraded), then name.
+fn diff_entries(d: &PackageDiff) -> Vec<RpmDiffEntry> {
+    let entry = |ty: u32, old: Option<&Package>, new: Option<&Package>| {
+        let name = new.or(old).map(|p| p.name.clone()).unwrap_or_default();
+        let mut dict = HashMap::new();
+        if let Some(p) = old {
+            dict.insert("PreviousPackage".to_string(), package_value(p));
+        }
+        if let Some(p) = new {
+            dict.insert("NewPackage".to_string(), package_value(p));
+        }
+        (name, ty, dict)
+    };
+    let mut out: Vec<RpmDiffEntry> = Vec::new();
+    out.extend(d.added.iter().map(|p| entry(DIFF_ADDED, None, Some(p))));
+    out.extend(d.removed.iter().map(|p| entry(DIFF_REMOVED, Some(p), None)));
+    out.extend(
+        d.upgraded
+            .iter()
+            .map(|(o, n)| entry(DIFF_UPGRADED, Some(o), Some(n))),
+    );
+    out.extend(
+        d.downgraded
+            .iter()
+            .map(|(o, n)| entry(DIFF_DOWNGRADED, Some(o), Some(n))),
+    );
+    out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 #[zbus::interface(name = "org.projectatomic.rpmostree1.OS")]
@@ -361,81 +448,108 @@ impl OsIface {
         &self,
         deployid0: String,
         deployid1: String,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<Vec<RpmDiffEntry>> {
-        let _ = (deployid0, deployid1);
-        Err(Error::not_built(
-            "OS.GetDeploymentsRpmDiff",
-            "not built yet",
-        ))
+        self.authorize_method("GetDeploymentsRpmDiff", &hdr).await?;
+        let diff = self
+            .blocking(move |sysroot, _| {
+                strata_core::update::deployments_diff(sysroot, &deployid0, &deployid1)
+            })
+            .await?;
+        Ok(diff_entries(&diff))
     }
 
     #[zbus(out_args("result", "details"))]
     async fn get_cached_update_rpm_diff(
         &self,
         deployid: String,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
-        let _ = deployid;
-        Err(Error::not_built(
-            "OS.GetCachedUpdateRpmDiff",
-            "not built yet",
-        ))
+        self.authorize_method("GetCachedUpdateRpmDiff", &hdr)
+            .await?;
+        self.target_diff(move |sysroot, osname| {
+            strata_core::update::update_diff(sysroot, osname, &deployid)
+        })
+        .await
     }
 
-    async fn download_update_rpm_diff(&self) -> Result<String> {
-        Err(Error::not_built(
-            "OS.DownloadUpdateRpmDiff",
-            "not built yet",
-        ))
+    async fn download_update_rpm_diff(&self, #[zbus(header)] hdr: Header<'_>) -> Result<String> {
+        let osname = self.name.clone();
+        self.transaction("DownloadUpdateRpmDiff", &hdr, String::new(), || {
+            Ok(options::package_diff(&osname, DiffTarget::Update))
+        })
+        .await
     }
 
+    /// `packages` is ignored, as rpm-ostree ignores it.
     #[zbus(out_args("result", "details"))]
     async fn get_cached_rebase_rpm_diff(
         &self,
         refspec: String,
         packages: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
-        let _ = (refspec, packages);
-        Err(Error::not_built(
-            "OS.GetCachedRebaseRpmDiff",
-            "not built yet",
-        ))
+        let _ = packages;
+        self.authorize_method("GetCachedRebaseRpmDiff", &hdr)
+            .await?;
+        options::refspec_arg(&refspec)?;
+        self.target_diff(move |sysroot, osname| {
+            strata_core::update::rebase_diff(sysroot, osname, &refspec)
+        })
+        .await
     }
 
     async fn download_rebase_rpm_diff(
         &self,
         refspec: String,
         packages: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String> {
-        let _ = (refspec, packages);
-        Err(Error::not_built(
-            "OS.DownloadRebaseRpmDiff",
-            "not built yet",
-        ))
+        let _ = packages;
+        let osname = self.name.clone();
+        let key = canonical(std::slice::from_ref(&refspec), &[]);
+        self.transaction("DownloadRebaseRpmDiff", &hdr, key, || {
+            options::refspec_arg(&refspec)?;
+            Ok(options::package_diff(
+                &osname,
+                DiffTarget::Rebase(refspec.clone()),
+            ))
+        })
+        .await
     }
 
+    /// `packages` is ignored, as rpm-ostree ignores it.
     #[zbus(out_args("result", "details"))]
     async fn get_cached_deploy_rpm_diff(
         &self,
         revision: String,
         packages: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)> {
-        let _ = (revision, packages);
-        Err(Error::not_built(
-            "OS.GetCachedDeployRpmDiff",
-            "not built yet",
-        ))
+        let _ = packages;
+        self.authorize_method("GetCachedDeployRpmDiff", &hdr)
+            .await?;
+        let revision = options::parse_revision(&revision)?;
+        self.target_diff(move |sysroot, osname| {
+            strata_core::update::deploy_diff(sysroot, osname, &revision)
+        })
+        .await
     }
 
     async fn download_deploy_rpm_diff(
         &self,
         revision: String,
         packages: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String> {
-        let _ = (revision, packages);
-        Err(Error::not_built(
-            "OS.DownloadDeployRpmDiff",
-            "not built yet",
-        ))
+        let _ = packages;
+        let osname = self.name.clone();
+        let key = canonical(std::slice::from_ref(&revision), &[]);
+        self.transaction("DownloadDeployRpmDiff", &hdr, key, || {
+            let revision = options::parse_revision(&revision)?;
+            Ok(options::package_diff(&osname, DiffTarget::Deploy(revision)))
+        })
+        .await
     }
 
     /// rpm-ostree regenerates the initramfs on the host (dracut); Strata has no initramfs
@@ -524,38 +638,19 @@ impl OsIface {
         self.deployment(|s| s.rollback)
     }
 
-    /// What the last check found (rpm-ostree's keys; no package diff).
+    /// What the last check (or upgrade) found, as rpm-ostree's `CachedUpdate`; `{}` when
+    /// nothing newer was found.
     #[zbus(property)]
-    fn cached_update(&self) -> HashMap<String, OwnedValue> {
-        let path = names::os_object_path(&self.name);
-        let Some(u) = self
-            .d
-            .cached_updates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&path)
-            .cloned()
-        else {
-            return HashMap::new();
-        };
-        let mut out = HashMap::new();
-        let mut put = |k: &str, v: Value<'_>| {
-            if let Ok(v) = OwnedValue::try_from(v) {
-                out.insert(k.to_string(), v);
-            }
-        };
-        put("osname", Value::from(u.osname));
-        put("checksum", Value::from(u.checksum));
-        if let Some(v) = u.version {
-            put("version", Value::from(v));
-        }
-        put("ref-has-new-commit", Value::from(true));
-        out
+    async fn cached_update(&self) -> HashMap<String, OwnedValue> {
+        self.d.ensure_fresh().await;
+        self.d.snapshot().cached_update(&self.name)
     }
 
+    /// Whether there is a cached update (rpm-ostree's meaning: not that it has a diff).
     #[zbus(property)]
-    fn has_cached_update_rpm_diff(&self) -> bool {
-        false
+    async fn has_cached_update_rpm_diff(&self) -> bool {
+        self.d.ensure_fresh().await;
+        self.d.snapshot().cached_updates.contains_key(&self.name)
     }
 
     #[zbus(property)]

@@ -43,17 +43,6 @@ async fn publish(
                 .await?;
             Ok(())
         }
-        Publication::CachedUpdate(os_path) => {
-            // The OS object may be gone with its stateroot.
-            if let Ok(iface) = server.interface::<_, OsIface>(os_path.as_str()).await {
-                iface
-                    .get()
-                    .await
-                    .cached_update_changed(iface.signal_emitter())
-                    .await?;
-            }
-            Ok(())
-        }
         Publication::ReloadError | Publication::UpdateDriver => {
             let iface = server
                 .interface::<_, StrataExtIface>(names::SYSROOT_PATH)
@@ -112,6 +101,13 @@ async fn sysroot(
                 }
                 if changed(prev.rollback, st.rollback) {
                     i.rollback_deployment_changed(em).await?;
+                }
+                let (was, is) = (old.cached_updates.get(name), new.cached_updates.get(name));
+                if was != is {
+                    i.cached_update_changed(em).await?;
+                    if was.is_some() != is.is_some() {
+                        i.has_cached_update_rpm_diff_changed(em).await?;
+                    }
                 }
             }
         }

@@ -1,13 +1,14 @@
 //! The cached view of the sysroot that properties are served from, and the cheap check that
 //! tells when it is stale.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Result;
 use strata_core::status::DeploymentStatus;
 use strata_core::Sysroot;
+use zbus::zvariant::OwnedValue;
 
 /// Which deployments an `OS` object shows, as indexes into [`Snapshot::deployments`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub(crate) struct Snapshot {
     pub os: BTreeMap<String, OsState>,
     /// Whether the sysroot is the running system's.
     pub is_booted: bool,
+    /// Each stateroot's cached update (what the last check found), as stored: a serialised
+    /// `a{sv}` ([`strata_core::update`]).
+    pub cached_updates: BTreeMap<String, Vec<u8>>,
 }
 
 impl Snapshot {
@@ -65,6 +69,7 @@ impl Snapshot {
             booted_os,
             default_os,
             os,
+            cached_updates: BTreeMap::new(),
         }
     }
 
@@ -74,6 +79,17 @@ impl Snapshot {
         let report = strata_core::status::load(&sysroot)?;
         let mut snap = Snapshot::from_deployments(report.deployments);
         snap.is_booted = sysroot.is_booted();
+        for osname in snap.os.keys() {
+            // A cached update is an extra: one that cannot be read is logged and left out.
+            match strata_core::update::load(&sysroot, osname) {
+                Ok(Some(v)) => {
+                    snap.cached_updates
+                        .insert(osname.clone(), v.data().to_vec());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{e:#}"),
+            }
+        }
         Ok(snap)
     }
 
@@ -84,6 +100,24 @@ impl Snapshot {
 
     pub(crate) fn deployment(&self, i: Option<usize>) -> Option<&DeploymentStatus> {
         i.and_then(|i| self.deployments.get(i))
+    }
+
+    /// The cached update of `osname` as a D-Bus dictionary (empty when there is none).
+    pub(crate) fn cached_update(&self, osname: &str) -> HashMap<String, OwnedValue> {
+        let Some(bytes) = self.cached_updates.get(osname) else {
+            return HashMap::new();
+        };
+        let v = ostree::glib::Variant::from_data_with_type(
+            bytes.clone(),
+            ostree::glib::VariantTy::VARDICT,
+        );
+        match crate::gvariant::to_dict(&v) {
+            Ok(dict) => dict,
+            Err(e) => {
+                tracing::warn!("The cached update of {osname} does not decode: {e}");
+                HashMap::new()
+            }
+        }
     }
 }
 
@@ -131,6 +165,11 @@ pub(crate) fn stamp(path: &Path) -> Stamp {
         roots.sort();
         for r in roots {
             s.push((r.clone(), mtime(&r)));
+            // The cached update a check writes (rewritten by rename).
+            let cache = r
+                .with_file_name("var")
+                .join(strata_core::update::CACHE_FILE);
+            s.push((cache.clone(), mtime(&cache)));
         }
     }
     // The repo dir changes when a remote's keyring is added.

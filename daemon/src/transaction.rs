@@ -503,7 +503,6 @@ impl Txn {
             }
             let result = match work.await {
                 Ok(Ok(outcome)) => {
-                    txn.remember_update(&d, &outcome).await;
                     tracing::info!(
                         "Txn {} on {} successful: {outcome:?}",
                         txn.method,
@@ -604,39 +603,6 @@ impl Txn {
             // Released earlier (its peers left, or the next request came): no timer left to
             // wake an idle daemon.
             self.add_task(h.abort_handle());
-        }
-    }
-
-    /// Keep (or drop) the OS's `CachedUpdate` after a check or an update.
-    async fn remember_update(&self, d: &Arc<Daemon>, outcome: &strata_core::Outcome) {
-        use strata_core::Outcome;
-        let osname = d
-            .snapshot()
-            .os
-            .keys()
-            .find(|n| strata_api::names::os_object_path(n) == self.os_path)
-            .cloned()
-            .unwrap_or_default();
-        let new = match outcome {
-            Outcome::UpdateAvailable { checksum, version } => Some(crate::daemon::CachedUpdate {
-                osname,
-                checksum: checksum.clone(),
-                version: version.clone(),
-            }),
-            Outcome::Unchanged | Outcome::Deployed { .. } => None,
-            _ => return,
-        };
-        let changed = {
-            let mut m = d.cached_updates.lock().unwrap_or_else(|e| e.into_inner());
-            let old = match &new {
-                Some(u) => m.insert(self.os_path.clone(), u.clone()),
-                None => m.remove(&self.os_path),
-            };
-            old != new
-        };
-        if changed {
-            d.publish(Publication::CachedUpdate(self.os_path.clone()))
-                .await;
         }
     }
 
