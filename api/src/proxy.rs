@@ -36,7 +36,11 @@ pub trait Sysroot {
     fn deployments(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
 }
 
-/// `org.projectatomic.rpmostree1.OS` (the subset Strata implements).
+/// One package change of the rpm-diff methods: `(name, type, {"PreviousPackage": (name, evr,
+/// arch), "NewPackage": …})`, type 0 added, 1 removed, 2 upgraded, 3 downgraded.
+pub type RpmDiffEntry = (String, u32, HashMap<String, OwnedValue>);
+
+/// `org.projectatomic.rpmostree1.OS`.
 #[zbus::proxy(
     interface = "org.projectatomic.rpmostree1.OS",
     default_service = "org.projectatomic.rpmostree1"
@@ -81,6 +85,29 @@ pub trait OS {
         modifiers: &HashMap<&str, zbus::zvariant::Value<'_>>,
         options: &DeployOptions,
     ) -> zbus::Result<String>;
+
+    fn get_deployments_rpm_diff(
+        &self,
+        deployid0: &str,
+        deployid1: &str,
+    ) -> zbus::Result<Vec<RpmDiffEntry>>;
+    fn get_cached_update_rpm_diff(
+        &self,
+        deployid: &str,
+    ) -> zbus::Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)>;
+    fn download_update_rpm_diff(&self) -> zbus::Result<String>;
+    fn get_cached_rebase_rpm_diff(
+        &self,
+        refspec: &str,
+        packages: &[&str],
+    ) -> zbus::Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)>;
+    fn download_rebase_rpm_diff(&self, refspec: &str, packages: &[&str]) -> zbus::Result<String>;
+    fn get_cached_deploy_rpm_diff(
+        &self,
+        revision: &str,
+        packages: &[&str],
+    ) -> zbus::Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)>;
+    fn download_deploy_rpm_diff(&self, revision: &str, packages: &[&str]) -> zbus::Result<String>;
 
     #[zbus(property)]
     fn booted_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;

@@ -538,6 +538,33 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Two releases whose package databases differ in each way an update can: from "1" to "2",
+/// `base-lib` 1.0-1 → 2.0-1 (upgraded), `gone` removed, `fresh` added, the shell package the
+/// same. The packages are built under `dir`.
+#[context("Building two releases with different packages in {}", dir.display())]
+pub fn diffing_releases(dir: &Path) -> Result<(crate::OsRelease, crate::OsRelease)> {
+    let sh = base_shell_package().build(dir)?;
+    let v1 = crate::OsRelease::new("1").rpms([
+        sh.clone(),
+        RpmSpec::new("base-lib", "1.0")
+            .file("usr/lib/base-lib.txt", "1\n")
+            .build(dir)?,
+        RpmSpec::new("gone", "1.0")
+            .file("usr/share/gone", "x\n")
+            .build(dir)?,
+    ]);
+    let v2 = crate::OsRelease::new("2").rpms([
+        sh,
+        RpmSpec::new("base-lib", "2.0")
+            .file("usr/lib/base-lib.txt", "2\n")
+            .build(dir)?,
+        RpmSpec::new("fresh", "1.0")
+            .file("usr/share/fresh", "x\n")
+            .build(dir)?,
+    ]);
+    Ok((v1, v2))
+}
+
 /// A package providing `/bin/sh` (rpmbuild makes every shell scriptlet require it), with a
 /// static busybox as `/usr/bin/sh` when the host has one, so scriptlets run inside the tree.
 pub fn base_shell_package() -> RpmSpec {

@@ -9,6 +9,7 @@ mod crash;
 mod lifecycle;
 mod polkit;
 mod properties;
+mod rpm_diff;
 mod transactions;
 mod validation;
 
