@@ -381,6 +381,28 @@ fn check_package_name(s: &str) -> Result<&str, String> {
     }
 }
 
+/// How ostree-ext's image references begin (`ostree-unverified-registry:quay.io/…`): what
+/// names a container image rather than an ostree ref.
+pub const CONTAINER_IMAGE_PREFIXES: &[&str] = &[
+    "ostree-unverified-registry:",
+    "ostree-unverified-image:",
+    "ostree-image-signed:",
+    "ostree-remote-image:",
+    "ostree-remote-registry:",
+];
+
+/// Whether `s` is a container image reference rather than an ostree refspec.
+pub fn is_container_image_reference(s: &str) -> bool {
+    CONTAINER_IMAGE_PREFIXES.iter().any(|p| s.starts_with(p))
+}
+
+/// Whether `s` is an image manifest digest (`sha256:` and 64 hex digits), as Zincati deploys
+/// image-based releases.
+pub fn is_image_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn check_container_ref(s: &str) -> Result<(), String> {
     if s.is_empty() {
         Err("it is empty; expected an image reference like \

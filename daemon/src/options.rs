@@ -207,7 +207,32 @@ pub(crate) fn reboot_option(reboot: Option<bool>, sysroot: &Path) -> Result<bool
 }
 
 pub(crate) fn parse_revision(s: &str) -> Result<Revision> {
+    if strata_core::origin::is_image_digest(s) {
+        return Err(no_images(&format!(
+            "revision \"{}\"",
+            strata_api::text::printable(s, 256)
+        )));
+    }
     Revision::parse(s).map_err(|e| Error::Failed(format!("{e:#}")))
+}
+
+/// The refusal of what names a container image (issue 13 brings them).
+fn no_images(what: &str) -> Error {
+    Error::Failed(format!(
+        "The {what} names a container image, and container images are not supported yet: \
+         Strata deploys ostree refs and commits"
+    ))
+}
+
+/// A rebase target that is a container image is refused as one (not as a bad refspec).
+fn refuse_image_refspec(refspec: &str) -> Result<()> {
+    if strata_core::origin::is_container_image_reference(refspec) {
+        return Err(no_images(&format!(
+            "target \"{}\"",
+            strata_api::text::printable(refspec, 256)
+        )));
+    }
+    Ok(())
 }
 
 /// The longest refspec a caller may send (an ostree ref is at most a few hundred bytes).
@@ -311,10 +336,11 @@ pub(crate) fn rebase(
     packages: &[String],
     sysroot: &Path,
 ) -> Result<Request> {
+    refuse_image_refspec(refspec)?;
     if !packages.is_empty() {
         return Err(Error::Failed(format!(
-            "Package layering is not supported by Strata yet (requested: {})",
-            packages.join(", ")
+            "Rebasing and installing packages in one transaction is not supported yet (requested: {}); rebase, then install",
+            bounded(&packages.join(", "))
         )));
     }
     let r = deploy_options(opts, "Rebase")?;
@@ -655,6 +681,9 @@ pub(crate) fn update_deployment(
     }
     let refspec = m.set_refspec;
     let revision = m.set_revision;
+    if let Some(r) = &refspec {
+        refuse_image_refspec(r)?;
+    }
     let lock_finalization = r.lock_finalization.unwrap_or(false);
     let cache_only = r.cache_only.unwrap_or(false);
     let download_only = r.download_only.unwrap_or(false);

@@ -121,3 +121,44 @@ async fn register_driver_deploy_and_cleanup() {
     assert_eq!(c.stderr, "", "{c:#?}");
     assert_eq!(checksums(env.sysroot()), [v2, v1]);
 }
+
+/// The container-image forms current Zincati sends (for OCI-based Fedora CoreOS) are refused
+/// as what they are, not as a bad version or refspec, and change nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn zincati_s_container_image_forms_are_refused_clearly() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let before = env.sysroot().snapshot().unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for args in [
+        vec!["deploy", "--lock-finalization", &digest],
+        vec![
+            "deploy",
+            "--lock-finalization",
+            &digest,
+            "--disallow-downgrade",
+        ],
+        vec![
+            "rebase",
+            "--lock-finalization",
+            "ostree-image-signed:docker://quay.io/fedora/fedora-coreos:stable",
+            &digest,
+        ],
+        vec![
+            "rebase",
+            "ostree-unverified-registry:quay.io/fedora/fedora-coreos:stable",
+        ],
+    ] {
+        let out = env.zincati(&args).await;
+        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
+        assert!(
+            out.stderr
+                .contains("container images are not supported yet"),
+            "{args:?}: {out:#?}"
+        );
+        assert!(
+            !out.stderr.contains("Version") && !out.stderr.contains("nvalid refspec"),
+            "{args:?}: {out:#?}"
+        );
+    }
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+}

@@ -106,7 +106,11 @@ async fn options_follow_rpm_ostree_and_unsupported_ones_are_named() {
             .await
             .unwrap_err(),
     );
-    assert!(msg.contains("layering is not supported"), "{msg}");
+    assert!(
+        msg.contains("installing packages in one transaction is not supported yet")
+            && msg.contains("htop"),
+        "{msg}"
+    );
 
     let (_, msg) = error_name(&os.cleanup(&["everything"]).await.unwrap_err());
     assert!(msg.contains("\"everything\""), "{msg}");
