@@ -158,14 +158,16 @@ pub struct DeployOptions {
 }
 
 impl DeployOptions {
-    /// The first key that asks for something Strata cannot do yet.
+    /// The first key that asks for something Strata cannot do yet. `no-overrides` (Cockpit's
+    /// reset) is not one: an origin with base package overrides is refused by every operation
+    /// before it changes anything (it names them), so on an origin Strata can change there are
+    /// none to drop.
     pub fn unsupported(&self) -> Option<&'static str> {
         let on = |b: Option<bool>| b == Some(true);
         [
             ("dry-run", on(self.dry_run)),
             ("no-pull-base", on(self.no_pull_base)),
             ("no-layering", on(self.no_layering)),
-            ("no-overrides", on(self.no_overrides)),
             ("no-initramfs", on(self.no_initramfs)),
             ("apply-live", on(self.apply_live)),
             ("ex-cliwrap", self.ex_cliwrap.is_some()),

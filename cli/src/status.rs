@@ -36,6 +36,9 @@ pub(crate) struct StatusInput {
     pub reload_error: Option<String>,
     /// The package changes from the booted deployment to the pending one (`Diff:`).
     pub pending_diff: Option<String>,
+    /// The driver's unit as systemd reports it: `ActiveState`, with `StatusText` for a
+    /// service that has one (`active; idle`). `None` when systemd does not answer.
+    pub driver_state: Option<String>,
 }
 
 /// Read the daemon's state: one `GetManagedObjects` call hands over every object's properties
@@ -92,6 +95,10 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
     let reload_error = ext
         .and_then(|e| e.get::<String>("LastReloadError"))
         .filter(|e| !e.is_empty());
+    let driver_state = match update_driver.as_ref().map(|d| d.driver_sd_unit.as_str()) {
+        Some(unit) if !unit.is_empty() => unit_state(&client.conn, unit).await,
+        _ => None,
+    };
     Ok(StatusInput {
         deployments,
         transaction,
@@ -101,6 +108,58 @@ pub(crate) async fn gather(client: &Client, stateroot: Option<&str>) -> Result<S
         update_driver,
         reload_error,
         pending_diff: None,
+        driver_state,
+    })
+}
+
+/// rpm-ostree's `DriverState:` text of a systemd unit: `ActiveState`, then `; StatusText` for
+/// a service that has one. `None` when systemd is not on this bus or does not know the unit.
+async fn unit_state(conn: &zbus::Connection, unit: &str) -> Option<String> {
+    const SYSTEMD: &str = "org.freedesktop.systemd1";
+    let manager: zbus::Proxy<'_> = zbus::proxy::Builder::new(conn)
+        .destination(SYSTEMD)
+        .ok()?
+        .path("/org/freedesktop/systemd1")
+        .ok()?
+        .interface("org.freedesktop.systemd1.Manager")
+        .ok()?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .ok()?;
+    let path: OwnedObjectPath = manager.call("GetUnit", &(unit,)).await.ok()?;
+    let property = |iface: &'static str| {
+        let path = path.clone();
+        async move {
+            zbus::proxy::Builder::<zbus::Proxy<'_>>::new(conn)
+                .destination(SYSTEMD)
+                .ok()?
+                .path(path)
+                .ok()?
+                .interface(iface)
+                .ok()?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+                .ok()
+        }
+    };
+    let state: String = property("org.freedesktop.systemd1.Unit")
+        .await?
+        .get_property("ActiveState")
+        .await
+        .ok()?;
+    let text: Option<String> = if unit.ends_with(".service") {
+        match property("org.freedesktop.systemd1.Service").await {
+            Some(p) => p.get_property::<String>("StatusText").await.ok(),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Some(match text.filter(|t| !t.is_empty()) {
+        Some(t) => format!("{state}; {t}"),
+        None => state,
     })
 }
 
@@ -259,23 +318,39 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             }
         }
     }
-    match input.policy.as_str() {
-        "" | "none" | "off" => out.push_str("AutomaticUpdates: disabled\n"),
-        p => {
-            let _ = writeln!(out, "AutomaticUpdates: {p}");
-        }
-    }
-    if let Some(driver) = input
+    // As rpm-ostree: a registered driver replaces the policy line, which for "none" only
+    // --verbose shows.
+    let driver = input
         .update_driver
         .as_ref()
-        .filter(|d| !d.driver_name.is_empty())
-    {
+        .filter(|d| !d.driver_name.is_empty());
+    if let Some(driver) = driver {
         // Written by whichever agent registered: escaped and bounded before it is printed.
-        let _ = writeln!(
-            out,
-            "AutomaticUpdatesDriver: {}",
-            strata_api::text::printable(&driver.driver_name, 128)
-        );
+        let name = strata_api::text::printable(&driver.driver_name, 128);
+        if verbose && !driver.driver_sd_unit.is_empty() {
+            let unit = strata_api::text::printable(&driver.driver_sd_unit, 256);
+            let _ = writeln!(out, "AutomaticUpdatesDriver: {name} ({unit})");
+        } else {
+            let _ = writeln!(out, "AutomaticUpdatesDriver: {name}");
+        }
+        if let Some(state) = &input.driver_state {
+            let _ = writeln!(
+                out,
+                "  DriverState: {}",
+                strata_api::text::printable(state, 256)
+            );
+        }
+    } else {
+        match input.policy.as_str() {
+            "" | "none" | "off" => {
+                if verbose {
+                    out.push_str("AutomaticUpdates: disabled\n");
+                }
+            }
+            p => {
+                let _ = writeln!(out, "AutomaticUpdates: {p}");
+            }
+        }
     }
     if let Some(err) = &input.reload_error {
         let _ = writeln!(
@@ -523,7 +598,6 @@ mod tests {
         let out = render_text(&fixture(), false, false);
         let expected = format!(
             "State: idle
-AutomaticUpdates: disabled
 Deployments:
   fedora:fedora/x86_64/coreos/stable
                   Version: 40.20240616.3.0 (2024-06-16T17:46:40Z)
@@ -634,6 +708,31 @@ Deployments:
             out.contains("AutomaticUpdatesDriver: Evil\\u{1b}[2J\\nForged: line\n"),
             "{out}"
         );
+    }
+
+    /// rpm-ostree's driver lines: the unit with --verbose, systemd's view of it, in place of
+    /// the policy line.
+    #[test]
+    fn the_driver_replaces_the_policy_line() {
+        let input = StatusInput {
+            policy: "check".into(),
+            update_driver: Some(UpdateDriver {
+                driver_name: "Zincati".into(),
+                driver_sd_unit: "zincati.service".into(),
+            }),
+            driver_state: Some("active; periodically polling for updates".into()),
+            ..Default::default()
+        };
+        assert!(render_text(&input, false, false).starts_with(
+            "State: idle\nAutomaticUpdatesDriver: Zincati\n  DriverState: active; periodically polling for updates\nDeployments:\n"
+        ));
+        assert!(render_text(&input, true, false)
+            .contains("AutomaticUpdatesDriver: Zincati (zincati.service)\n"));
+        let input = StatusInput {
+            update_driver: None,
+            ..input
+        };
+        assert!(render_text(&input, false, false).contains("\nAutomaticUpdates: check\n"));
     }
 
     #[test]

@@ -293,7 +293,7 @@ async fn status_text_and_json() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with(
-            "State: idle\nAutomaticUpdates: disabled\nDeployments:\n● local:testos/stable\n"
+            "State: idle\nDeployments:\n● local:testos/stable\n"
         ),
         "{out}"
     );

@@ -245,6 +245,15 @@ impl Daemon {
         Ok(())
     }
 
+    /// The id a client registered with, if it registered one.
+    pub(crate) fn client_id(&self, sender: &str) -> Option<String> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sender)
+            .and_then(|c| c.id.clone())
+    }
+
     /// Record the uid of a registered client, looked up after it registered.
     pub(crate) fn set_client_uid(&self, sender: &str, uid: u32) {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());

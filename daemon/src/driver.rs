@@ -11,12 +11,19 @@ use strata_api::names::{DRIVER_NAME, DRIVER_SD_UNIT};
 /// File name of the record inside the run dir.
 pub(crate) const FILE_NAME: &str = "update-driver.json";
 
+/// Key of the record for the driver's client id (Strata's own; rpm-ostree records the unit
+/// alone).
+const DRIVER_CLIENT_ID: &str = "driver-client-id";
+
 /// A registered update driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UpdateDriver {
     pub name: String,
     /// The driver's systemd unit, "" when it could not be found.
     pub sd_unit: String,
+    /// The id the driver registered with (`RegisterClient`, `$RPMOSTREE_CLIENT_ID`), `None`
+    /// for none or the CLI's generic `cli`: how an agent outside any unit is recognised.
+    pub client_id: Option<String>,
 }
 
 impl UpdateDriver {
@@ -37,10 +44,21 @@ impl UpdateDriver {
         )
     }
 
-    /// Whether a caller running in systemd unit `caller_unit` is the driver itself.
-    pub(crate) fn is_driver_unit(&self, caller_unit: &str) -> bool {
-        !self.sd_unit.is_empty() && self.sd_unit == caller_unit
+    /// Whether a caller is the driver itself: it runs in the driver's systemd unit (rpm-ostree's
+    /// rule), or, for a driver registered outside any unit, it has the driver's client id.
+    pub(crate) fn is_driver(&self, caller_unit: &str, caller_id: Option<&str>) -> bool {
+        if self.sd_unit.is_empty() {
+            self.client_id.is_some() && self.client_id.as_deref() == caller_id
+        } else {
+            self.sd_unit == caller_unit
+        }
     }
+}
+
+/// The client id that identifies an agent: not none, not the CLI's generic `cli`.
+pub(crate) fn agent_id(id: Option<&str>) -> Option<String> {
+    id.filter(|i| !i.is_empty() && *i != "cli")
+        .map(str::to_string)
 }
 
 /// Where the record of `run_dir` lives.
@@ -68,7 +86,12 @@ pub(crate) fn load(run_dir: &Path) -> Option<UpdateDriver> {
                 .and_then(|u| u.as_str())
                 .unwrap_or_default()
                 .to_string();
-            (!name.is_empty()).then_some(UpdateDriver { name, sd_unit })
+            let client_id = agent_id(v.get(DRIVER_CLIENT_ID).and_then(|u| u.as_str()));
+            (!name.is_empty()).then_some(UpdateDriver {
+                name,
+                sd_unit,
+                client_id,
+            })
         });
     if parsed.is_none() {
         tracing::warn!(
@@ -87,6 +110,7 @@ pub(crate) fn save(run_dir: &Path, driver: &UpdateDriver) -> Result<()> {
     let text = serde_json::to_string_pretty(&serde_json::json!({
         DRIVER_NAME: driver.name,
         DRIVER_SD_UNIT: driver.sd_unit,
+        DRIVER_CLIENT_ID: driver.client_id,
     }))?;
     fs_err::write(&tmp, format!("{text}\n"))?;
     fs_err::rename(&tmp, &p)?;
@@ -137,6 +161,7 @@ mod tests {
         let d = UpdateDriver {
             name: "Zincati".into(),
             sd_unit: "zincati.service".into(),
+            client_id: Some("zincati".into()),
         };
         save(dir.path(), &d).unwrap();
         assert_eq!(load(dir.path()), Some(d.clone()));
@@ -144,13 +169,28 @@ mod tests {
             d.refusal(),
             "Updates are driven by Zincati (zincati.service); use --bypass-driver to override"
         );
-        assert!(d.is_driver_unit("zincati.service"));
-        assert!(!d.is_driver_unit(""));
+        assert!(d.is_driver("zincati.service", None));
+        // With a unit, the unit decides.
+        assert!(!d.is_driver("", Some("zincati")));
+        assert!(!d.is_driver("other.service", Some("zincati")));
         let anon = UpdateDriver {
             name: "Agent".into(),
             sd_unit: String::new(),
+            client_id: None,
         };
-        assert!(!anon.is_driver_unit(""));
+        assert!(!anon.is_driver("", None));
+        // Outside any unit, the client id it registered with recognises it.
+        let outside = UpdateDriver {
+            client_id: Some("agent".into()),
+            ..anon.clone()
+        };
+        assert!(outside.is_driver("", Some("agent")));
+        assert!(!outside.is_driver("", Some("cli")));
+        assert!(!outside.is_driver("", None));
+        save(dir.path(), &outside).unwrap();
+        assert_eq!(load(dir.path()), Some(outside));
+        assert_eq!(agent_id(Some("cli")), None);
+        assert_eq!(agent_id(Some("")), None);
         assert_eq!(
             anon.refusal(),
             "Updates are driven by Agent; use --bypass-driver to override"

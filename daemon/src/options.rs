@@ -310,6 +310,7 @@ pub(crate) fn deploy(
                 driver: crate::driver::UpdateDriver {
                     name,
                     sd_unit: String::new(),
+                    client_id: None,
                 },
             }),
         });

@@ -81,12 +81,13 @@ impl OsIface {
                 String::new()
             }
         };
+        let caller_id = driver::agent_id(self.d.client_id(sender).as_deref());
         if let Some(current) = driver::load(&run_dir) {
             let reregistering = intent.register.as_deref() == Some(current.name.as_str());
             if intent.guarded
                 && !intent.bypass
                 && !reregistering
-                && !current.is_driver_unit(&caller_unit)
+                && !current.is_driver(&caller_unit, caller_id.as_deref())
             {
                 return Err(Error::Failed(current.refusal()));
             }
@@ -97,6 +98,7 @@ impl OsIface {
                 driver: driver::UpdateDriver {
                     name,
                     sd_unit: caller_unit,
+                    client_id: caller_id,
                 },
             };
             req.op = match req.op {

@@ -11,11 +11,16 @@ async fn status_text_json_booted_and_jsonpath() {
 
     let text = env.strata(&["status"]).await.expect(0);
     assert!(text.stdout.starts_with("State: idle\n"), "{text:#?}");
+    // As rpm-ostree: the policy "none" is only shown with --verbose.
     assert!(
-        text.stdout.contains("AutomaticUpdates: disabled\n"),
+        text.stdout.starts_with("State: idle\nDeployments:\n"),
         "{text:#?}"
     );
-    assert!(text.stdout.contains("Deployments:\n"), "{text:#?}");
+    let verbose = env.strata(&["status", "-v"]).await.expect(0);
+    assert!(
+        verbose.stdout.contains("\nAutomaticUpdates: disabled\n"),
+        "{verbose:#?}"
+    );
     assert!(text.stdout.contains("Version: 1 ("), "{text:#?}");
     assert!(text.stdout.contains(&csum), "{text:#?}");
     assert!(!text.stdout.contains("AutomaticUpdatesDriver"), "{text:#?}");

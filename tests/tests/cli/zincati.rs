@@ -60,9 +60,10 @@ async fn register_driver_deploy_and_cleanup() {
     );
     assert_eq!(before, env.sysroot().snapshot().unwrap());
 
-    // Anyone but the driver (whose unit we are not in) is told who drives updates.
+    // Anyone but the driver is told who drives updates. (The driver registered outside any
+    // systemd unit: its client id is what tells it apart.)
     let refused = env
-        .zincati(&[
+        .strata(&[
             "deploy",
             "--skip-branch-check",
             &rev,
@@ -87,7 +88,8 @@ async fn register_driver_deploy_and_cleanup() {
     assert!(rb.stderr.contains(DRIVER_REFUSAL), "{rb:#?}");
     assert_eq!(before, env.sysroot().snapshot().unwrap());
 
-    // Read-only and unrelated verbs still work; --bypass-driver deploys.
+    // Read-only and unrelated verbs still work; --bypass-driver deploys, and so does the
+    // driver itself, recognised by its client id.
     env.strata(&["upgrade", "--check"]).await.expect(0);
     let ok = env
         .zincati(&[
@@ -95,15 +97,15 @@ async fn register_driver_deploy_and_cleanup() {
             "--skip-branch-check",
             &rev,
             "--disallow-downgrade",
-            "--bypass-driver",
         ])
         .await
         .expect(0);
     assert!(ok.stdout.contains(NEXT_BOOT), "{ok:#?}");
     assert_eq!(checksums(env.sysroot()), [v2.clone(), v1.clone()]);
-    // --disallow-downgrade: going back to release 1 is refused.
+    // --disallow-downgrade: going back to release 1 is refused (for another client with
+    // --bypass-driver, past the driver check).
     let down = env
-        .zincati(&[
+        .strata(&[
             "deploy",
             "--skip-branch-check",
             &format!("revision={v1}"),
