@@ -292,9 +292,7 @@ async fn status_text_and_json() {
     let (code, out, err) = strata(&bus, &["status"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with(
-            "State: idle\nDeployments:\n● local:testos/stable\n"
-        ),
+        out.starts_with("State: idle\nDeployments:\n● local:testos/stable\n"),
         "{out}"
     );
     assert!(
