@@ -13,11 +13,11 @@ RUST_MIN := 1.89
 BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca-certificates \
 	libdnf-dev librepo-dev librpm-dev libsqlite3-dev libclang-dev
 # System packages only the tests and the demo use: the ostree CLI and GnuPG for the test kit's
-# fixtures, dbus-daemon and python3-dbus/python3-gi for the daemon suite, polkitd, gdbus
+# fixtures, dbus-daemon and python3-gi (GDBus) for the daemon suite's client replays, polkitd, gdbus
 # (libglib2.0-bin) and unshare/mount for its real-polkit test; rpm (rpmbuild, and rpm itself
 # to write test trees' rpmdbs), createrepo-c, bubblewrap and a static busybox (the shell inside
 # test trees) for the layering tests. `make install` does not install them.
-TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-dbus python3-gi polkitd \
+TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-gi gir1.2-glib-2.0 polkitd \
 	libglib2.0-bin util-linux mount rpm createrepo-c bubblewrap busybox-static
 # What `make bench` adds: GNU time (CPU and peak memory of each baseline command) and dbus-send
 # (the one-call floor of a bus client).

@@ -284,6 +284,14 @@ pub struct KernelArgsOptions {
     pub deploy_index: Option<u32>,
 }
 
+/// `RefreshMd`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, SerializeDict, DeserializeDict, Type)]
+#[zvariant(signature = "a{sv}", rename_all = "kebab-case")]
+pub struct RefreshMdOptions {
+    /// Fetch every repository's metadata again, however fresh.
+    pub force: Option<bool>,
+}
+
 /// `FinalizeDeployment`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, SerializeDict, DeserializeDict, Type)]
 #[zvariant(signature = "a{sv}", rename_all = "kebab-case")]

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use crate::options::{
-    ClientOptions, DeployOptions, FinalizeOptions, KernelArgsOptions, Modifiers, RollbackOptions,
+    ClientOptions, DeployOptions, FinalizeOptions, KernelArgsOptions, Modifiers, RefreshMdOptions,
+    RollbackOptions,
 };
 
 /// `org.projectatomic.rpmostree1.Sysroot`.
@@ -108,6 +109,17 @@ pub trait OS {
         packages: &[&str],
     ) -> zbus::Result<(Vec<RpmDiffEntry>, HashMap<String, OwnedValue>)>;
     fn download_deploy_rpm_diff(&self, revision: &str, packages: &[&str]) -> zbus::Result<String>;
+
+    fn refresh_md(&self, options: &RefreshMdOptions) -> zbus::Result<String>;
+    fn modify_yum_repo(
+        &self,
+        repo_id: &str,
+        settings: &HashMap<&str, &str>,
+    ) -> zbus::Result<String>;
+    fn list_repos(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn what_provides(&self, provides: &[&str]) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn get_packages(&self, names: &[&str]) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn search(&self, names: &[&str]) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
 
     #[zbus(property)]
     fn booted_deployment(&self) -> zbus::Result<HashMap<String, OwnedValue>>;

@@ -81,6 +81,11 @@ pub enum Command {
     FinalizeDeployment(FinalizeArgs),
     /// Commands to query the RPM database of commits (read locally, without the daemon)
     Db(DbArgs),
+    /// Generate rpm repo metadata
+    #[command(name = "refresh-md", alias = "makecache")]
+    RefreshMd(RefreshMdArgs),
+    /// Search for packages
+    Search(SearchArgs),
     /// Write man pages and shell completions (used by `make install`)
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -455,6 +460,20 @@ pub struct CleanupArgs {
     /// Delete cached rpm repo metadata
     #[arg(short = 'm', long)]
     pub repomd: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefreshMdArgs {
+    /// Expire current cache
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SearchArgs {
+    /// Terms to look for in package names and summaries (globs allowed)
+    #[arg(value_name = "PACKAGE", required = true)]
+    pub terms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -27,6 +27,7 @@ mod packages;
 mod progress;
 mod rebase;
 mod reload;
+mod repos;
 mod rollback;
 mod status;
 mod transaction;
@@ -114,6 +115,8 @@ pub async fn run(args: Vec<OsString>) -> Result<i32> {
         Command::Cancel => cancel::run(&client, &ctx).await,
         Command::Reload => reload::run(&client).await,
         Command::FinalizeDeployment(a) => finalize::run(&client, &ctx, a).await,
+        Command::RefreshMd(a) => repos::refresh_md(&client, &ctx, a).await,
+        Command::Search(a) => repos::search(&client, &ctx, a).await,
         Command::Other(_) | Command::GenerateDocs(_) | Command::Db(_) => {
             unreachable!("handled above")
         }

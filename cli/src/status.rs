@@ -382,6 +382,23 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
             .and(input.pending_diff.as_deref());
         render_deployment(&mut out, d, verbose || twin, diff);
     }
+    // As rpm-ostree: with automatic updates on, what the last check found follows, unless it
+    // is the pending deployment (whose Diff: line says it).
+    let automatic = !matches!(input.policy.as_str(), "" | "none" | "off");
+    if let Some(u) = input
+        .cached_update
+        .as_ref()
+        .filter(|_| automatic && !booted_only)
+    {
+        let staged = u
+            .get("deployment")
+            .and_then(Json::as_str)
+            .is_some_and(|id| input.deployments.iter().any(|d| d.id == id));
+        if !staged {
+            out.push('\n');
+            out.push_str(&crate::upgrade::render_cached_update(u, verbose));
+        }
+    }
     out
 }
 
@@ -708,6 +725,28 @@ Deployments:
             out.contains("AutomaticUpdatesDriver: Evil\\u{1b}[2J\\nForged: line\n"),
             "{out}"
         );
+    }
+
+    /// With automatic updates on, the cached update follows the deployments.
+    #[test]
+    fn available_update_after_the_deployments() {
+        let mut input = StatusInput {
+            policy: "check".into(),
+            cached_update: Some(json!({
+                "checksum": "abc",
+                "version": "2",
+                "ref-has-new-commit": true,
+                "rpm-diff": {"upgraded": [], "downgraded": [], "removed": [], "added": [[0, "x", "1-1", "noarch"]]},
+            })),
+            ..Default::default()
+        };
+        let out = render_text(&input, false, false);
+        assert!(
+            out.ends_with("Deployments:\n\nAvailableUpdate:\n        Version: 2\n         Commit: abc\n           Diff: 1 added\n"),
+            "{out}"
+        );
+        input.policy = "none".into();
+        assert!(!render_text(&input, false, false).contains("AvailableUpdate"));
     }
 
     /// rpm-ostree's driver lines: the unit with --verbose, systemd's view of it, in place of

@@ -11,9 +11,6 @@ pub(crate) fn reason(verb: &str) -> Option<&'static str> {
     Some(match verb {
         "override" => "base package overrides come with a later release",
         "initramfs" | "initramfs-etc" => "initramfs regeneration comes with a later release",
-        "refresh-md" | "makecache" | "search" => {
-            "querying rpm repositories comes with a later release"
-        }
         "rpm" => "rpm-ostree's rpm wrapper is not part of Strata",
         "apply-live" | "usroverlay" | "unlock" => {
             "live changes to the running system come with a later release"
@@ -116,9 +113,6 @@ mod tests {
             "override",
             "initramfs",
             "initramfs-etc",
-            "refresh-md",
-            "makecache",
-            "search",
             "rpm",
             "apply-live",
             "usroverlay",

@@ -19,6 +19,7 @@ mod prepare;
 pub mod progress;
 mod pull;
 pub mod rebase;
+pub mod repos;
 pub mod rollback;
 pub mod stage;
 pub mod status;

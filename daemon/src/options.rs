@@ -99,6 +99,10 @@ pub(crate) enum Op {
     Finalize(strata_core::finalize::FinalizeOptions),
     /// Fetch a target's package database for the rpm-diff methods (`Download…RpmDiff`).
     PackageDiff(String, strata_core::update::DiffTarget),
+    /// `RefreshMd`: (stateroot, force).
+    RefreshMd(String, bool),
+    /// `ModifyYumRepo`: (stateroot, repo id, settings).
+    ModifyRepo(String, String, std::collections::BTreeMap<String, String>),
     /// Only record an update driver (`Deploy("", {register-driver})`).
     RegisterDriver(Registration),
     /// Record an update driver, then run the operation.
@@ -155,6 +159,12 @@ impl Op {
             Op::Kargs(o) => strata_core::kargs(sysroot, o, ctx),
             Op::Packages(o) => strata_core::pkg_change(sysroot, o, ctx),
             Op::Finalize(o) => strata_core::finalize::finalize(sysroot, o, ctx),
+            Op::RefreshMd(osname, force) => {
+                strata_core::repos::refresh(sysroot, Some(osname), *force, ctx)
+            }
+            Op::ModifyRepo(osname, id, settings) => {
+                strata_core::repos::modify(sysroot, Some(osname), id, settings, ctx)
+            }
             Op::PackageDiff(osname, target) => {
                 strata_core::update::download_diff(sysroot, Some(osname), target, ctx)?;
                 Ok(Outcome::Unchanged)
@@ -247,6 +257,76 @@ pub(crate) fn refspec_arg(refspec: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `RefreshMd`.
+pub(crate) fn refresh_md(osname: &str, opts: &Options) -> Result<Request> {
+    let r: api::RefreshMdOptions = read(opts, "Option", "RefreshMd")?;
+    let force = r.force.unwrap_or(false);
+    Ok(Request {
+        title: if force {
+            "refresh-md (force)"
+        } else {
+            "refresh-md"
+        }
+        .into(),
+        reboot: false,
+        driver: DriverIntent::default(),
+        op: Op::RefreshMd(osname.to_string(), force),
+    })
+}
+
+/// The most entries of a caller's list (package names, settings) one call may pass.
+pub(crate) const MAX_LIST_ITEMS: usize = 256;
+
+/// A list of names from a caller: at most [`MAX_LIST_ITEMS`], each plain text of at most
+/// [`MAX_NAME_BYTES`].
+pub(crate) fn name_list(what: &str, items: &[String]) -> Result<()> {
+    if items.len() > MAX_LIST_ITEMS {
+        return Err(Error::InvalidArgs(format!(
+            "At most {MAX_LIST_ITEMS} {what} per call, got {}",
+            items.len()
+        )));
+    }
+    for i in items {
+        if !strata_api::text::is_plain_name(i, MAX_NAME_BYTES) {
+            return Err(Error::InvalidArgs(format!(
+                "Each of {what} must be 1 to {MAX_NAME_BYTES} bytes of text without control characters, got {}",
+                bounded(i)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `ModifyYumRepo`.
+pub(crate) fn modify_yum_repo(
+    osname: &str,
+    repo_id: &str,
+    settings: &HashMap<String, String>,
+) -> Result<Request> {
+    plain_name("repo_id", repo_id)?;
+    let keys: Vec<String> = settings.keys().cloned().collect();
+    let values: Vec<String> = settings.values().cloned().collect();
+    name_list("settings", &keys)?;
+    if values
+        .iter()
+        .any(|v| v.len() > MAX_NAME_BYTES || v.chars().any(char::is_control))
+    {
+        return Err(Error::InvalidArgs(format!(
+            "Each setting's value must be at most {MAX_NAME_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(Request {
+        title: "modify-yum-repo".into(),
+        reboot: false,
+        driver: DriverIntent::default(),
+        op: Op::ModifyRepo(
+            osname.to_string(),
+            repo_id.to_string(),
+            settings.clone().into_iter().collect(),
+        ),
+    })
 }
 
 /// `Download…RpmDiff`: a `package-diff` transaction.

@@ -188,6 +188,32 @@ impl OsIface {
     }
 }
 
+/// An `a{sv}` from typed values.
+fn dict<const N: usize>(entries: [(&str, Value<'_>); N]) -> HashMap<String, OwnedValue> {
+    entries
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), OwnedValue::try_from(v).ok()?)))
+        .collect()
+}
+
+/// A package as rpm-ostree's package queries describe it.
+fn package_dict(p: strata_core::repos::PackageInfo) -> HashMap<String, OwnedValue> {
+    let mut d = dict([
+        ("name", Value::from(p.name)),
+        ("epoch", Value::from(p.epoch)),
+        ("version", Value::from(p.version)),
+        ("arch", Value::from(p.arch)),
+        ("nevra", Value::from(p.nevra)),
+        ("evr", Value::from(p.evr)),
+        ("summary", Value::from(p.summary)),
+        ("reponame", Value::from(p.reponame)),
+    ]);
+    if let Some(k) = p.key {
+        d.extend(dict([("key", Value::from(k))]));
+    }
+    d
+}
+
 /// rpm-ostree's package change types in `a(sua{sv})` replies.
 const DIFF_ADDED: u32 = 0;
 const DIFF_REMOVED: u32 = 1;
@@ -586,40 +612,82 @@ impl OsIface {
         ))
     }
 
-    async fn refresh_md(&self, options: Options) -> Result<String> {
-        let _ = options;
-        Err(Error::not_built("OS.RefreshMd", "not built yet"))
+    async fn refresh_md(
+        &self,
+        options: Options,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String> {
+        let key = canonical(&[], &[&options]);
+        self.transaction("RefreshMd", &hdr, key, || {
+            options::refresh_md(&self.name, &options)
+        })
+        .await
     }
 
     async fn modify_yum_repo(
         &self,
         repo_id: String,
         settings: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
     ) -> Result<String> {
-        let _ = (repo_id, settings);
-        Err(Error::not_built("OS.ModifyYumRepo", "not built yet"))
+        let mut parts = vec![repo_id.clone()];
+        let mut kv: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        kv.sort();
+        parts.extend(kv);
+        let key = canonical(&parts, &[]);
+        self.transaction("ModifyYumRepo", &hdr, key, || {
+            options::modify_yum_repo(&self.name, &repo_id, &settings)
+        })
+        .await
     }
 
+    /// Every repository of the deployment's `/etc/yum.repos.d` (`id`, `description`,
+    /// `is-enabled`, `is-devel`, `is-source`); nothing is fetched.
     async fn list_repos(&self) -> Result<Vec<HashMap<String, OwnedValue>>> {
-        Err(Error::not_built("OS.ListRepos", "not built yet"))
+        let repos = self.blocking(strata_core::repos::list).await?;
+        Ok(repos
+            .into_iter()
+            .map(|r| {
+                dict([
+                    ("id", Value::from(r.id)),
+                    ("description", Value::from(r.description)),
+                    ("is-enabled", Value::from(r.enabled)),
+                    ("is-devel", Value::from(r.is_devel)),
+                    ("is-source", Value::from(r.is_source)),
+                ])
+            })
+            .collect())
     }
 
     async fn what_provides(
         &self,
         provides: Vec<String>,
     ) -> Result<Vec<HashMap<String, OwnedValue>>> {
-        let _ = provides;
-        Err(Error::not_built("OS.WhatProvides", "not built yet"))
+        options::name_list("provides", &provides)?;
+        let found = self
+            .blocking(move |sysroot, osname| {
+                strata_core::repos::what_provides(sysroot, osname, &provides)
+            })
+            .await?;
+        Ok(found.into_iter().map(package_dict).collect())
     }
 
     async fn get_packages(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
-        let _ = names;
-        Err(Error::not_built("OS.GetPackages", "not built yet"))
+        options::name_list("names", &names)?;
+        let found = self
+            .blocking(move |sysroot, osname| {
+                strata_core::repos::get_packages(sysroot, osname, &names)
+            })
+            .await?;
+        Ok(found.into_iter().map(package_dict).collect())
     }
 
     async fn search(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
-        let _ = names;
-        Err(Error::not_built("OS.Search", "not built yet"))
+        options::name_list("names", &names)?;
+        let found = self
+            .blocking(move |sysroot, osname| strata_core::repos::search(sysroot, osname, &names))
+            .await?;
+        Ok(found.into_iter().map(package_dict).collect())
     }
 
     #[zbus(property)]

@@ -205,6 +205,9 @@ pub enum Metadata {
     Default,
     /// Use only the cache; a repo without cached metadata is an error.
     CacheOnly,
+    /// Use the cache however old it is; download only what is not cached (queries that must
+    /// not wait on the network for every call).
+    PreferCache,
     /// Download everything again.
     Refresh,
 }
@@ -218,6 +221,10 @@ pub struct RepoInfo {
     pub description: String,
     /// Whether packages may come from it.
     pub enabled: bool,
+    /// A debuginfo, debugsource or development repo (by libdnf's reading of its id).
+    pub is_devel: bool,
+    /// A source-package repo.
+    pub is_source: bool,
 }
 
 /// A libdnf context: configuration, repos and (after [`load`](Self::load)) the package sack.
@@ -301,6 +308,8 @@ impl Context {
                         id: copy_str(sys::dnf_repo_get_id(r)).unwrap_or_default(),
                         description,
                         enabled: sys::dnf_repo_get_enabled(r) & sys::DNF_REPO_ENABLED_PACKAGES != 0,
+                        is_devel: sys::dnf_repo_is_devel(r) != 0,
+                        is_source: sys::dnf_repo_is_source(r) != 0,
                     }
                 }
             })
@@ -337,18 +346,40 @@ impl Context {
         Ok(())
     }
 
+    /// Sets `key=value` in the `[id]` section of the repo's `.repo` file and writes the file
+    /// (libdnf's own keyfile rewrite, as `dnf config-manager` does).
+    pub fn set_repo_option(&mut self, id: &str, key: &str, value: &str) -> Result<()> {
+        let r = self
+            .repo_by_id(id)
+            .ok_or_else(|| Error::Argument(format!("No repository {id:?} is configured")))?;
+        let k = cstring("repo option", key)?;
+        let v = cstring("repo option value", value)?;
+        check(
+            || format!("Setting {key} of repository {id:?}"),
+            // SAFETY: `r` is a live repo of the context; the strings are valid for the call.
+            |e| unsafe { sys::dnf_repo_set_data(r, k.as_ptr(), v.as_ptr(), e) },
+        )?;
+        check(
+            || format!("Writing the .repo file of repository {id:?}"),
+            // SAFETY: `r` is a live repo of the context.
+            |e| unsafe { sys::dnf_repo_commit(r, e) },
+        )
+    }
+
     /// Loads the package sack: the installed packages from the tree's rpmdb and the enabled
     /// repos' metadata (downloaded as `policy` says). `progress(repo id, percent)` reports
-    /// each repo's metadata download.
+    /// each repo's metadata download. Returns the ids of the repos whose metadata was
+    /// downloaded (the others came from the cache).
     pub fn load(
         &mut self,
         policy: Metadata,
         progress: &mut dyn FnMut(&str, u32),
         cancellable: Option<&gio::Cancellable>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
+        let mut fetched = Vec::new();
         let age = match policy {
             Metadata::Default => u32::MAX - 1,
-            Metadata::CacheOnly => u32::MAX,
+            Metadata::CacheOnly | Metadata::PreferCache => u32::MAX,
             Metadata::Refresh => 0,
         };
         for repo in self.repo_ptrs() {
@@ -363,9 +394,12 @@ impl Context {
                 continue;
             }
             let state = State::new(cancellable);
+            // A refresh downloads whatever the check says: libdnf measures the age in whole
+            // seconds, so metadata fetched within the same second passes even an age of 0.
             // SAFETY: `repo` and `state` are alive; the error out-parameter is NULL (a failed
             // check only means "download").
-            let fresh = unsafe { sys::dnf_repo_check(repo, age, state.ptr, ptr::null_mut()) } != 0;
+            let fresh = policy != Metadata::Refresh
+                && unsafe { sys::dnf_repo_check(repo, age, state.ptr, ptr::null_mut()) } != 0;
             if fresh {
                 continue;
             }
@@ -394,6 +428,7 @@ impl Context {
                 .map_err(|e| e.or_cancelled(cancellable))?;
             // SAFETY: `repo` is a live repo of the context.
             unsafe { sys::dnf_repo_set_required(repo, 1) };
+            fetched.push(id);
         }
         let state = State::new(cancellable);
         // SAFETY: the context is alive; the metadata was checked above, so the sack setup must
@@ -419,7 +454,7 @@ impl Context {
             sys::dnf_sack_set_installonly_limit(sack, 0);
         }
         self.loaded = true;
-        Ok(())
+        Ok(fetched)
     }
 
     fn sack(&self) -> Result<*mut sys::DnfSack> {

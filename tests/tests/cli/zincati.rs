@@ -164,3 +164,97 @@ async fn zincati_s_container_image_forms_are_refused_clearly() {
     }
     assert_eq!(before, env.sysroot().snapshot().unwrap());
 }
+
+/// The JSON type of a value, for comparing shapes.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Keys of Zincati's fixtures that a directory sysroot cannot have, and why.
+const NOT_ON_A_DIRECTORY_SYSROOT: &[(&str, &str)] = &[
+    (
+        "finalization-locked",
+        "only a booted host stages (the VM suite covers it)",
+    ),
+    (
+        "container-image-reference",
+        "container images are issue 13's",
+    ),
+    (
+        "container-image-reference-digest",
+        "container images are issue 13's",
+    ),
+];
+
+/// `status --json` has the shape of Zincati's three fixtures (real rpm-ostree output): every
+/// top-level and deployment key they have, with the same JSON type, so Zincati's parser reads
+/// Strata's output as it reads rpm-ostree's.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_json_has_the_shape_of_zincati_s_fixtures() {
+    let env = Env::new(FixtureConfig {
+        gpg: true,
+        ..Default::default()
+    })
+    .await;
+    env.zincati(&["deploy", "", "--register-driver=Zincati"])
+        .await
+        .expect(0);
+    env.fx.commit(&OsRelease::new("2")).unwrap();
+    env.strata(&["upgrade", "--bypass-driver"]).await.expect(0);
+    // The ref moves on again, so the deployments have a pending base (pending-base-*).
+    env.fx.commit(&OsRelease::new("3")).unwrap();
+    env.strata(&["upgrade", "--download-only", "--bypass-driver"])
+        .await
+        .expect(0);
+    let ours = env.status_json().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/zincati");
+    for name in [
+        "rpm-ostree-staged.json",
+        "rpm-ostree-status.json",
+        "rpm-ostree-status-annotation.json",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (k, v) in fixture.as_object().unwrap() {
+            let mine = ours
+                .get(k)
+                .unwrap_or_else(|| panic!("{name}: no top-level {k}: {ours}"));
+            if !v.is_null() && !mine.is_null() {
+                assert_eq!(json_type(mine), json_type(v), "{name}: {k}");
+            }
+        }
+        for (i, dep) in fixture["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let mine = &ours["deployments"][i.min(1)];
+            for (k, v) in dep.as_object().unwrap() {
+                if NOT_ON_A_DIRECTORY_SYSROOT.iter().any(|(s, _)| s == k) {
+                    continue;
+                }
+                let got = mine
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{name}: deployment {i} lacks {k}: {mine:#}"));
+                assert_eq!(json_type(got), json_type(v), "{name}: deployment {i}: {k}");
+            }
+        }
+    }
+    // What Zincati itself requires of each deployment (its serde structs).
+    for d in ours["deployments"].as_array().unwrap() {
+        assert!(d["booted"].is_boolean() && d["checksum"].is_string(), "{d}");
+        assert!(
+            d["version"].is_string() && d["base-commit-meta"].is_object(),
+            "{d}"
+        );
+        assert!(d.get("staged").is_none_or(|s| s.is_boolean()), "{d}");
+    }
+}

@@ -4,11 +4,12 @@
 //! Build the daemon first (`cargo build -p strata-daemon`; `cargo nextest run --workspace`
 //! builds it too).
 
-mod cockpit;
+mod clients;
 mod crash;
 mod lifecycle;
 mod polkit;
 mod properties;
+mod repos;
 mod rpm_diff;
 mod transactions;
 mod validation;
