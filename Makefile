@@ -166,6 +166,8 @@ install-files:
 		$(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.projectatomic.rpmostree1.conf
 	install -D -m 0644 packaging/org.projectatomic.rpmostree1.policy \
 		$(DESTDIR)$(PREFIX)/share/polkit-1/actions/org.projectatomic.rpmostree1.policy
+	install -D -m 0644 api/contract/org.projectatomic.rpmostree1.xml \
+		$(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.projectatomic.rpmostree1.xml
 	install -D -m 0644 packaging/strata-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/strata.conf
 	if [ -e "$(DESTDIR)/etc/rpm-ostreed.conf" ]; then \
 	  echo "Keeping the existing $(DESTDIR)/etc/rpm-ostreed.conf"; \

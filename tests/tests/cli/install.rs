@@ -208,3 +208,28 @@ async fn the_fedora_coreos_walkthrough() {
     let refs = strata_tests::cmd::ostree(["refs", &repo]).unwrap();
     assert!(!refs.contains("rpmostree/pkg/tool"), "{refs}");
 }
+
+/// `refresh-md` and `search`, with rpm-ostree's output.
+#[tokio::test]
+async fn refresh_md_and_search() {
+    let (env, _pkgs, _dir) = env().await;
+    let out = env.strata(&["refresh-md"]).await.expect(0);
+    assert!(
+        out.stdout.contains("Enabled rpm-md repositories: test"),
+        "{out:#?}"
+    );
+    env.strata(&["refresh-md", "--force"]).await.expect(0);
+    let out = env.strata(&["search", "libhello"]).await.expect(0);
+    assert_eq!(
+        out.stdout,
+        "\n===== Summary & Name Matched =====\nlibhello : Strata test package libhello\n\
+         \n===== Name Matched =====\nlibhello : Strata test package libhello\n\
+         \n===== Summary Matched =====\nlibhello : Strata test package libhello\n",
+        "{out:#?}"
+    );
+    let out = env.strata(&["search", "zzz-nothing"]).await.expect(0);
+    assert_eq!(out.stdout, "No matches found.\n", "{out:#?}");
+    // No term is a usage error, as in rpm-ostree.
+    let out = env.strata(&["search"]).await.expect(1);
+    assert!(out.stderr.contains("<PACKAGE>"), "{out:#?}");
+}
