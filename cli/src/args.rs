@@ -146,7 +146,7 @@ pub struct DbDiffArgs {
     #[arg(short = 'F', long, value_name = "FORMAT", default_value = "block",
           value_parser = ["block", "diff", "json"])]
     pub format: String,
-    /// Also output changelogs (not supported yet)
+    /// Also output RPM changelogs
     #[arg(short = 'c', long)]
     pub changelogs: bool,
     /// Diff the base commits of deployments (without layered packages)

@@ -164,6 +164,99 @@ pub fn rpmdb_version(repo: &ostree::Repo, checksum: &str) -> Result<String> {
     Ok(format!("{}:{}", pkgs.len(), hex::encode(h.finalize())))
 }
 
+/// One `%changelog` entry of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogEntry {
+    /// Unix seconds (rpm keeps the day).
+    pub time: u64,
+    /// The header line after the date: `Name <mail> - 1.0-1`.
+    pub author: String,
+    pub text: String,
+}
+
+/// A package's source RPM and `%changelog` (newest first), as `db diff --changelogs` reads
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageLog {
+    pub source_rpm: String,
+    pub entries: Vec<ChangelogEntry>,
+}
+
+/// Separators of the changelog query's arrays (words rpm's `shescape` output, which quotes
+/// every value, cannot produce).
+const LOG_MARKS: [&str; 4] = ["@@times", "@@authors", "@@texts", "@@end"];
+
+/// The source RPM and changelog of every package of `checksum`, by `name.arch`, read from the
+/// commit's rpmdb (copied out; no checkout).
+#[context("Reading the changelogs of {}", commit::short(checksum))]
+pub fn changelogs(
+    repo: &ostree::Repo,
+    checksum: &str,
+) -> Result<std::collections::HashMap<String, PackageLog>> {
+    let work = tempfile::Builder::new()
+        .prefix("strata-db-")
+        .tempdir()
+        .context("Creating a scratch directory")?;
+    let dbpath = rpmdb::copy_from_commit(repo, checksum, work.path(), gio::Cancellable::NONE)?;
+    // rpm's `shescape` (POSIX single quotes) is its one unambiguous text form for multi-line
+    // strings in 4.18; shlex reads it back.
+    let [times, authors, texts, end] = LOG_MARKS;
+    let qf = format!(
+        "%{{NAME:shescape}} %{{ARCH:shescape}} %{{SOURCERPM:shescape}} {times} \
+         [%{{CHANGELOGTIME}} ]{authors} [%{{CHANGELOGNAME:shescape}} ]{texts} \
+         [%{{CHANGELOGTEXT:shescape}} ]{end}\n"
+    );
+    let out = rpmdb::query_format(work.path(), dbpath, &qf)?;
+    let words = shlex::split(&out).context("Unreadable changelogs from rpm (unbalanced quotes)")?;
+    let mut logs = std::collections::HashMap::new();
+    for record in words.split(|w| w == end).filter(|r| !r.is_empty()) {
+        let bad = || anyhow!("Unexpected changelog record from rpm: {}", record.join(" "));
+        let [name, arch, srpm, rest @ ..] = record else {
+            return Err(bad());
+        };
+        let at = |m: &str| rest.iter().position(|w| w == m).ok_or_else(bad);
+        let (t, a, x) = (at(times)?, at(authors)?, at(texts)?);
+        let (times, authors, texts) = (&rest[t + 1..a], &rest[a + 1..x], &rest[x + 1..]);
+        if times.len() != authors.len() || times.len() != texts.len() {
+            return Err(bad());
+        }
+        let entries = times
+            .iter()
+            .zip(authors)
+            .zip(texts)
+            .map(|((time, author), text)| {
+                Ok(ChangelogEntry {
+                    time: time.parse().map_err(|_| bad())?,
+                    author: author.clone(),
+                    text: text.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        logs.insert(
+            format!("{name}.{arch}"),
+            PackageLog {
+                source_rpm: srpm.clone(),
+                entries,
+            },
+        );
+    }
+    Ok(logs)
+}
+
+/// The entries of `new` that `old` does not have: from the newest, until one is older than
+/// `old`'s newest or is that entry (rpm-ostree's rule).
+pub fn new_entries<'a>(old: &PackageLog, new: &'a PackageLog) -> &'a [ChangelogEntry] {
+    let Some(latest) = old.entries.first() else {
+        return &[];
+    };
+    let n = new
+        .entries
+        .iter()
+        .position(|e| latest.time > e.time || latest == e)
+        .unwrap_or(new.entries.len());
+    &new.entries[..n]
+}
+
 /// How two package lists differ.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageDiff {

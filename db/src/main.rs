@@ -3,6 +3,7 @@
 //! commands do, so it works without the daemon and for any user who can read the repository.
 //! Texts and formats follow rpm-ostree's (see `strata_core::db` for the package lists).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -135,9 +136,6 @@ fn diff(
     if a.format == "diff" && a.advisories {
         bail!("diff format and --advisories not supported");
     }
-    if a.changelogs {
-        bail!("--changelogs is not supported by Strata yet; run without it");
-    }
     let rev = |r: &str| -> Result<Side> {
         Ok(Side {
             desc: strata_api::text::printable(r, 256),
@@ -170,6 +168,10 @@ fn diff(
             }
             if format == "diff" {
                 diff_lines(&d, out);
+            } else if a.changelogs {
+                let old = db::changelogs(repo, &from.checksum)?;
+                let new = db::changelogs(repo, &to.checksum)?;
+                block_with_changelogs(&d, &old, &new, out);
             } else {
                 block(&d, out);
             }
@@ -259,6 +261,71 @@ fn block(d: &PackageDiff, out: &mut String) {
     changes("Downgraded:", &d.downgraded, out);
     single("Removed:", &d.removed, out);
     single("Added:", &d.added, out);
+}
+
+/// `[EPOCH:]VERSION-RELEASE.ARCH`, as the changelog listing names versions.
+fn evra(p: &Package) -> String {
+    format!("{}.{}", p.evr(), p.arch)
+}
+
+/// The block format with `--changelogs`, as rpm-ostree prints it (GNOME Software parses it
+/// for its update history): each upgrade followed by the `%changelog` entries the old
+/// package did not have, once per source RPM (after the last of its packages).
+fn block_with_changelogs(
+    d: &PackageDiff,
+    old: &HashMap<String, db::PackageLog>,
+    new: &HashMap<String, db::PackageLog>,
+    out: &mut String,
+) {
+    let key = |p: &Package| format!("{}.{}", p.name, p.arch);
+    let empty = db::PackageLog::default();
+    let srpm = |p: &Package| old.get(&key(p)).map(|l| l.source_rpm.as_str());
+    if !d.upgraded.is_empty() {
+        out.push_str("Upgraded:\n");
+    }
+    for (i, (o, n)) in d.upgraded.iter().enumerate() {
+        out.push_str(&format!("  {} {} -> {}\n", o.name, evra(o), evra(n)));
+        let next = d.upgraded.get(i + 1).and_then(|(next, _)| srpm(next));
+        if next.is_some() && next == srpm(o) {
+            continue;
+        }
+        let (ol, nl) = (
+            old.get(&key(o)).unwrap_or(&empty),
+            new.get(&key(n)).unwrap_or(&empty),
+        );
+        for e in db::new_entries(ol, nl) {
+            let date = ostree::glib::DateTime::from_unix_utc(e.time as i64)
+                .and_then(|t| t.format("%a %b %d %Y"))
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let text = e.text.replace('\n', "\n    ");
+            out.push_str(&format!(
+                "    * {date} {}\n    {}\n\n",
+                strata_api::text::printable(&e.author, 512),
+                text.chars()
+                    .filter(|c| *c == '\n' || !c.is_control())
+                    .collect::<String>()
+            ));
+        }
+    }
+    let changes = |title: &str, v: &[(Package, Package)], out: &mut String| {
+        if v.is_empty() {
+            return;
+        }
+        out.push_str(title);
+        for (o, n) in v {
+            out.push_str(&format!("  {} {} -> {}\n", o.name, evra(o), evra(n)));
+        }
+    };
+    changes("Downgraded:\n", &d.downgraded, out);
+    for (title, v) in [("Removed:\n", &d.removed), ("Added:\n", &d.added)] {
+        if !v.is_empty() {
+            out.push_str(title);
+            for p in v.iter() {
+                out.push_str(&format!("  {p}\n"));
+            }
+        }
+    }
 }
 
 /// `-removed`, `+added`, `!old` / `=new` lines, in package order.

@@ -164,6 +164,9 @@ pub struct RpmSpec {
     pub scripts: Vec<Scriptlet>,
     /// Payload compression.
     pub compression: Compression,
+    /// `%changelog` entries, newest first: (date as rpm writes it, e.g. `Mon Nov 30 2026`,
+    /// author line, text).
+    pub changelog: Vec<(String, String, String)>,
 }
 
 impl RpmSpec {
@@ -183,7 +186,21 @@ impl RpmSpec {
             owner: ("root".into(), "root".into()),
             scripts: Vec::new(),
             compression: Compression::Default,
+            changelog: Vec::new(),
         }
+    }
+
+    /// Adds a `%changelog` entry (give them newest first, as rpm keeps them): `date` as rpm
+    /// writes it (`Mon Nov 30 2026`), `author` (`Name <mail> - 1.0-1`), `text` (lines).
+    pub fn changelog(
+        mut self,
+        date: impl Into<String>,
+        author: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        self.changelog
+            .push((date.into(), author.into(), text.into()));
+        self
     }
 
     /// Sets `Release:`.
@@ -402,6 +419,17 @@ impl RpmSpec {
                 }
             };
             let _ = writeln!(s, "{line}");
+        }
+        if !self.changelog.is_empty() {
+            let _ = writeln!(s, "\n%changelog");
+            for (date, author, text) in &self.changelog {
+                ensure!(
+                    !date.contains(['\n', '%']) && !author.contains(['\n', '%']),
+                    "changelog header of {}: no newlines or '%'",
+                    self.name
+                );
+                let _ = writeln!(s, "* {date} {author}\n{}\n", text.replace('%', "%%"));
+            }
         }
         Ok(s)
     }

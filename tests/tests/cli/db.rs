@@ -177,3 +177,77 @@ async fn version_is_a_count_and_digest_of_the_rpmdb() {
     );
     assert_eq!(nevras.len(), 4, "{nevras:?}");
 }
+
+/// `db diff --changelogs`, as GNOME Software runs it for its update history: each upgrade
+/// with the `%changelog` entries the old package did not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_with_changelogs() {
+    strata_tests::init();
+    let dir = tempfile::tempdir().unwrap();
+    let author = "Dev <dev@example.com>";
+    let first = (
+        "Mon Nov 02 2026",
+        format!("{author} - 1.0-1"),
+        "- First release",
+    );
+    let lib = |v: &str| {
+        strata_tests::RpmSpec::new("base-lib", v).file("usr/lib/base-lib.txt", format!("{v}\n"))
+    };
+    let sh = strata_tests::rpm::base_shell_package()
+        .build(dir.path())
+        .unwrap();
+    let v1 = strata_tests::OsRelease::new("1").rpms([
+        sh.clone(),
+        lib("1.0")
+            .changelog(first.0, first.1.clone(), first.2)
+            .build(dir.path())
+            .unwrap(),
+    ]);
+    let v2 = strata_tests::OsRelease::new("2").rpms([
+        sh,
+        lib("2.0")
+            .changelog(
+                "Mon Nov 30 2026",
+                format!("{author} - 2.0-1"),
+                "- Second release\n- Fixes",
+            )
+            .changelog(first.0, first.1.clone(), first.2)
+            .build(dir.path())
+            .unwrap(),
+    ]);
+    let env = crate::Env::new(FixtureConfig {
+        release: v1,
+        ..Default::default()
+    })
+    .await;
+    let a = env.fx.first_commit().to_string();
+    let b = env.fx.commit(&v2).unwrap();
+    let repo = format!("--repo={}", env.fx.repo().path().display());
+    let out = env
+        .strata(&["db", "diff", "--changelogs", &repo, &a, &b])
+        .await
+        .expect(0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "ostree diff commit from: {a}\nostree diff commit to:   {b}\nUpgraded:\n  \
+             base-lib 1.0-1.noarch -> 2.0-1.noarch\n    * Mon Nov 30 2026 {author} - 2.0-1\n    \
+             - Second release\n    - Fixes\n\n"
+        ),
+        "{out:#?}"
+    );
+    // Nothing new the other way round (a downgrade lists no changelog).
+    let back = env
+        .strata(&["db", "diff", "-c", &repo, &b, &a])
+        .await
+        .expect(0);
+    assert!(
+        back.stdout
+            .ends_with("Downgraded:\n  base-lib 2.0-1.noarch -> 1.0-1.noarch\n"),
+        "{back:#?}"
+    );
+    let json = env
+        .strata(&["db", "diff", "-c", "--format=json", &repo, &a, &b])
+        .await;
+    assert_eq!(json.code, 1, "{json:#?}");
+}
