@@ -103,20 +103,10 @@ pub(crate) fn resolve_revision(
     cache_only: bool,
     ctx: &OpContext,
 ) -> Result<CommitInfo> {
-    let refstr = refspec.to_string();
     let need_history = matches!(revision, Revision::Version(_)) || !skip_branch_check;
     let remote = refspec.remote().filter(|_| !cache_only);
     if let (Some(remote), true) = (remote, need_history) {
-        let req = PullRequest {
-            remote,
-            refs: vec![refspec.ref_name().to_string()],
-            commit_only: true,
-            depth: -1,
-            ..Default::default()
-        };
-        ctx.task(&format!("Fetching history of {refstr}"), || {
-            pull(repo, &req, ctx)
-        })?;
+        fetch_history(repo, remote, refspec, ctx)?;
     }
     let target = locate_revision(repo, refspec, revision, skip_branch_check)?;
     if let Some(remote) = remote {
@@ -137,6 +127,26 @@ pub(crate) fn resolve_revision(
             "Commit {target} is not (fully) in the local repo; run without --cache-only to fetch it"
         )),
     }
+}
+
+/// Fetch the commit objects of `refspec`'s whole history from `remote` (no trees): what
+/// looking a version up, or checking a commit is on the branch, needs.
+pub(crate) fn fetch_history(
+    repo: &ostree::Repo,
+    remote: &str,
+    refspec: &Refspec,
+    ctx: &OpContext,
+) -> Result<()> {
+    let req = PullRequest {
+        remote,
+        refs: vec![refspec.ref_name().to_string()],
+        commit_only: true,
+        depth: -1,
+        ..Default::default()
+    };
+    ctx.task(&format!("Fetching history of {refspec}"), || {
+        pull(repo, &req, ctx)
+    })
 }
 
 /// The commit `revision` names in the local history of `refspec` (fetched before, commit

@@ -21,7 +21,7 @@ use ostree::glib::prelude::*;
 
 use crate::commit::{self, CommitInfo};
 use crate::db::{self, PackageDiff};
-use crate::deploy::{locate_revision, Revision};
+use crate::deploy::{fetch_history, locate_revision, Revision};
 use crate::origin::{Refspec, RefspecKind};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
@@ -428,16 +428,7 @@ pub fn download_diff(
     let checksum = match (target, refspec.remote()) {
         (DiffTarget::Deploy(rev), remote) => {
             if let Some(remote) = remote {
-                let history = PullRequest {
-                    remote,
-                    refs: vec![refspec.ref_name().to_string()],
-                    commit_only: true,
-                    depth: -1,
-                    ..Default::default()
-                };
-                ctx.task(&format!("Fetching history of {refstr}"), || {
-                    pull(&repo, &history, ctx)
-                })?;
+                fetch_history(&repo, remote, &refspec, ctx)?;
             }
             let c = locate_revision(&repo, &refspec, rev, true)?;
             fetch_rpmdb(&repo, remote, &c, ctx)?;
