@@ -119,7 +119,7 @@ pub(crate) fn render_cached_update(u: &Json, verbose: bool) -> String {
     let mut kv = |k: &str, v: &str| {
         let _ = writeln!(out, "  {k:>KEY_WIDTH$}: {v}");
     };
-    if u.get("ref-has-new-commit").and_then(Json::as_bool) != Some(false) {
+    if u.get("ref-has-new-commit").and_then(Json::as_bool) == Some(true) {
         let ts = u.get("timestamp").and_then(Json::as_u64);
         match (u.get("version").and_then(Json::as_str), ts) {
             (Some(v), Some(t)) => kv("Version", &format!("{v} ({})", iso8601(t))),

@@ -182,12 +182,8 @@ pub struct PackageLog {
     pub entries: Vec<ChangelogEntry>,
 }
 
-/// Separators of the changelog query's arrays (words rpm's `shescape` output, which quotes
-/// every value, cannot produce).
-const LOG_MARKS: [&str; 4] = ["@@times", "@@authors", "@@texts", "@@end"];
-
-/// The source RPM and changelog of every package of `checksum`, by `name.arch`, read from the
-/// commit's rpmdb (copied out; no checkout).
+/// The source RPM and changelog of every package of `checksum`, by NEVRA (as [`Package`]
+/// shows it), read from the commit's rpmdb (copied out; no checkout).
 #[context("Reading the changelogs of {}", commit::short(checksum))]
 pub fn changelogs(
     repo: &ostree::Repo,
@@ -198,44 +194,60 @@ pub fn changelogs(
         .tempdir()
         .context("Creating a scratch directory")?;
     let dbpath = rpmdb::copy_from_commit(repo, checksum, work.path(), gio::Cancellable::NONE)?;
-    // rpm's `shescape` (POSIX single quotes) is its one unambiguous text form for multi-line
-    // strings in 4.18; shlex reads it back.
-    let [times, authors, texts, end] = LOG_MARKS;
-    let qf = format!(
-        "%{{NAME:shescape}} %{{ARCH:shescape}} %{{SOURCERPM:shescape}} {times} \
-         [%{{CHANGELOGTIME}} ]{authors} [%{{CHANGELOGNAME:shescape}} ]{texts} \
-         [%{{CHANGELOGTEXT:shescape}} ]{end}\n"
-    );
-    let out = rpmdb::query_format(work.path(), dbpath, &qf)?;
-    let words = shlex::split(&out).context("Unreadable changelogs from rpm (unbalanced quotes)")?;
+    // Two queries of the same database (so in the same order): the packages with the times
+    // of their entries (text without blanks), then every entry's author and text. rpm's
+    // `shescape` (POSIX single quotes) is its one unambiguous form for multi-line strings in
+    // 4.18, and shlex reads it back; the first query's counts say whose entries they are.
+    let heads = rpmdb::query_format(
+        work.path(),
+        dbpath,
+        "%{NAME}\t%{EPOCHNUM}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\t[%{CHANGELOGTIME},]\n",
+    )?;
+    let bodies = rpmdb::query_format(
+        work.path(),
+        dbpath,
+        "[%{CHANGELOGNAME:shescape} %{CHANGELOGTEXT:shescape} ]",
+    )?;
+    let words =
+        shlex::split(&bodies).context("Unreadable changelogs from rpm (unbalanced quotes)")?;
+    let mut words = words.into_iter();
     let mut logs = std::collections::HashMap::new();
-    for record in words.split(|w| w == end).filter(|r| !r.is_empty()) {
-        let bad = || anyhow!("Unexpected changelog record from rpm: {}", record.join(" "));
-        let [name, arch, srpm, rest @ ..] = record else {
+    for line in heads.lines().filter(|l| !l.is_empty()) {
+        let bad = || {
+            anyhow!(
+                "Unexpected package line from rpm: {}",
+                strata_api::text::printable(line, 256)
+            )
+        };
+        let [name, epoch, version, release, arch, srpm, times] =
+            line.split('\t').collect::<Vec<_>>()[..]
+        else {
             return Err(bad());
         };
-        let at = |m: &str| rest.iter().position(|w| w == m).ok_or_else(bad);
-        let (t, a, x) = (at(times)?, at(authors)?, at(texts)?);
-        let (times, authors, texts) = (&rest[t + 1..a], &rest[a + 1..x], &rest[x + 1..]);
-        if times.len() != authors.len() || times.len() != texts.len() {
-            return Err(bad());
+        let mut entries = Vec::new();
+        for time in times.split(',').filter(|t| !t.is_empty()) {
+            let (Some(author), Some(text)) = (words.next(), words.next()) else {
+                return Err(anyhow!(
+                    "rpm listed fewer changelog entries than it counted"
+                ));
+            };
+            entries.push(ChangelogEntry {
+                time: time.parse().map_err(|_| bad())?,
+                author,
+                text,
+            });
         }
-        let entries = times
-            .iter()
-            .zip(authors)
-            .zip(texts)
-            .map(|((time, author), text)| {
-                Ok(ChangelogEntry {
-                    time: time.parse().map_err(|_| bad())?,
-                    author: author.clone(),
-                    text: text.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let p = Package {
+            name: name.to_string(),
+            epoch: epoch.to_string(),
+            version: version.to_string(),
+            release: release.to_string(),
+            arch: arch.to_string(),
+        };
         logs.insert(
-            format!("{name}.{arch}"),
+            p.to_string(),
             PackageLog {
-                source_rpm: srpm.clone(),
+                source_rpm: srpm.to_string(),
                 entries,
             },
         );

@@ -21,6 +21,9 @@ pub enum Revision {
     Version(String),
 }
 
+/// The longest revision accepted (a version string is a few dozen bytes).
+const MAX_REVISION_BYTES: usize = 1024;
+
 impl Revision {
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |what: &str| {
@@ -31,6 +34,11 @@ impl Revision {
         };
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad("it contains whitespace or control characters"));
+        }
+        if s.len() > MAX_REVISION_BYTES {
+            return Err(bad(&format!(
+                "it is longer than {MAX_REVISION_BYTES} bytes"
+            )));
         }
         if let Some(c) = s.strip_prefix("revision=") {
             if !is_checksum(c) {

@@ -2,11 +2,11 @@
 //! `RefreshMd`, `ListRepos`, `ModifyYumRepo`, `GetPackages`, `WhatProvides` and `Search`.
 //!
 //! Each call opens a libdnf context on the merge deployment (the booted one on a host): its
-//! `/etc/yum.repos.d`, `$releasever` from its os-release, the stateroot's metadata cache (the
-//! one layering uses), and a copy of its commit's rpmdb as the installed set (libdnf must not
-//! open the deployment's own, which hard-links repository objects). Queries answer from the
-//! cached metadata however old, downloading only what was never fetched, as rpm-ostree does;
-//! `RefreshMd` is how a client asks for fresh metadata.
+//! `/etc/yum.repos.d`, `$releasever` from its os-release and the stateroot's metadata cache
+//! (the one layering uses), without an installed set (as rpm-ostree's, they answer what the
+//! repositories offer). Queries answer from the cached metadata however old, downloading only
+//! what was never fetched, as rpm-ostree does; `RefreshMd` is how a client asks for fresh
+//! metadata.
 
 use std::collections::BTreeMap;
 
@@ -64,35 +64,33 @@ impl PackageInfo {
 /// The most results a `Search` group holds, as rpm-ostree caps them.
 const SEARCH_GROUP_LIMIT: usize = 50;
 
-/// A libdnf context on the merge deployment of `osname`, with the scratch directory holding
-/// its copy of the rpmdb (dropped with it).
+/// A libdnf context on the merge deployment of `osname`, with its (empty) install root.
 struct Repos {
     dnf: libdnf::Context,
-    _work: tempfile::TempDir,
+    _root: tempfile::TempDir,
 }
 
+/// Queries are of what the repositories offer: no installed set is loaded, so the install
+/// root is an empty directory (the deployment's own must not be handed to libdnf: its rpmdb
+/// hard-links repository objects).
 fn open(sysroot: &Sysroot, osname: &str, ctx: &OpContext) -> Result<Repos> {
     let merge = sysroot.merge_deployment(osname)?;
-    let root = sysroot.deployment_path(&merge);
-    let repo = sysroot.repo();
-    let work = tempfile::Builder::new()
+    let deployment = sysroot.deployment_path(&merge);
+    let root = tempfile::Builder::new()
         .prefix("strata-repos-")
-        .tempdir_in(sysroot.path().join("ostree/repo/tmp"))
+        .tempdir()
         .context("Creating a scratch directory")?;
-    let dbpath =
-        rpmdb::copy_from_commit(&repo, &merge.csum(), work.path(), Some(ctx.cancellable()))?;
     let config = libdnf::Config {
-        install_root: work.path().to_path_buf(),
-        rpmdb: dbpath.to_string(),
-        repos_dir: root.join("etc/yum.repos.d"),
+        install_root: root.path().to_path_buf(),
+        rpmdb: rpmdb::RPMOSTREE_DBPATH.to_string(),
+        repos_dir: deployment.join("etc/yum.repos.d"),
         cache_dir: crate::cleanup::layering_cache_dir(sysroot, osname),
-        release_ver: release_ver(&root)?,
+        release_ver: release_ver(&deployment)?,
         arch: None,
     };
-    Ok(Repos {
-        dnf: libdnf::Context::new(&config, Some(ctx.cancellable()))?,
-        _work: work,
-    })
+    let mut dnf = libdnf::Context::new(&config, Some(ctx.cancellable()))?;
+    dnf.skip_installed();
+    Ok(Repos { dnf, _root: root })
 }
 
 /// `VERSION_ID` of the deployment's os-release (what `$releasever` in `.repo` files means).
@@ -272,20 +270,29 @@ pub fn what_provides(
     let ctx = OpContext::silent();
     let mut repos = open(sysroot, osname, &ctx)?;
     repos.load(libdnf::Metadata::PreferCache, &ctx)?;
-    let mut out: Vec<PackageInfo> = Vec::new();
+    // As rpm-ostree: every provider of any of the capabilities, then the newest of each
+    // name and architecture.
+    let mut newest: Vec<libdnf::Package<'_>> = Vec::new();
     for cap in provides {
-        let q = repos.dnf.query()?.available()?.provides(cap)?.latest();
-        for p in q.run() {
-            let info = PackageInfo::of(&p, None);
-            if !out
+        for p in repos.dnf.query()?.available()?.provides(cap)?.run() {
+            let same = newest
                 .iter()
-                .any(|o| o.nevra == info.nevra && o.reponame == info.reponame)
-            {
-                out.push(info);
+                .position(|n| n.name() == p.name() && n.arch() == p.arch());
+            match same {
+                Some(i) if newer(&p, &newest[i]) => newest[i] = p,
+                Some(_) => {}
+                None => newest.push(p),
             }
         }
     }
-    Ok(out)
+    Ok(newest.iter().map(|p| PackageInfo::of(p, None)).collect())
+}
+
+/// Whether `a` is newer than `b`, by EVR as rpm compares them.
+fn newer(a: &libdnf::Package<'_>, b: &libdnf::Package<'_>) -> bool {
+    let (ae, av, ar) = (a.epoch().to_string(), a.version(), a.release());
+    let (be, bv, br) = (b.epoch().to_string(), b.version(), b.release());
+    rpmdb::evr(&ae, &av, &ar) > rpmdb::evr(&be, &bv, &br)
 }
 
 /// How one search term matches a text: glob terms as globs, others exactly or as a
@@ -319,8 +326,9 @@ impl Term {
 }
 
 /// `Search`: three groups, as rpm-ostree builds them (each at most 50 packages, one per name):
-/// `match_group_a`, packages whose name or summary matches every term; `match_group_b`, whose
-/// name does (exact matches first); `match_group_c`, whose summary does.
+/// `match_group_a`, packages whose name and summary match a single term, or whose name or
+/// summary matches each of several; `match_group_b`, whose name matches every term (exact
+/// matches first); `match_group_c`, whose summary does.
 ///
 /// The matching runs here over the available packages rather than as libdnf query filters:
 /// the groups are unions and intersections of per-term filters, which the binding's queries
@@ -336,9 +344,14 @@ pub fn search(sysroot: &Sysroot, osname: &str, terms: &[String]) -> Result<Vec<P
     let all = repos.dnf.query()?.available()?.run();
     let terms: Vec<Term> = terms.iter().map(|t| Term::new(t)).collect();
     let mut out = Vec::new();
+    // rpm-ostree's rule: one term must match the name and the summary; of several, each must
+    // match one of them.
     let both = all.iter().filter(|p| {
         let (n, s) = (p.name(), p.summary());
-        terms.iter().all(|t| t.matches(&n) || t.matches(&s))
+        match terms.as_slice() {
+            [t] => t.matches(&n) && t.matches(&s),
+            _ => terms.iter().all(|t| t.matches(&n) || t.matches(&s)),
+        }
     });
     push_group(&mut out, "match_group_a", both);
     push_group(

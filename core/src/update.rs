@@ -31,8 +31,10 @@ use crate::sysroot::{deployment_id, Sysroot};
 /// Where a stateroot's cached update lives, below the stateroot's `/var`.
 pub const CACHE_FILE: &str = "cache/rpm-ostree/cached-update.gv";
 
-/// Where the rpmdb of a tree is: what the rpm-diff downloads fetch of a commit.
-const RPMDB_DIR: &str = "/usr/share/rpm";
+/// Where the rpmdb of a tree may be (rpm-ostree's place, and newer systems' with the first a
+/// symlink to it): what the rpm-diff downloads fetch of a commit; libostree skips a
+/// directory the tree does not have.
+const RPMDB_DIRS: [&str; 2] = ["/usr/share/rpm", "/usr/lib/sysimage/rpm"];
 
 /// The largest cached update read back (libostree's limit on commit metadata).
 const MAX_CACHE_SIZE: u64 = 128 * 1024 * 1024;
@@ -56,22 +58,24 @@ pub fn cache_path(sysroot: &Sysroot, osname: &str) -> PathBuf {
 
 /// Replace the cached update of `osname` with `update` (remove it for `None`). The old file
 /// goes first, as rpm-ostree does: a failure leaves no cached update rather than a stale one.
+/// Paths are resolved beneath the stateroot (a symlink planted in its `var` cannot point the
+/// write elsewhere), and the new file is renamed into place.
 #[context("Writing the cached update of {osname}")]
 pub fn store(sysroot: &Sysroot, osname: &str, update: Option<&glib::Variant>) -> Result<()> {
-    let path = cache_path(sysroot, osname);
-    match fs_err::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
+    use cap_std_ext::cap_std::{ambient_authority, fs::Dir};
+    use cap_std_ext::dirext::CapStdExtDirExt;
+    let stateroot = sysroot.path().join("ostree/deploy").join(osname);
+    let dir = Dir::open_ambient_dir(&stateroot, ambient_authority())?;
+    let file = format!("var/{CACHE_FILE}");
+    dir.remove_file_optional(&file)?;
     let Some(update) = update else {
         return Ok(());
     };
-    let dir = path.parent().expect("the cache file has a directory");
-    fs_err::create_dir_all(dir)?;
-    let tmp = dir.join(".cached-update.gv.tmp");
-    fs_err::write(&tmp, update.data())?;
-    fs_err::rename(&tmp, &path)?;
+    let parent = std::path::Path::new(&file)
+        .parent()
+        .expect("the cache file has a directory");
+    dir.create_dir_all(parent)?;
+    dir.atomic_write(&file, update.data())?;
     Ok(())
 }
 
@@ -427,7 +431,8 @@ pub fn download_diff(
     let refstr = refspec.to_string();
     let checksum = match (target, refspec.remote()) {
         (DiffTarget::Deploy(rev), remote) => {
-            if let Some(remote) = remote {
+            // A checksum is taken as it is (no branch check): only a version needs the history.
+            if let (Some(remote), Revision::Version(_)) = (remote, rev) {
                 fetch_history(&repo, remote, &refspec, ctx)?;
             }
             let c = locate_revision(&repo, &refspec, rev, true)?;
@@ -469,7 +474,7 @@ pub(crate) fn fetch_rpmdb(
     let req = PullRequest {
         remote,
         refs: vec![what.to_string()],
-        subdirs: vec![RPMDB_DIR.to_string()],
+        subdirs: RPMDB_DIRS.iter().map(|d| d.to_string()).collect(),
         ..Default::default()
     };
     ctx.task(

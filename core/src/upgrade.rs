@@ -63,7 +63,11 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         // rpm-ostree's composes list their packages in the commit; for one that does not, the
         // package database is fetched too, so that the check can say what would change.
         if !update::has_pkglist(&target) && !opts.cache_only {
-            update::fetch_rpmdb(&p.repo, refspec.remote(), &target.checksum, ctx)?;
+            // The update is found either way; without its rpmdb it has no package diff.
+            if let Err(e) = update::fetch_rpmdb(&p.repo, refspec.remote(), &target.checksum, ctx) {
+                ctx.check_cancelled()?;
+                tracing::warn!("{e:#}");
+            }
         }
         keep_cached_update(sysroot, &p.osname, None);
         ctx.message(format!("Update available: {}", target.describe()));

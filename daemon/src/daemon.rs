@@ -52,6 +52,9 @@ pub(crate) struct Daemon {
     /// When the stamp was last compared: property reads within [`FRESH_FOR`] of it trust it.
     checked: Mutex<Option<Instant>>,
     pub clients: Mutex<HashMap<String, Client>>,
+    /// One package query (`ListRepos`, `GetPackages`, …) at a time: they are open to every
+    /// caller and each loads repository metadata.
+    pub repo_queries: tokio::sync::Semaphore,
     /// Notified when the daemon should exit.
     pub shutdown: Notify,
     /// Notified on activity that resets the idle timer (transactions, clients).
@@ -107,6 +110,7 @@ impl Daemon {
             stamp: tokio::sync::Mutex::new(None),
             checked: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
+            repo_queries: tokio::sync::Semaphore::new(1),
             reload_error: Mutex::new(None),
             shutdown: Notify::new(),
             activity: Notify::new(),

@@ -159,6 +159,15 @@ impl OsIface {
         self.authorize(&sender, &actions).await
     }
 
+    /// [`Self::blocking`] for a package query, one at a time.
+    async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&strata_core::Sysroot, &str) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _one = self.d.repo_queries.acquire().await.map_err(Error::failed)?;
+        self.blocking(f).await
+    }
+
     /// Run `f` on a freshly opened sysroot, off the bus's threads (libostree blocks).
     async fn blocking<T: Send + 'static>(
         &self,
@@ -644,7 +653,7 @@ impl OsIface {
     /// Every repository of the deployment's `/etc/yum.repos.d` (`id`, `description`,
     /// `is-enabled`, `is-devel`, `is-source`); nothing is fetched.
     async fn list_repos(&self) -> Result<Vec<HashMap<String, OwnedValue>>> {
-        let repos = self.blocking(strata_core::repos::list).await?;
+        let repos = self.query(strata_core::repos::list).await?;
         Ok(repos
             .into_iter()
             .map(|r| {
@@ -665,7 +674,7 @@ impl OsIface {
     ) -> Result<Vec<HashMap<String, OwnedValue>>> {
         options::name_list("provides", &provides)?;
         let found = self
-            .blocking(move |sysroot, osname| {
+            .query(move |sysroot, osname| {
                 strata_core::repos::what_provides(sysroot, osname, &provides)
             })
             .await?;
@@ -675,9 +684,7 @@ impl OsIface {
     async fn get_packages(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
         options::name_list("names", &names)?;
         let found = self
-            .blocking(move |sysroot, osname| {
-                strata_core::repos::get_packages(sysroot, osname, &names)
-            })
+            .query(move |sysroot, osname| strata_core::repos::get_packages(sysroot, osname, &names))
             .await?;
         Ok(found.into_iter().map(package_dict).collect())
     }
@@ -685,7 +692,7 @@ impl OsIface {
     async fn search(&self, names: Vec<String>) -> Result<Vec<HashMap<String, OwnedValue>>> {
         options::name_list("names", &names)?;
         let found = self
-            .blocking(move |sysroot, osname| strata_core::repos::search(sysroot, osname, &names))
+            .query(move |sysroot, osname| strata_core::repos::search(sysroot, osname, &names))
             .await?;
         Ok(found.into_iter().map(package_dict).collect())
     }

@@ -82,10 +82,17 @@ impl Snapshot {
         for osname in snap.os.keys() {
             // A cached update is an extra: one that cannot be read is logged and left out.
             match strata_core::update::load(&sysroot, osname) {
-                Ok(Some(v)) => {
-                    snap.cached_updates
-                        .insert(osname.clone(), v.data().to_vec());
-                }
+                // Kept only if it goes on the bus: HasCachedUpdateRpmDiff must not say there is
+                // an update whose CachedUpdate reads empty.
+                Ok(Some(v)) => match crate::gvariant::to_dict(&v) {
+                    Ok(_) => {
+                        snap.cached_updates
+                            .insert(osname.clone(), v.data().to_vec());
+                    }
+                    Err(e) => {
+                        tracing::warn!("The cached update of {osname} does not convert: {e:#}")
+                    }
+                },
                 Ok(None) => {}
                 Err(e) => tracing::warn!("{e:#}"),
             }

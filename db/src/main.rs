@@ -277,7 +277,7 @@ fn block_with_changelogs(
     new: &HashMap<String, db::PackageLog>,
     out: &mut String,
 ) {
-    let key = |p: &Package| format!("{}.{}", p.name, p.arch);
+    let key = |p: &Package| p.to_string();
     let empty = db::PackageLog::default();
     let srpm = |p: &Package| old.get(&key(p)).map(|l| l.source_rpm.as_str());
     if !d.upgraded.is_empty() {

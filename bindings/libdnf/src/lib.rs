@@ -232,6 +232,8 @@ pub struct RepoInfo {
 pub struct Context {
     ptr: *mut sys::DnfContext,
     loaded: bool,
+    /// Leave the installed packages out of the sack ([`Context::skip_installed`]).
+    skip_installed: bool,
 }
 
 impl Drop for Context {
@@ -261,7 +263,11 @@ impl Context {
         // below is a valid C string that libdnf copies.
         let ctx = unsafe {
             let ptr = sys::dnf_context_new();
-            let ctx = Context { ptr, loaded: false };
+            let ctx = Context {
+                ptr,
+                loaded: false,
+                skip_installed: false,
+            };
             sys::dnf_context_set_repo_dir(ptr, repos.as_ptr());
             sys::dnf_context_set_cache_dir(ptr, cache.as_ptr());
             sys::dnf_context_set_solv_dir(ptr, solv.as_ptr());
@@ -291,6 +297,12 @@ impl Context {
             |e| unsafe { sys::dnf_context_setup(ctx.ptr, c.cast(), e) },
         )?;
         Ok(ctx)
+    }
+
+    /// Load only the repos' packages, not the install root's rpmdb (queries of what is
+    /// available need no installed set, and then no rpmdb at all).
+    pub fn skip_installed(&mut self) {
+        self.skip_installed = true;
     }
 
     /// The repos read from the repos directory, in libdnf's order (by cost).
@@ -430,6 +442,10 @@ impl Context {
             unsafe { sys::dnf_repo_set_required(repo, 1) };
             fetched.push(id);
         }
+        let mut sack_flags = sys::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_FILELISTS;
+        if self.skip_installed {
+            sack_flags |= sys::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_RPMDB;
+        }
         let state = State::new(cancellable);
         // SAFETY: the context is alive; the metadata was checked above, so the sack setup must
         // not download again (cache age "forever").
@@ -438,12 +454,7 @@ impl Context {
             || "Loading the installed packages and repository metadata".to_string(),
             // SAFETY: the context and state are alive.
             |e| unsafe {
-                sys::dnf_context_setup_sack_with_flags(
-                    self.ptr,
-                    state.ptr,
-                    sys::DNF_CONTEXT_SETUP_SACK_FLAG_SKIP_FILELISTS,
-                    e,
-                )
+                sys::dnf_context_setup_sack_with_flags(self.ptr, state.ptr, sack_flags, e)
             },
         )?;
         // SAFETY: the sack was just created by the context; no install-only packages (a new

@@ -101,6 +101,14 @@ async fn repositories_are_listed_refreshed_switched_and_queried() {
     assert_eq!(a, ["hello", "libhello"]);
     assert_eq!(group("match_group_c").len(), 2);
     assert!(os.search(&["zzz-no-such"]).await.unwrap().is_empty());
+    // One term must match name and summary for the first group: "strata" is in every summary
+    // ("Strata test package …") and in no name.
+    let found = os.search(&["strata"]).await.unwrap();
+    let keys: Vec<String> = found.iter().map(|d| text(d, "key")).collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k == "match_group_c"),
+        "{keys:?}"
+    );
     let err = os.search(&[]).await.unwrap_err();
     assert!(error_name(&err).1.contains("Must specify a term"), "{err}");
     let err = os.get_packages(&["a\nb"]).await.unwrap_err();

@@ -70,6 +70,24 @@ async fn cached_update_has_rpm_ostree_s_shape_and_survives_a_restart() {
     let os = env.os().await;
     let current = env.fx.first_commit().to_string();
 
+    // A cached update measured from another deployment (left from before a reboot into
+    // something else) is stale: not served, and removed.
+    let file = env
+        .fx
+        .sysroot()
+        .unwrap()
+        .path()
+        .join("ostree/deploy")
+        .join(DEFAULT_OSNAME)
+        .join("var/cache/rpm-ostree/cached-update.gv");
+    let stale = ostree::glib::VariantDict::new(None);
+    stale.insert("checksum", "0".repeat(64).as_str());
+    stale.insert("update-sha256", "1".repeat(64).as_str());
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, stale.end().data()).unwrap();
+    assert!(os.cached_update().await.unwrap().is_empty());
+    assert!(!file.exists());
+
     // Nothing fetched yet: the ref still points at the deployed commit.
     let (entries, details) = os.get_cached_update_rpm_diff("").await.unwrap();
     assert!(entries.is_empty(), "{entries:?}");
@@ -156,14 +174,6 @@ async fn cached_update_has_rpm_ostree_s_shape_and_survives_a_restart() {
     );
 
     // Kept on disk, where rpm-ostree keeps it, and read back by a new daemon.
-    let file = env
-        .fx
-        .sysroot()
-        .unwrap()
-        .path()
-        .join("ostree/deploy")
-        .join(DEFAULT_OSNAME)
-        .join("var/cache/rpm-ostree/cached-update.gv");
     assert!(file.is_file(), "{}", file.display());
     env.daemon.signal("TERM").unwrap();
     env.daemon
@@ -176,7 +186,7 @@ async fn cached_update_has_rpm_ostree_s_shape_and_survives_a_restart() {
     let os = env.os().await;
     assert_eq!(os.cached_update().await.unwrap(), u);
 
-    // Once deployed, the update is no longer one: the file is stale and goes.
+    // Once deployed, the update is no longer one: the file goes.
     let address = os.upgrade(&DeployOptions::default()).await.unwrap();
     assert_eq!(finished(&run_txn(&address).await), (true, String::new()));
     assert!(os.cached_update().await.unwrap().is_empty());
