@@ -385,11 +385,7 @@ pub(crate) fn render_text(input: &StatusInput, verbose: bool, booted_only: bool)
     // As rpm-ostree: with automatic updates on, what the last check found follows, unless it
     // is the pending deployment (whose Diff: line says it).
     let automatic = !matches!(input.policy.as_str(), "" | "none" | "off");
-    if let Some(u) = input
-        .cached_update
-        .as_ref()
-        .filter(|_| automatic && !booted_only)
-    {
+    if let Some(u) = input.cached_update.as_ref().filter(|_| automatic) {
         let staged = u
             .get("deployment")
             .and_then(Json::as_str)
