@@ -9,15 +9,17 @@ RUSTC ?= rustc
 RUST_MIN := 1.89
 # System packages compiling needs: libostree and glib to link against; libdnf and what its
 # pkg-config file requires (librepo, librpm, sqlite), and libclang for bindgen over libdnf's
-# headers.
+# headers; libzstd for ostree-ext's layer compression.
 BUILD_APT_PACKAGES := build-essential pkg-config libglib2.0-dev libostree-dev ca-certificates \
-	libdnf-dev librepo-dev librpm-dev libsqlite3-dev libclang-dev
+	libdnf-dev librepo-dev librpm-dev libsqlite3-dev libclang-dev libzstd-dev
 # System packages only the tests and the demo use: the ostree CLI and GnuPG for the test kit's
 # fixtures, dbus-daemon and python3-gi (GDBus) for the daemon suite's client replays, polkitd, gdbus
 # (libglib2.0-bin) and unshare/mount for its real-polkit test; rpm (rpmbuild, and rpm itself
 # to write test trees' rpmdbs), createrepo-c, bubblewrap and a static busybox (the shell inside
-# test trees) for the layering tests. `make install` does not install them.
-TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-gi gir1.2-glib-2.0 polkitd \
+# test trees) for the layering tests; skopeo (ostree-ext's image proxy) and docker-registry (a
+# registry on loopback) for the container-image tests. `make install` does not install them.
+TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-gi gir1.2-glib-2.0 polkitd skopeo \
+	docker-registry \
 	libglib2.0-bin util-linux mount rpm createrepo-c bubblewrap busybox-static
 # What `make bench` adds: GNU time (CPU and peak memory of each baseline command) and dbus-send
 # (the one-call floor of a bus client).

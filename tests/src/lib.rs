@@ -26,6 +26,7 @@ pub mod cmd;
 mod fixture;
 mod gpg;
 mod http;
+pub mod oci;
 mod repo;
 pub mod rpm;
 mod sysroot;

@@ -559,3 +559,47 @@ fn http_delay_and_cancelled_pull() -> Result<()> {
     cmd::ostree([arg.as_str(), "pull", "origin", DEFAULT_REF])?;
     Ok(())
 }
+
+/// Releases encapsulated as chunked container images: bootable, several layers, and a new
+/// release shares every layer but those of what changed; `docker-registry` serves them over
+/// loopback and counts what is fetched.
+#[test]
+fn container_images_are_chunked_and_served_by_a_registry() -> Result<()> {
+    use strata_tests::oci;
+    let dir = tempdir()?;
+    let repo = TestRepo::create(&dir.path().join("repo"))?;
+    let v1 = repo.commit_release(DEFAULT_REF, &OsRelease::new("1").extra_files(50))?;
+    let v2 = repo.commit_release(DEFAULT_REF, &OsRelease::new("2").extra_files(50))?;
+    let oci_dir = dir.path().join("oci");
+    let d1 = oci::encapsulate(repo.path(), &v1, &oci_dir, "v1")?;
+    let d2 = oci::encapsulate(repo.path(), &v2, &oci_dir, "v2")?;
+    ensure!(d1.starts_with("sha256:") && d1 != d2, "{d1} {d2}");
+    let l1 = oci::layers(&format!("oci:{}:v1", oci_dir.display()))?;
+    let l2 = oci::layers(&format!("oci:{}:v2", oci_dir.display()))?;
+    ensure!(l1.len() > 2, "one chunk per component, got {l1:?}");
+    let changed: Vec<&String> = l2.iter().filter(|l| !l1.contains(l)).collect();
+    ensure!(
+        !changed.is_empty() && changed.len() < l2.len() / 2 + 1,
+        "a new release changes only some layers: {l1:?} -> {l2:?}"
+    );
+
+    let registry = oci::Registry::start()?;
+    registry.push(&oci_dir, "v1", "os:stable")?;
+    let remote = format!("docker://{}/os:stable", registry.host());
+    ensure!(oci::layers(&remote)? == l1);
+    registry.push(&oci_dir, "v2", "os:stable")?;
+    ensure!(oci::layers(&remote)? == l2, "the tag moved");
+    // Inspecting reads the manifest and config, not the layers; a copy out fetches them.
+    let fetched = registry.blob_fetches();
+    cmd::run(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false", &remote])
+            .arg(format!("oci:{}:copy", dir.path().join("out").display())),
+    )?;
+    ensure!(
+        registry.blob_fetches() >= fetched + l2.len(),
+        "{}",
+        registry.log()
+    );
+    Ok(())
+}
