@@ -11,6 +11,7 @@ pub mod commit;
 pub mod db;
 pub mod deploy;
 pub mod finalize;
+pub mod image;
 pub mod kargs;
 pub mod layering;
 pub mod origin;

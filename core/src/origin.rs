@@ -794,6 +794,26 @@ impl Origin {
         .expect("replacing the base with a valid refspec keeps the origin valid");
     }
 
+    /// Rebases onto the container image `imgref` (`ostree-unverified-registry:…`): the ref
+    /// keys, `override-commit` and the custom origin go, packages and the rest stay, as
+    /// rpm-ostree writes an image-based origin.
+    pub fn set_container_image(&mut self, imgref: &str) -> Result<(), OriginError> {
+        check_container_ref(imgref).map_err(|p| invalid_value(G_ORIGIN, K_CONTAINER, imgref, p))?;
+        self.edit(|kf| {
+            for old in [
+                K_REFSPEC,
+                K_BASEREFSPEC,
+                K_CONTAINER_DIGEST,
+                K_OVERRIDE_COMMIT,
+                K_CUSTOM_URL,
+                K_CUSTOM_DESCRIPTION,
+            ] {
+                remove_all(kf, G_ORIGIN, old);
+            }
+            kf.set_string(G_ORIGIN, K_CONTAINER, imgref);
+        })
+    }
+
     /// The commit the deployment is pinned to instead of the refspec's tip.
     pub fn override_commit(&self) -> Option<&str> {
         self.override_commit.as_deref()

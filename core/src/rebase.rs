@@ -5,7 +5,7 @@ use fn_error_context::context;
 
 use crate::commit;
 use crate::deploy::{resolve_revision, Revision};
-use crate::origin::{OriginError, Refspec};
+use crate::origin::{is_container_image_reference, OriginError, Refspec};
 use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
 use crate::pull::{pull, PullRequest};
@@ -61,9 +61,64 @@ pub fn resolve_refspec(current: &Refspec, given: &str) -> Result<Refspec, Origin
 #[context("Rebasing to {}", opts.refspec)]
 pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
     let p = Prepared::new(sysroot, opts.osname.as_deref())?;
-    let old = p.refspec()?;
-    let new = resolve_refspec(&old, &opts.refspec)?;
-    if new == old && opts.revision.is_none() {
+    if is_container_image_reference(&opts.refspec) {
+        return rebase_to_image(&p, opts, ctx);
+    }
+    // From an image, the new ref must be whole (REMOTE:REF or :REF): there is no ref to
+    // complete it from.
+    let old = match p.origin.refspec() {
+        Some(_) => Some(p.refspec()?),
+        None => None,
+    };
+    let new = match &old {
+        Some(old) => resolve_refspec(old, &opts.refspec)?,
+        None => {
+            let given = opts.refspec.strip_prefix(':').unwrap_or(&opts.refspec);
+            Refspec::parse(given)?
+        }
+    };
+    match &old {
+        Some(old) => rebase_to_ref(&p, opts, old, new, ctx),
+        None => rebase_to_ref(&p, opts, &new.clone(), new, ctx),
+    }
+}
+
+/// Rebase onto the container image `opts.refspec`: pull it, deploy its commit with the
+/// reference in the origin (layered packages carried over).
+fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
+    if opts.revision.is_some() {
+        return Err(anyhow!(
+            "A revision cannot be given with an image reference; pin the image by digest in the reference (@sha256:…)"
+        ));
+    }
+    let image = ctx.task(&format!("Pulling {}", opts.refspec), || {
+        crate::image::pull(&p.sysroot.path().join("ostree/repo"), &opts.refspec, ctx)
+    })?;
+    let target = commit::load(&p.repo, &image.commit)?;
+    let mut origin = p.origin.clone();
+    origin.set_container_image(&opts.refspec)?;
+    let finish = Finish {
+        allow_downgrade: !opts.disallow_downgrade,
+        download_only: opts.download_only,
+        lock_finalization: opts.lock_finalization,
+        kargs: None,
+        cache_only: opts.cache_only,
+        forbid_inactive: Vec::new(),
+    };
+    p.deploy(&target, &origin, &finish, ctx)
+}
+
+/// Rebase from `old` (the followed ref; the new one itself when coming from an image) to `new`.
+fn rebase_to_ref(
+    p: &Prepared<'_>,
+    opts: &RebaseOptions,
+    old: &Refspec,
+    new: Refspec,
+    ctx: &OpContext,
+) -> Result<Outcome> {
+    let from_image = p.origin.refspec().is_none();
+    let old = old.clone();
+    if new == old && opts.revision.is_none() && !from_image {
         return Err(anyhow!(
             "Old and new refs are equal: {new}; use `upgrade` to update it or `deploy` to pick a revision"
         ));
@@ -111,7 +166,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
     if opts.download_only {
         return Ok(outcome);
     }
-    if !opts.skip_purge && new != old {
+    if !opts.skip_purge && new != old && !from_image {
         // The old deployment keeps its commit through libostree's deployment refs.
         if let Err(e) = repo.set_ref_immediate(
             old.remote(),

@@ -99,6 +99,16 @@ fn deployment_status(
         }
     };
     fill_from_origin(&mut s, &origin);
+    // An image's digest names it (its merge commit differs per import): ostree-ext records it
+    // in the base commit's metadata.
+    if s.container_image_reference.is_some() {
+        if let Some(Value::String(digest)) = s.base_commit_meta.get("ostree.manifest-digest") {
+            s.extra.insert(
+                "container-image-reference-digest".into(),
+                Value::String(digest.clone()),
+            );
+        }
+    }
 
     if let Some(r) = origin.refspec() {
         if r.kind() == RefspecKind::Ostree {

@@ -226,23 +226,13 @@ pub(crate) fn parse_revision(s: &str) -> Result<Revision> {
     Revision::parse(s).map_err(|e| Error::Failed(format!("{e:#}")))
 }
 
-/// The refusal of what names a container image (issue 13 brings them).
+/// The refusal of an image digest as a revision (deploying an image by digest is not built
+/// yet; rebasing to an image reference is).
 fn no_images(what: &str) -> Error {
     Error::Failed(format!(
-        "The {what} names a container image, and container images are not supported yet: \
-         Strata deploys ostree refs and commits"
+        "The {what} names a container image by digest, and deploying images by digest is not \
+         supported yet: rebase to the image reference (ostree-unverified-registry:…@sha256:…)"
     ))
-}
-
-/// A rebase target that is a container image is refused as one (not as a bad refspec).
-fn refuse_image_refspec(refspec: &str) -> Result<()> {
-    if strata_core::origin::is_container_image_reference(refspec) {
-        return Err(no_images(&format!(
-            "target \"{}\"",
-            strata_api::text::printable(refspec, 256)
-        )));
-    }
-    Ok(())
 }
 
 /// The longest refspec a caller may send (an ostree ref is at most a few hundred bytes).
@@ -417,7 +407,6 @@ pub(crate) fn rebase(
     packages: &[String],
     sysroot: &Path,
 ) -> Result<Request> {
-    refuse_image_refspec(refspec)?;
     if !packages.is_empty() {
         return Err(Error::Failed(format!(
             "Rebasing and installing packages in one transaction is not supported yet (requested: {}); rebase, then install",
@@ -762,9 +751,6 @@ pub(crate) fn update_deployment(
     }
     let refspec = m.set_refspec;
     let revision = m.set_revision;
-    if let Some(r) = &refspec {
-        refuse_image_refspec(r)?;
-    }
     let lock_finalization = r.lock_finalization.unwrap_or(false);
     let cache_only = r.cache_only.unwrap_or(false);
     let download_only = r.download_only.unwrap_or(false);

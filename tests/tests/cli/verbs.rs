@@ -153,3 +153,41 @@ async fn import_proc_cmdline_refuses_a_sysroot_that_is_not_running() {
         .expect(1);
     assert!(out.stderr.contains("cannot be used with"), "{out:#?}");
 }
+
+/// `rebase` to an `oci:` image of a release, as a user types it; status shows the reference
+/// and the digest as rpm-ostree does.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebase_to_an_image_and_status() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let v2 = env.fx.commit(&strata_tests::OsRelease::new("2")).unwrap();
+    let oci = env.fx.dir().join("oci");
+    let digest = strata_tests::oci::encapsulate(env.fx.repo().path(), &v2, &oci, "v2").unwrap();
+    let imgref = format!("ostree-unverified-image:oci:{}:v2", oci.display());
+    let out = env.strata(&["rebase", &imgref]).await.expect(0);
+    assert!(out.stdout.contains(NEXT_BOOT), "{out:#?}");
+    let text = env.strata(&["status"]).await.expect(0);
+    assert!(
+        text.stdout.contains(&format!("  {imgref}\n"))
+            && text
+                .stdout
+                .contains(&format!("                   Digest: {digest}\n")),
+        "{text:#?}"
+    );
+    let j = env.status_json().await;
+    let d = &j["deployments"][0];
+    assert_eq!(d["container-image-reference"], imgref.as_str(), "{d}");
+    assert_eq!(
+        d["container-image-reference-digest"],
+        digest.as_str(),
+        "{d}"
+    );
+    assert!(d["base-commit-meta"]["ostree.manifest"].is_string(), "{d}");
+    // A reference that names nothing fails, naming it; nothing changes.
+    let before = env.sysroot().snapshot().unwrap();
+    let bad = env
+        .strata(&["rebase", "ostree-unverified-image:oci:/nonexistent/oci:v1"])
+        .await
+        .expect(1);
+    assert!(bad.stderr.contains("/nonexistent/oci"), "{bad:#?}");
+    assert_eq!(before, env.sysroot().snapshot().unwrap());
+}

@@ -127,3 +127,83 @@ fn layering_on_a_base_without_an_rpmdb_fails_with_requests_kept() {
         .to_string()
         .contains(&format!("baserefspec=testos:{OTHER_REF}")));
 }
+
+/// A ref-based host becomes image-based by rebasing to an `oci:` image of a release, and
+/// back by rebasing to the ref, keeping each previous deployment as the rollback; status
+/// carries the reference, its digest and the image metadata verbatim.
+#[test]
+fn rebase_to_an_oci_image_and_back_keeps_the_rollback() {
+    let fx = fixture();
+    let v1 = fx.first_commit().to_string();
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let oci = fx.dir().join("oci");
+    let digest = strata_tests::oci::encapsulate(fx.repo().path(), &v2, &oci, "v2").unwrap();
+    let imgref = format!("ostree-unverified-image:oci:{}:v2", oci.display());
+
+    let out = rebase(&open(&fx), &opts(&imgref), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let deps = fx.sysroot().unwrap().deployments().unwrap();
+    assert_eq!(deps.len(), 2);
+    assert_eq!(
+        deps[1].checksum, v1,
+        "the ref deployment stays as the rollback"
+    );
+    let origin = deps[0].origin.clone().unwrap();
+    assert!(
+        origin.contains(&format!("container-image-reference={imgref}"))
+            && !origin.contains("refspec="),
+        "{origin}"
+    );
+    let report = strata_core::status::load(&open(&fx)).unwrap();
+    let d = &report.deployments[0];
+    assert_eq!(
+        d.container_image_reference.as_deref(),
+        Some(imgref.as_str())
+    );
+    assert_eq!(d.origin, None);
+    assert_eq!(d.extra["container-image-reference-digest"], digest.as_str());
+    for key in ["ostree.manifest", "ostree.container.image-config"] {
+        assert!(
+            d.base_commit_meta[key].is_string(),
+            "{key}: {:?}",
+            d.base_commit_meta
+        );
+    }
+    // The release's own files are what is deployed.
+    let release = std::fs::read_to_string(
+        fx.sysroot()
+            .unwrap()
+            .deploy_dir(0)
+            .unwrap()
+            .join("usr/bin/strata-release"),
+    )
+    .unwrap();
+    assert!(release.contains("echo 2"), "{release}");
+
+    // And back: the ref again, the image deployment as the rollback.
+    let out = rebase(&open(&fx), &opts(&fx.refspec()), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let deps = fx.sysroot().unwrap().deployments().unwrap();
+    let origin = deps[0].origin.clone().unwrap();
+    assert!(
+        origin.contains(&format!("refspec={}", fx.refspec()))
+            && !origin.contains("container-image"),
+        "{origin}"
+    );
+    assert!(deps[1]
+        .origin
+        .clone()
+        .unwrap()
+        .contains("container-image-reference="));
+
+    // A reference that is not one changes nothing.
+    let before = snapshot(&fx);
+    let err = rebase(
+        &open(&fx),
+        &opts("ostree-unverified-image:oci:/nonexistent/dir:v9"),
+        &OpContext::silent(),
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("/nonexistent/dir"), "{err:#}");
+    assert_eq!(before, snapshot(&fx));
+}
