@@ -33,6 +33,10 @@ pub struct UpgradeOptions {
 #[context("Upgrading")]
 pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Result<Outcome> {
     let p = Prepared::new(sysroot, opts.osname.as_deref())?;
+    if let Some(imgref) = p.origin.container_image_reference() {
+        let imgref = imgref.to_string();
+        return upgrade_image(&p, &imgref, opts, ctx);
+    }
     let refspec = p.refspec()?;
     let refstr = refspec.to_string();
 
@@ -102,6 +106,48 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         keep_cached_update(sysroot, &p.osname, new.filter(|d| d.is_staged()).as_ref());
     }
     Ok(outcome)
+}
+
+/// Pull the image the origin follows and deploy it when its manifest digest is not the
+/// deployed one's (the same image imported twice gives another merge commit: the digest is
+/// what identifies it).
+fn upgrade_image(
+    p: &Prepared<'_>,
+    imgref: &str,
+    opts: &UpgradeOptions,
+    ctx: &OpContext,
+) -> Result<Outcome> {
+    if opts.check_only {
+        return Err(anyhow!(
+            "Checking an image-based deployment for updates without pulling is not built yet; run `upgrade` (it deploys only when the image's digest changed)"
+        ));
+    }
+    if opts.cache_only {
+        return Err(anyhow!(
+            "An image-based deployment cannot be upgraded from the cache alone (the registry says whether the tag moved); run without --cache-only"
+        ));
+    }
+    let deployed = p.current.meta_string("ostree.manifest-digest");
+    let image = ctx.task(&format!("Pulling {imgref}"), || {
+        crate::image::pull(&p.sysroot.path().join("ostree/repo"), imgref, ctx)
+    })?;
+    if deployed.as_deref() == Some(image.manifest_digest.as_str()) {
+        ctx.message(format!(
+            "No upgrade available: {imgref} is at {}",
+            image.manifest_digest
+        ));
+        return Ok(Outcome::Unchanged);
+    }
+    let target = commit::load(&p.repo, &image.commit)?;
+    let finish = Finish {
+        allow_downgrade: opts.allow_downgrade,
+        download_only: opts.download_only,
+        lock_finalization: opts.lock_finalization,
+        kargs: None,
+        cache_only: false,
+        forbid_inactive: Vec::new(),
+    };
+    p.deploy(&target, &p.origin, &finish, ctx)
 }
 
 /// Rewrite the cached update after a check or an upgrade (see [`update::refresh`]). The

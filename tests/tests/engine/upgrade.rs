@@ -319,3 +319,53 @@ fn lock_finalization_needs_a_booted_system() {
         "{err}"
     );
 }
+
+/// An image-based deployment upgrades when its tag moved (by manifest digest), and not
+/// otherwise.
+#[test]
+fn an_image_based_deployment_follows_its_tag() {
+    let fx = fixture();
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let oci = fx.dir().join("oci");
+    strata_tests::oci::encapsulate(fx.repo().path(), &v2, &oci, "stable").unwrap();
+    let imgref = format!("ostree-unverified-image:oci:{}:stable", oci.display());
+    let rebase = strata_core::RebaseOptions {
+        refspec: imgref.clone(),
+        ..Default::default()
+    };
+    strata_core::rebase(&open(&fx), &rebase, &OpContext::silent()).unwrap();
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(out.is_unchanged(), "the tag did not move: {out:?}");
+
+    let v3 = fx.commit(&OsRelease::new("3")).unwrap();
+    let d3 = strata_tests::oci::encapsulate(fx.repo().path(), &v3, &oci, "stable").unwrap();
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let release = std::fs::read_to_string(
+        fx.sysroot()
+            .unwrap()
+            .deploy_dir(0)
+            .unwrap()
+            .join("usr/bin/strata-release"),
+    )
+    .unwrap();
+    assert!(release.contains("echo 3"), "{release}");
+    let report = strata_core::status::load(&open(&fx)).unwrap();
+    assert_eq!(
+        report.deployments[0].extra["container-image-reference-digest"],
+        d3.as_str()
+    );
+    assert_eq!(
+        report.deployments[0].container_image_reference.as_deref(),
+        Some(imgref.as_str())
+    );
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(out.is_unchanged(), "{out:?}");
+    // A check without pulling is not built for images yet: said, not guessed.
+    let check = UpgradeOptions {
+        check_only: true,
+        ..Default::default()
+    };
+    let err = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap_err();
+    assert!(format!("{err:#}").contains("not built yet"), "{err:#}");
+}
