@@ -226,14 +226,12 @@ pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Resul
     }
     let mut origin = p.origin.clone();
     origin.set_override_commit(Some(&target.checksum));
-    let finish = Finish {
-        allow_downgrade: !opts.disallow_downgrade,
-        download_only: opts.download_only,
-        lock_finalization: opts.lock_finalization,
-        kargs: None,
-        cache_only: opts.cache_only,
-        forbid_inactive: Vec::new(),
-    };
+    let finish = Finish::named_target(
+        opts.disallow_downgrade,
+        opts.download_only,
+        opts.lock_finalization,
+        opts.cache_only,
+    );
     p.deploy(&target, &origin, &finish, ctx)
 }
 

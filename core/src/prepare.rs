@@ -48,6 +48,26 @@ pub(crate) struct Finish {
     pub forbid_inactive: Vec<String>,
 }
 
+impl Finish {
+    /// How `deploy` and `rebase` finish: a target the user named, so downgrades are allowed
+    /// unless refused; kernel arguments inherited.
+    pub fn named_target(
+        disallow_downgrade: bool,
+        download_only: bool,
+        lock_finalization: bool,
+        cache_only: bool,
+    ) -> Finish {
+        Finish {
+            allow_downgrade: !disallow_downgrade,
+            download_only,
+            lock_finalization,
+            kargs: None,
+            cache_only,
+            forbid_inactive: Vec::new(),
+        }
+    }
+}
+
 impl<'a> Prepared<'a> {
     /// Take the sysroot lock, reload, and read the merge deployment of `osname` (the booted or
     /// default stateroot when `None`) with its origin and commit.

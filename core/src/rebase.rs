@@ -97,14 +97,12 @@ fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> R
     let target = commit::load(&p.repo, &image.commit)?;
     let mut origin = p.origin.clone();
     origin.set_container_image(&opts.refspec)?;
-    let finish = Finish {
-        allow_downgrade: !opts.disallow_downgrade,
-        download_only: opts.download_only,
-        lock_finalization: opts.lock_finalization,
-        kargs: None,
-        cache_only: opts.cache_only,
-        forbid_inactive: Vec::new(),
-    };
+    let finish = Finish::named_target(
+        opts.disallow_downgrade,
+        opts.download_only,
+        opts.lock_finalization,
+        opts.cache_only,
+    );
     p.deploy(&target, &origin, &finish, ctx)
 }
 
@@ -154,14 +152,12 @@ fn rebase_to_ref(
     let mut origin = p.origin.clone();
     origin.set_refspec(&new);
     origin.set_override_commit(opts.revision.as_ref().map(|_| target.checksum.as_str()));
-    let finish = Finish {
-        allow_downgrade: !opts.disallow_downgrade,
-        download_only: opts.download_only,
-        lock_finalization: opts.lock_finalization,
-        kargs: None,
-        cache_only: opts.cache_only,
-        forbid_inactive: Vec::new(),
-    };
+    let finish = Finish::named_target(
+        opts.disallow_downgrade,
+        opts.download_only,
+        opts.lock_finalization,
+        opts.cache_only,
+    );
     let outcome = p.deploy(&target, &origin, &finish, ctx)?;
     if opts.download_only {
         return Ok(outcome);
