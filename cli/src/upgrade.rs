@@ -149,6 +149,29 @@ pub(crate) fn render_cached_update(u: &Json, verbose: bool) -> String {
     if let Some(diff) = u.get("rpm-diff") {
         out.push_str(&render_rpm_diff(diff, verbose));
     }
+    if let Some(diff) = u.get("manifest-diff") {
+        out.push_str(&render_manifest_diff(diff));
+    }
+    out
+}
+
+/// The `manifest-diff` of an image's cached update: layers and bytes of the new image, and
+/// of the layers it drops and adds, in rpm-ostree's layout (its `Removed layers` key, one
+/// character wider than the others, keeps one leading space instead of two).
+fn render_manifest_diff(diff: &Json) -> String {
+    let n = |k: &str| diff.get(k).and_then(Json::as_u64).unwrap_or(0);
+    let size = |k: &str| crate::progress::format_size(n(k));
+    let mut out = String::new();
+    for (indent, key, value) in [
+        ("  ", "Total layers", n("total").to_string()),
+        ("  ", "Size", size("total-size")),
+        (" ", "Removed layers", n("n-removed").to_string()),
+        ("  ", "Size", size("removed-size")),
+        ("  ", "Added layers", n("n-added").to_string()),
+        ("  ", "Size", size("added-size")),
+    ] {
+        let _ = writeln!(out, "{indent}{key:>KEY_WIDTH$}: {value}");
+    }
     out
 }
 
@@ -360,5 +383,24 @@ mod tests {
         assert!(!render_cached_update(&u, false).contains("Commit"));
         u["ref-has-new-commit"] = json!(true);
         assert!(render_cached_update(&u, false).contains("   GPGSignature: (unsigned)\n"));
+    }
+
+    /// Sizes are GLib's, with its no-break space (as rpm-ostree prints them).
+    #[test]
+    fn available_image_update_block() {
+        let u = json!({
+            "checksum": "aaa",
+            "version": "3",
+            "ref-has-new-commit": false,
+            "manifest-diff": {
+                "total": 8u64, "total-size": 1_500_000u64,
+                "n-removed": 2u64, "removed-size": 2000u64,
+                "n-added": 2u64, "added-size": 3000u64,
+            },
+        });
+        assert_eq!(
+            render_cached_update(&u, false),
+            "AvailableUpdate:\n   Total layers: 8\n           Size: 1.5\u{a0}MB\n Removed layers: 2\n           Size: 2.0\u{a0}kB\n   Added layers: 2\n           Size: 3.0\u{a0}kB\n"
+        );
     }
 }

@@ -9,15 +9,21 @@
 //! ostree-ext fetches through `skopeo` (its image proxy), so registries, TLS and signature
 //! policy are configured as for the containers stack (`/etc/containers/`).
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use fn_error_context::context;
-use ostree_ext::container::store::{ImageImporter, PrepareResult};
+use ostree::gio::prelude::*;
+use ostree::glib;
+use ostree_ext::container::store::{
+    ImageImporter, ImportProgress, LayerProgress, ManifestLayerState, PrepareResult, PreparedImport,
+};
 use ostree_ext::container::OstreeImageReference;
 use ostree_ext::containers_image_proxy::ImageProxyConfig;
+use ostree_ext::oci_spec::image::Descriptor;
 
-use crate::progress::OpContext;
+use crate::progress::{Cancelled, Event, OpContext};
 
 /// The longest image reference accepted.
 const MAX_REFERENCE_BYTES: usize = 2048;
@@ -50,54 +56,271 @@ pub fn parse_reference(s: &str) -> Result<OstreeImageReference> {
     })
 }
 
+/// What the registry (or `oci:` directory) says about the image a reference names, from its
+/// manifest and configuration alone: no layer is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCheck {
+    /// The manifest digest the reference resolves to now.
+    pub manifest_digest: String,
+    /// The image's version label (`org.opencontainers.image.version`), if any.
+    pub version: Option<String>,
+    /// Layers of the image, and how many of them (and how many bytes) a pull would fetch.
+    pub layers: usize,
+    pub layers_to_fetch: usize,
+    pub bytes_to_fetch: u64,
+}
+
+impl ImageCheck {
+    /// `2 of 8 layers to fetch (1.2 MB)`.
+    pub fn fetch_summary(&self) -> String {
+        format!(
+            "{} of {} layers to fetch ({})",
+            self.layers_to_fetch,
+            self.layers,
+            glib::format_size(self.bytes_to_fetch)
+        )
+    }
+}
+
+/// Layers of a prepared import that are not in the repository: how many, and their bytes.
+fn to_fetch<'a>(layers: impl Iterator<Item = &'a ManifestLayerState>) -> (usize, u64) {
+    layers
+        .filter(|l| l.commit.is_none())
+        .fold((0, 0), |(n, bytes), l| (n + 1, bytes + l.layer().size()))
+}
+
+/// Asks where `imgref` points now (manifest and configuration; no layer is fetched). When the
+/// repository holds an older image of the same reference, ostree-ext keeps the new manifest
+/// beside it (detached metadata of its merge commit), which the cached update reads back.
+#[context("Checking {imgref} for updates")]
+pub(crate) fn check(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<ImageCheck> {
+    let imgref = parse_reference(imgref)?;
+    ctx.message(format!("Pulling manifest: {imgref}"));
+    let repo_path = repo_path.to_path_buf();
+    on_own_runtime(ctx, move |_| async move {
+        let repo = open_repo(&repo_path)?;
+        let mut imp = importer(&repo, &imgref).await?;
+        Ok(match imp.prepare().await? {
+            PrepareResult::AlreadyPresent(state) => ImageCheck {
+                manifest_digest: state.manifest_digest.to_string(),
+                version: ostree_ext::container::version_for_config(&state.configuration)
+                    .map(str::to_string),
+                layers: state.manifest.layers().len(),
+                layers_to_fetch: 0,
+                bytes_to_fetch: 0,
+            },
+            PrepareResult::Ready(prep) => {
+                let (layers_to_fetch, bytes_to_fetch) = to_fetch(prep.all_layers());
+                ImageCheck {
+                    manifest_digest: prep.manifest_digest.to_string(),
+                    version: prep.version().map(str::to_string),
+                    layers: prep.all_layers().count(),
+                    layers_to_fetch,
+                    bytes_to_fetch,
+                }
+            }
+        })
+    })
+}
+
 /// Pulls `imgref` into the repository at `repo_path` (the image must be bootable). Only the
-/// layers not in the repository are fetched.
+/// layers not in the repository are fetched, each reported as percent progress.
 #[context("Pulling {imgref}")]
 pub(crate) fn pull(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<PulledImage> {
     let imgref = parse_reference(imgref)?;
-    let repo_path: PathBuf = repo_path.to_path_buf();
     ctx.message(format!("Pulling manifest: {imgref}"));
-    // ostree-ext is async and its futures hold libostree objects: a thread of its own with its
-    // own runtime (this runs on a blocking worker, possibly inside the daemon's runtime).
-    let pulled = std::thread::spawn(move || -> Result<(PulledImage, Option<usize>)> {
-        let repo = ostree::Repo::new_for_path(&repo_path);
-        repo.open(ostree::gio::Cancellable::NONE)?;
+    let repo_path = repo_path.to_path_buf();
+    on_own_runtime(ctx, move |ctx| async move {
+        let repo = open_repo(&repo_path)?;
+        let mut imp = importer(&repo, &imgref).await?;
+        let events = imp.request_progress();
+        let bytes = imp.request_layer_progress();
+        let prep = match imp.prepare().await? {
+            PrepareResult::AlreadyPresent(state) => {
+                ctx.message(format!(
+                    "Image {} is already in the repository",
+                    state.manifest_digest
+                ));
+                return Ok(PulledImage {
+                    commit: state.merge_commit.clone(),
+                    manifest_digest: state.manifest_digest.to_string(),
+                });
+            }
+            PrepareResult::Ready(prep) => prep,
+        };
+        let (n, size) = to_fetch(prep.all_layers());
+        let total = prep.all_layers().count();
+        ctx.message(format!(
+            "Importing {imgref} (digest: {}): {n} of {total} layers to fetch ({})",
+            prep.manifest_digest,
+            glib::format_size(size)
+        ));
+        let mut report = LayerReport::new(&ctx, &prep, n);
+        let state = report.follow(imp.import(prep), events, bytes).await?;
+        Ok(PulledImage {
+            commit: state.merge_commit.clone(),
+            manifest_digest: state.manifest_digest.to_string(),
+        })
+    })
+}
+
+/// Turns ostree-ext's layer events into progress: a percent bar per layer fetched
+/// (`[2/3] Fetching layer sha256:0123abcd… (1.2 MB)`), ended when the layer is written.
+struct LayerReport<'a> {
+    ctx: &'a OpContext,
+    /// Layer digests of the manifest, in order (byte progress names a layer by its index).
+    digests: Vec<String>,
+    n_to_fetch: usize,
+    started: usize,
+    /// The manifest index, text and last percent of the layer being fetched.
+    current: Option<(Option<usize>, String, u32)>,
+}
+
+impl<'a> LayerReport<'a> {
+    fn new(ctx: &'a OpContext, prep: &PreparedImport, n_to_fetch: usize) -> Self {
+        Self {
+            ctx,
+            digests: prep
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().to_string())
+                .collect(),
+            n_to_fetch,
+            started: 0,
+            current: None,
+        }
+    }
+
+    /// Drives `import` to its end, reporting its events meanwhile.
+    async fn follow<T>(
+        &mut self,
+        import: impl Future<Output = Result<T>>,
+        mut events: tokio::sync::mpsc::Receiver<ImportProgress>,
+        mut bytes: tokio::sync::watch::Receiver<Option<LayerProgress>>,
+    ) -> Result<T> {
+        let mut import = std::pin::pin!(import);
+        let mut bytes_open = true;
+        loop {
+            tokio::select! {
+                r = &mut import => {
+                    self.end_layer();
+                    return r;
+                }
+                Some(ev) = events.recv() => self.event(&ev),
+                changed = bytes.changed(), if bytes_open => match changed {
+                    Ok(()) => {
+                        let p = bytes.borrow_and_update();
+                        if let Some(p) = p.as_ref() {
+                            self.bytes(p);
+                        }
+                    }
+                    Err(_) => bytes_open = false,
+                },
+            }
+        }
+    }
+
+    fn event(&mut self, ev: &ImportProgress) {
+        match ev {
+            ImportProgress::OstreeChunkStarted(l) | ImportProgress::DerivedLayerStarted(l) => {
+                self.start_layer(l)
+            }
+            ImportProgress::OstreeChunkCompleted(_) | ImportProgress::DerivedLayerCompleted(_) => {
+                self.end_layer()
+            }
+        }
+    }
+
+    fn start_layer(&mut self, layer: &Descriptor) {
+        self.end_layer();
+        self.started += 1;
+        let digest = layer.digest().to_string();
+        let index = self.digests.iter().position(|d| *d == digest);
+        let short = digest.get(..19).unwrap_or(&digest);
+        let text = format!(
+            "[{}/{}] Fetching layer {short} ({})",
+            self.started,
+            self.n_to_fetch.max(self.started),
+            glib::format_size(layer.size())
+        );
+        self.ctx.emit(Event::Percent {
+            text: text.clone(),
+            percent: 0,
+        });
+        self.current = Some((index, text, 0));
+    }
+
+    fn bytes(&mut self, p: &LayerProgress) {
+        // Only the layer being reported (a late update of the previous one is dropped).
+        let Some((Some(index), text, last)) = self.current.as_mut() else {
+            return;
+        };
+        if *index != p.layer_index {
+            return;
+        }
+        let percent = (p.fetched.saturating_mul(100))
+            .checked_div(p.total)
+            .unwrap_or(0)
+            .min(99) as u32;
+        if percent != *last {
+            *last = percent;
+            self.ctx.emit(Event::Percent {
+                text: text.clone(),
+                percent,
+            });
+        }
+    }
+
+    fn end_layer(&mut self) {
+        if let Some((_, text, _)) = self.current.take() {
+            self.ctx.emit(Event::Percent { text, percent: 100 });
+            self.ctx.emit(Event::ProgressEnd);
+        }
+    }
+}
+
+fn open_repo(path: &Path) -> Result<ostree::Repo> {
+    let repo = ostree::Repo::new_for_path(path);
+    repo.open(ostree::gio::Cancellable::NONE)
+        .with_context(|| format!("Opening the repository {}", path.display()))?;
+    Ok(repo)
+}
+
+/// An importer of `imgref` for a bootable image, fetching through skopeo configured as the
+/// containers stack configures it (`/etc/containers/`).
+async fn importer(repo: &ostree::Repo, imgref: &OstreeImageReference) -> Result<ImageImporter> {
+    let mut imp = ImageImporter::new(repo, imgref, ImageProxyConfig::default()).await?;
+    imp.require_bootable();
+    Ok(imp)
+}
+
+/// Runs the future `f` makes on a thread of its own with its own runtime (ostree-ext is
+/// async and its futures hold libostree objects; the callers run on blocking workers,
+/// possibly inside the daemon's runtime). Cancelling `ctx` drops the future: skopeo is
+/// stopped, the layer being written is abandoned (a repository transaction, resumed or
+/// discarded by the next one), and nothing is deployed.
+fn on_own_runtime<T, F, Fut>(ctx: &OpContext, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(OpContext) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    ctx.check_cancelled()?;
+    let ctx = ctx.clone();
+    std::thread::spawn(move || -> Result<T> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("Starting the image pull's runtime")?;
-        rt.block_on(async {
-            let mut imp = ImageImporter::new(&repo, &imgref, ImageProxyConfig::default()).await?;
-            imp.require_bootable();
-            let (state, fetched) = match imp.prepare().await? {
-                PrepareResult::AlreadyPresent(state) => (state, None),
-                PrepareResult::Ready(prep) => {
-                    let n = prep.layers_to_fetch().count();
-                    (imp.import(prep).await?, Some(n))
-                }
-            };
-            Ok((
-                PulledImage {
-                    commit: state.merge_commit.clone(),
-                    manifest_digest: state.manifest_digest.to_string(),
-                },
-                fetched,
-            ))
+        let cancelled = ctx.cancellable().future();
+        rt.block_on(async move {
+            tokio::select! {
+                r = f(ctx) => r,
+                () = cancelled => Err(Cancelled.into()),
+            }
         })
     })
     .join()
-    .map_err(|_| anyhow!("The image pull's thread panicked"))??;
-    let (image, fetched) = pulled;
-    ctx.message(match fetched {
-        Some(n) => format!(
-            "Fetched {n} layer{} of {}",
-            if n == 1 { "" } else { "s" },
-            image.manifest_digest
-        ),
-        None => format!(
-            "Image {} is already in the repository",
-            image.manifest_digest
-        ),
-    });
-    Ok(image)
+    .map_err(|_| anyhow!("The image pull's thread panicked"))?
 }

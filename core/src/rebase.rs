@@ -91,9 +91,7 @@ fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> R
             "A revision cannot be given with an image reference; pin the image by digest in the reference (@sha256:…)"
         ));
     }
-    let image = ctx.task(&format!("Pulling {}", opts.refspec), || {
-        crate::image::pull(&p.sysroot.path().join("ostree/repo"), &opts.refspec, ctx)
-    })?;
+    let image = crate::image::pull(&p.sysroot.path().join("ostree/repo"), &opts.refspec, ctx)?;
     let target = commit::load(&p.repo, &image.commit)?;
     let mut origin = p.origin.clone();
     origin.set_container_image(&opts.refspec)?;

@@ -143,7 +143,9 @@ pub fn generate(
 ) -> Result<Option<glib::Variant>> {
     let repo = sysroot.repo();
     let current = sysroot.merge_deployment(osname)?;
-    // Images are issue 13's: no ref to compare with.
+    if let Some(imgref) = sysroot.origin(&current)?.container_image_reference() {
+        return generate_for_image(sysroot, osname, &current, imgref, staged);
+    }
     let Some(refspec) = followed_ref(sysroot, &current)? else {
         return Ok(None);
     };
@@ -163,7 +165,13 @@ pub fn generate(
     if new_base == current_base {
         return Ok(None);
     }
-    let dict = details(&repo, osname, &refspec, &new_base)?;
+    let dict = details(
+        &repo,
+        osname,
+        &refspec.to_string(),
+        refspec.remote(),
+        &new_base,
+    )?;
     dict.insert("ref-has-new-commit", true);
     // A staged deployment is compared whole (layered packages included), a ref by its base.
     let (from, to) = match staged {
@@ -179,6 +187,81 @@ pub fn generate(
     if let Some(s) = staged {
         dict.insert("deployment", deployment_id(s));
     }
+    dict.insert("update-sha256", current.csum().as_str());
+    Ok(Some(dict.end()))
+}
+
+/// The cached update of an image-based deployment, as rpm-ostree makes it:
+/// - after an upgrade that staged a new image, the staged deployment compared whole;
+/// - else the manifest the image reference pointed at when it was last checked, which
+///   ostree-ext keeps beside the deployed image (detached metadata of its merge commit): the
+///   details of the deployed base (`ref-has-new-commit` false: the new image is not pulled),
+///   the new image's `version`, and `manifest-diff` (`total`, `total-size`, `n-removed`,
+///   `removed-size`, `n-added`, `added-size`: layers and bytes). No update when no layer
+///   changed.
+fn generate_for_image(
+    sysroot: &Sysroot,
+    osname: &str,
+    current: &ostree::Deployment,
+    imgref: &str,
+    staged: Option<&ostree::Deployment>,
+) -> Result<Option<glib::Variant>> {
+    use ostree_ext::container::{store, version_for_config, ManifestDiff};
+    let repo = sysroot.repo();
+    let deployed = commit::load(&repo, &current.csum())?;
+    let current_base = deployed.base_checksum();
+    let dict = match staged {
+        Some(s) => {
+            let info = commit::load(&repo, &s.csum())?;
+            if info.base_checksum() == current_base {
+                return Ok(None);
+            }
+            let dict = details(&repo, osname, imgref, None, info.base_checksum())?;
+            dict.insert("ref-has-new-commit", true);
+            match db::diff_commits(&repo, &deployed.checksum, &info.checksum) {
+                Ok(d) if !d.is_empty() => dict.insert_value("rpm-diff", &rpm_diff_variant(&d)),
+                Ok(_) => {}
+                Err(e) => tracing::info!("No package diff for the cached update: {e:#}"),
+            }
+            dict.insert("deployment", deployment_id(s));
+            dict
+        }
+        None => {
+            let state = match store::query_image_commit(&repo, current_base) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::info!("No image state for {current_base}: {e:#}");
+                    return Ok(None);
+                }
+            };
+            let Some(pending) = state
+                .cached_update
+                .as_ref()
+                .filter(|c| c.manifest_digest != state.manifest_digest)
+            else {
+                return Ok(None);
+            };
+            let diff = ManifestDiff::new(&state.manifest, &pending.manifest);
+            if diff.n_added == 0 && diff.n_removed == 0 {
+                return Ok(None);
+            }
+            let dict = details(&repo, osname, imgref, None, current_base)?;
+            dict.insert("ref-has-new-commit", false);
+            if let Some(v) = version_for_config(&pending.config) {
+                dict.insert("version", v);
+            }
+            let d = glib::VariantDict::new(None);
+            d.insert("total", diff.total);
+            d.insert("total-size", diff.total_size);
+            d.insert("n-removed", diff.n_removed);
+            d.insert("removed-size", diff.removed_size);
+            d.insert("n-added", diff.n_added);
+            d.insert("added-size", diff.added_size);
+            dict.insert_value("manifest-diff", &d.end());
+            dict
+        }
+    };
+    dict.insert_value("advisories", &no_advisories());
     dict.insert("update-sha256", current.csum().as_str());
     Ok(Some(dict.end()))
 }
@@ -243,12 +326,13 @@ fn rpm_diff_variant(d: &PackageDiff) -> glib::Variant {
 }
 
 /// What rpm-ostree says about a target commit: `osname`, `checksum`, `version`, `timestamp`,
-/// `origin` (the refspec) and, for a ref of a remote, `gpg-enabled` with the `signatures` (or
-/// `remote-error` when the remote is gone).
+/// `origin` (the refspec or image reference) and, for a ref of a remote, `gpg-enabled` with
+/// the `signatures` (or `remote-error` when the remote is gone).
 pub fn details(
     repo: &ostree::Repo,
     osname: &str,
-    refspec: &Refspec,
+    origin: &str,
+    remote: Option<&str>,
     checksum: &str,
 ) -> Result<glib::VariantDict> {
     let dict = glib::VariantDict::new(None);
@@ -262,8 +346,8 @@ pub fn details(
             dict.insert("timestamp", info.timestamp);
         }
     }
-    dict.insert("origin", refspec.to_string());
-    if let Some(remote) = refspec.remote() {
+    dict.insert("origin", origin);
+    if let Some(remote) = remote {
         match repo.remote_get_gpg_verify(remote) {
             Ok(enabled) => {
                 dict.insert("gpg-enabled", enabled);
@@ -362,7 +446,14 @@ fn diff_to(
     let repo = sysroot.repo();
     Ok(TargetDiff {
         diff: db::diff_commits(&repo, &from.csum(), target)?,
-        details: details(&repo, osname, refspec, target)?.end(),
+        details: details(
+            &repo,
+            osname,
+            &refspec.to_string(),
+            refspec.remote(),
+            target,
+        )?
+        .end(),
     })
 }
 

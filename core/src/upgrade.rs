@@ -98,45 +98,56 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         forbid_inactive: Vec::new(),
     };
     let outcome = p.deploy(&target, &origin, &finish, ctx)?;
-    if let Outcome::Deployed { id, .. } = &outcome {
-        let new = sysroot
-            .deployments()
-            .into_iter()
-            .find(|d| &deployment_id(d) == id);
-        keep_cached_update(sysroot, &p.osname, new.filter(|d| d.is_staged()).as_ref());
-    }
+    cache_after_deploy(&p, &outcome);
     Ok(outcome)
 }
 
 /// Pull the image the origin follows and deploy it when its manifest digest is not the
 /// deployed one's (the same image imported twice gives another merge commit: the digest is
-/// what identifies it).
+/// what identifies it). A check reads the manifest alone and says what a pull would fetch.
 fn upgrade_image(
     p: &Prepared<'_>,
     imgref: &str,
     opts: &UpgradeOptions,
     ctx: &OpContext,
 ) -> Result<Outcome> {
-    if opts.check_only {
-        return Err(anyhow!(
-            "Checking an image-based deployment for updates without pulling is not built yet; run `upgrade` (it deploys only when the image's digest changed)"
-        ));
-    }
     if opts.cache_only {
         return Err(anyhow!(
             "An image-based deployment cannot be upgraded from the cache alone (the registry says whether the tag moved); run without --cache-only"
         ));
     }
-    let deployed = p.current.meta_string("ostree.manifest-digest");
-    let image = ctx.task(&format!("Pulling {imgref}"), || {
-        crate::image::pull(&p.sysroot.path().join("ostree/repo"), imgref, ctx)
-    })?;
-    if deployed.as_deref() == Some(image.manifest_digest.as_str()) {
+    let repo_path = p.sysroot.path().join("ostree/repo");
+    let deployed =
+        commit::load(&p.repo, p.current.base_checksum())?.meta_string("ostree.manifest-digest");
+    let unchanged = |digest: &str| {
+        ctx.message(format!("No upgrade available: {imgref} is at {digest}"));
+        keep_cached_update(p.sysroot, &p.osname, None);
+        Ok(Outcome::Unchanged)
+    };
+    if opts.check_only {
+        let check = crate::image::check(&repo_path, imgref, ctx)?;
+        if deployed.as_deref() == Some(check.manifest_digest.as_str()) {
+            return unchanged(&check.manifest_digest);
+        }
         ctx.message(format!(
-            "No upgrade available: {imgref} is at {}",
-            image.manifest_digest
+            "Update available: {}{}; {}",
+            check.manifest_digest,
+            check
+                .version
+                .as_deref()
+                .map(|v| format!(" (version {v})"))
+                .unwrap_or_default(),
+            check.fetch_summary()
         ));
-        return Ok(Outcome::Unchanged);
+        keep_cached_update(p.sysroot, &p.osname, None);
+        return Ok(Outcome::UpdateAvailable {
+            checksum: check.manifest_digest,
+            version: check.version,
+        });
+    }
+    let image = crate::image::pull(&repo_path, imgref, ctx)?;
+    if deployed.as_deref() == Some(image.manifest_digest.as_str()) {
+        return unchanged(&image.manifest_digest);
     }
     let target = commit::load(&p.repo, &image.commit)?;
     let finish = Finish {
@@ -147,7 +158,21 @@ fn upgrade_image(
         cache_only: false,
         forbid_inactive: Vec::new(),
     };
-    p.deploy(&target, &p.origin, &finish, ctx)
+    let outcome = p.deploy(&target, &p.origin, &finish, ctx)?;
+    cache_after_deploy(p, &outcome);
+    Ok(outcome)
+}
+
+/// After an upgrade wrote a deployment: the cached update describes it when it is staged.
+fn cache_after_deploy(p: &Prepared<'_>, outcome: &Outcome) {
+    if let Outcome::Deployed { id, .. } = outcome {
+        let new = p
+            .sysroot
+            .deployments()
+            .into_iter()
+            .find(|d| &deployment_id(d) == id);
+        keep_cached_update(p.sysroot, &p.osname, new.filter(|d| d.is_staged()).as_ref());
+    }
 }
 
 /// Rewrite the cached update after a check or an upgrade (see [`update::refresh`]). The

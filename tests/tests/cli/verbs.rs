@@ -182,6 +182,38 @@ async fn rebase_to_an_image_and_status() {
         "{d}"
     );
     assert!(d["base-commit-meta"]["ostree.manifest"].is_string(), "{d}");
+
+    // `upgrade --check` asks the image's manifest: rpm-ostree's texts and exit codes.
+    let none = env.strata(&["upgrade", "--check"]).await.expect(77);
+    assert!(none.stdout.contains("No updates available."), "{none:#?}");
+    let v3 = env.fx.commit(&strata_tests::OsRelease::new("3")).unwrap();
+    let d3 = strata_tests::oci::encapsulate(env.fx.repo().path(), &v3, &oci, "v2").unwrap();
+    let before = env.sysroot().snapshot().unwrap();
+    let check = env.strata(&["upgrade", "--check"]).await.expect(0);
+    for line in [
+        "layers to fetch (",
+        "AvailableUpdate:\n   Total layers: ",
+        " Removed layers: ",
+        "   Added layers: ",
+    ] {
+        assert!(check.stdout.contains(line), "{line:?} in {check:#?}");
+    }
+    let j = env.status_json().await;
+    let cached = &j["cached-update"];
+    assert_eq!(cached["origin"], imgref.as_str(), "{cached}");
+    assert!(
+        cached["manifest-diff"]["n-added"].as_u64() > Some(0),
+        "{cached}"
+    );
+    let after = env.sysroot().snapshot().unwrap();
+    assert_eq!(before, after, "a check deploys nothing");
+    let up = env.strata(&["upgrade"]).await.expect(0);
+    assert!(up.stdout.contains("Fetching layer"), "{up:#?}");
+    let j = env.status_json().await;
+    assert_eq!(
+        j["deployments"][0]["container-image-reference-digest"],
+        d3.as_str()
+    );
     // A reference that names nothing fails, naming it; nothing changes.
     let before = env.sysroot().snapshot().unwrap();
     let bad = env

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use strata_core::{upgrade, Event, OpContext, Outcome, UpgradeOptions};
 use strata_tests::gio::prelude::*;
+use strata_tests::glib;
 use strata_tests::{FixtureConfig, OsRelease};
 
 use crate::*;
@@ -320,27 +321,108 @@ fn lock_finalization_needs_a_booted_system() {
     );
 }
 
-/// An image-based deployment upgrades when its tag moved (by manifest digest), and not
-/// otherwise.
+/// The texts of the per-layer progress bars among `events` (one per layer fetched).
+fn layer_bars(events: &[Event]) -> std::collections::BTreeSet<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Percent { text, .. } if text.contains("Fetching layer") => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An image-based deployment: `--check` answers from the manifest (the layers a pull would
+/// fetch, the cached update with its manifest diff, nothing deployed), an upgrade deploys
+/// only when the tag's digest moved and fetches only the layers that changed.
 #[test]
 fn an_image_based_deployment_follows_its_tag() {
     let fx = fixture();
     let v2 = fx.commit(&OsRelease::new("2")).unwrap();
     let oci = fx.dir().join("oci");
-    strata_tests::oci::encapsulate(fx.repo().path(), &v2, &oci, "stable").unwrap();
+    let d2 = strata_tests::oci::encapsulate(fx.repo().path(), &v2, &oci, "stable").unwrap();
     let imgref = format!("ostree-unverified-image:oci:{}:stable", oci.display());
     let rebase = strata_core::RebaseOptions {
         refspec: imgref.clone(),
         ..Default::default()
     };
-    strata_core::rebase(&open(&fx), &rebase, &OpContext::silent()).unwrap();
+    let (ctx, events) = recording_ctx();
+    strata_core::rebase(&open(&fx), &rebase, &ctx).unwrap();
+    let all_layers = strata_tests::oci::layers(&format!("oci:{}:stable", oci.display())).unwrap();
+    assert_eq!(
+        layer_bars(&events.lock().unwrap()).len(),
+        all_layers.len(),
+        "a first pull fetches every layer, each with its progress"
+    );
     let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
     assert!(out.is_unchanged(), "the tag did not move: {out:?}");
+    let check = UpgradeOptions {
+        check_only: true,
+        ..Default::default()
+    };
+    let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
+    assert!(out.is_unchanged(), "{out:?}");
 
     let v3 = fx.commit(&OsRelease::new("3")).unwrap();
     let d3 = strata_tests::oci::encapsulate(fx.repo().path(), &v3, &oci, "stable").unwrap();
-    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    let before = fx.sysroot().unwrap().deployments().unwrap();
+    let (ctx, events) = recording_ctx();
+    let out = upgrade(&open(&fx), &check, &ctx).unwrap();
+    match &out {
+        Outcome::UpdateAvailable { checksum, .. } => assert_eq!(checksum, &d3),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(fx.sysroot().unwrap().deployments().unwrap(), before);
+    let said = format!("{:?}", events.lock().unwrap());
+    assert!(
+        layer_bars(&events.lock().unwrap()).is_empty(),
+        "a check fetches no layer: {said}"
+    );
+    let v2_layers: std::collections::BTreeSet<String> = all_layers.iter().cloned().collect();
+    let v3_layers = strata_tests::oci::layers(&format!("oci:{}:stable", oci.display())).unwrap();
+    let new_layers = v3_layers.iter().filter(|l| !v2_layers.contains(*l)).count();
+    assert!(
+        new_layers > 0 && new_layers < v3_layers.len(),
+        "{v2_layers:?} {v3_layers:?}"
+    );
+    assert!(
+        said.contains(&format!(
+            "{new_layers} of {} layers to fetch",
+            v3_layers.len()
+        )),
+        "{said}"
+    );
+    let cached = strata_core::update::load(&open(&fx), strata_tests::DEFAULT_OSNAME)
+        .unwrap()
+        .expect("a cached update after the check");
+    let cached = glib::VariantDict::new(Some(&cached));
+    assert_eq!(
+        cached.lookup::<bool>("ref-has-new-commit").unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        cached.lookup::<String>("origin").unwrap(),
+        Some(imgref.clone())
+    );
+    let diff = glib::VariantDict::new(cached.lookup_value("manifest-diff", None).as_ref());
+    assert_eq!(
+        diff.lookup::<u64>("n-added").unwrap(),
+        Some(new_layers as u64)
+    );
+    assert_eq!(
+        diff.lookup::<u64>("total").unwrap(),
+        Some(v3_layers.len() as u64)
+    );
+    assert_ne!(d2, d3);
+
+    let (ctx, events) = recording_ctx();
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &ctx).unwrap();
     assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    assert_eq!(
+        layer_bars(&events.lock().unwrap()).len(),
+        new_layers,
+        "only the changed layers are fetched"
+    );
     let release = std::fs::read_to_string(
         fx.sysroot()
             .unwrap()
@@ -361,11 +443,12 @@ fn an_image_based_deployment_follows_its_tag() {
     );
     let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
     assert!(out.is_unchanged(), "{out:?}");
-    // A check without pulling is not built for images yet: said, not guessed.
-    let check = UpgradeOptions {
-        check_only: true,
-        ..Default::default()
-    };
-    let err = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap_err();
-    assert!(format!("{err:#}").contains("not built yet"), "{err:#}");
+    let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
+    assert!(out.is_unchanged(), "{out:?}");
+    assert!(
+        strata_core::update::load(&open(&fx), strata_tests::DEFAULT_OSNAME)
+            .unwrap()
+            .is_none(),
+        "no update once the new image is deployed"
+    );
 }
