@@ -123,13 +123,23 @@ pub fn encapsulate(repo_path: &Path, rev: &str, dir: &Path, tag: &str) -> Result
     .map_err(|_| anyhow!("The encapsulating thread panicked"))?
 }
 
+/// Where the containers stack reads registry drop-ins (skopeo 1.9 has no environment
+/// override of `registries.conf`).
+const REGISTRIES_D: &str = "/etc/containers/registries.conf.d";
+
 /// A `docker-registry` (the distribution registry) serving plain HTTP on a loopback port,
 /// its storage and log in a temporary directory; stopped when dropped.
+///
+/// Clients reach it as an rpm-ostree host reaches a plain-HTTP registry: a drop-in
+/// `/etc/containers/registries.conf.d/50-strata-test-127.0.0.1-PORT.conf` marks it
+/// `insecure = true` (written at start, removed when dropped; this needs root, as the
+/// integration tests do). A drop-in left by a killed test names only a loopback port.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    dropin: PathBuf,
 }
 
 impl Registry {
@@ -161,7 +171,22 @@ impl Registry {
             .stderr(log)
             .spawn()
             .context("Running docker-registry (apt-get install docker-registry)")?;
-        let mut reg = Registry { child, port, dir };
+        let dropin = Path::new(REGISTRIES_D).join(format!("50-strata-test-127.0.0.1-{port}.conf"));
+        fs::create_dir_all(REGISTRIES_D)?;
+        fs::write(
+            &dropin,
+            format!(
+                "# A test registry of Strata's test kit, removed when the test ends.\n\
+                 [[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n"
+            ),
+        )
+        .with_context(|| format!("Writing {} (the tests run as root)", dropin.display()))?;
+        let mut reg = Registry {
+            child,
+            port,
+            dir,
+            dropin,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if reg.get("/v2/").is_ok_and(|s| s == 200) {
@@ -214,10 +239,40 @@ impl Registry {
 
     /// How many blob downloads (`GET …/blobs/sha256:…`) the registry has served.
     pub fn blob_fetches(&self) -> usize {
+        self.blobs_fetched().len()
+    }
+
+    /// The digests (`sha256:…`) of the blobs downloaded so far, in order, repeats included.
+    pub fn blobs_fetched(&self) -> Vec<String> {
         self.log()
             .lines()
-            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:"))
-            .count()
+            .filter(|l| l.contains("\"GET /v2/"))
+            .filter_map(|l| {
+                let start = l.find("/blobs/sha256:")? + "/blobs/".len();
+                let digest: String = l[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+                    .collect();
+                Some(digest)
+            })
+            .collect()
+    }
+
+    /// Stops serving (the port then refuses connections); the drop-in stays until drop.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The file of a stored blob (`sha256:…`), to damage it.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2.min(hex.len())])
+            .join(hex)
+            .join("data")
     }
 
     /// The registry's log.
@@ -233,8 +288,8 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+        let _ = fs::remove_file(&self.dropin);
     }
 }
 

@@ -8,6 +8,7 @@ mod deploy;
 mod diskfull;
 mod etc_merge;
 mod gpg;
+mod images;
 mod kargs;
 mod rebase;
 mod rollback;

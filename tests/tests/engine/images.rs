@@ -1,0 +1,149 @@
+//! Image-based deployments pulled from a `docker-registry` on loopback, reached as a
+//! plain-HTTP registry is reached on an rpm-ostree host (`registries.conf.d`, `insecure`):
+//! what an upgrade fetches, and failures and cancellation leaving the sysroot as it was.
+
+use std::collections::BTreeSet;
+
+use strata_core::{rebase, upgrade, Event, OpContext, Outcome, RebaseOptions, UpgradeOptions};
+use strata_tests::gio::prelude::*;
+use strata_tests::oci::{self, Registry};
+use strata_tests::{Fixture, OsRelease};
+
+use crate::*;
+
+/// A fixture rebased onto `os:stable` of a new registry, holding release 2.
+fn on_registry_image() -> (Fixture, Registry, String) {
+    let fx = fixture();
+    let registry = Registry::start().unwrap();
+    push_release(&fx, &registry, "2");
+    let imgref = format!("ostree-unverified-registry:{}/os:stable", registry.host());
+    let opts = RebaseOptions {
+        refspec: imgref.clone(),
+        ..Default::default()
+    };
+    let out = rebase(&open(&fx), &opts, &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    (fx, registry, imgref)
+}
+
+/// Commits release `version`, encapsulates it and pushes it as `os:stable`; returns its
+/// layers.
+fn push_release(fx: &Fixture, registry: &Registry, version: &str) -> Vec<String> {
+    let rev = fx.commit(&OsRelease::new(version)).unwrap();
+    let dir = fx.dir().join("oci");
+    oci::encapsulate(fx.repo().path(), &rev, &dir, version).unwrap();
+    registry.push(&dir, version, "os:stable").unwrap();
+    oci::layers(&format!("oci:{}:{version}", dir.display())).unwrap()
+}
+
+/// An upgrade on a moved tag fetches from the registry exactly the layers the new image does
+/// not share with the deployed one.
+#[test]
+fn an_upgrade_from_a_registry_fetches_only_the_changed_layers() {
+    let (fx, registry, _) = on_registry_image();
+    let old: BTreeSet<String> = oci::layers(&format!("oci:{}:2", fx.dir().join("oci").display()))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let new = push_release(&fx, &registry, "3");
+    let changed: BTreeSet<String> = new.iter().filter(|l| !old.contains(*l)).cloned().collect();
+    assert!(
+        !changed.is_empty() && changed.len() < new.len(),
+        "{old:?} {new:?}"
+    );
+
+    let before = registry.blobs_fetched().len();
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let fetched: BTreeSet<String> = registry.blobs_fetched()[before..]
+        .iter()
+        .filter(|d| new.contains(*d) || old.contains(*d))
+        .cloned()
+        .collect();
+    assert_eq!(fetched, changed, "layers fetched by the upgrade");
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 3"), "{release}");
+}
+
+/// An unknown tag, a damaged layer and a registry that is gone each fail naming the problem,
+/// and change nothing.
+#[test]
+fn registry_failures_change_nothing() {
+    let (fx, mut registry, imgref) = on_registry_image();
+    let unknown = RebaseOptions {
+        refspec: format!("ostree-unverified-registry:{}/os:nope", registry.host()),
+        ..Default::default()
+    };
+    let err = assert_fails_unchanged(&fx, |s| rebase(s, &unknown, &OpContext::silent()));
+    assert!(
+        err.contains("os:nope") && err.contains("manifest unknown"),
+        "{err}"
+    );
+
+    let new = push_release(&fx, &registry, "3");
+    let old = oci::layers(&format!("oci:{}:2", fx.dir().join("oci").display())).unwrap();
+    let damaged = new.iter().find(|l| !old.contains(l)).unwrap();
+    let path = registry.blob_path(damaged);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let err = assert_fails_unchanged(&fx, |s| {
+        upgrade(s, &UpgradeOptions::default(), &OpContext::silent())
+    });
+    assert!(
+        err.contains(&imgref) && err.contains(&format!("corrupted blob, expecting {damaged}")),
+        "{err}"
+    );
+
+    registry.stop();
+    for check_only in [false, true] {
+        let opts = UpgradeOptions {
+            check_only,
+            ..Default::default()
+        };
+        let err = assert_fails_unchanged(&fx, |s| upgrade(s, &opts, &OpContext::silent()));
+        assert!(
+            err.contains(&registry.host()) && err.contains("connection refused"),
+            "{err}"
+        );
+    }
+}
+
+/// Cancelling while a layer downloads stops the pull: nothing is deployed, and the next
+/// upgrade completes.
+#[test]
+fn cancelling_during_a_layer_download_changes_nothing() {
+    let (fx, registry, _) = on_registry_image();
+    let old = oci::layers(&format!("oci:{}:2", fx.dir().join("oci").display())).unwrap();
+    let new = push_release(&fx, &registry, "3");
+    let changed = new.iter().filter(|l| !old.contains(l)).count();
+    assert!(changed > 1, "{old:?} {new:?}");
+    let fetched_before = registry.blobs_fetched().len();
+    let cancellable = strata_tests::gio::Cancellable::new();
+    let trigger = cancellable.clone();
+    let ctx = OpContext::new(
+        move |e| {
+            if matches!(e, Event::Percent { text, .. } if text.contains("Fetching layer")) {
+                trigger.cancel();
+            }
+        },
+        cancellable,
+    );
+    let before = snapshot(&fx);
+    let err = upgrade(&open(&fx), &UpgradeOptions::default(), &ctx).unwrap_err();
+    assert!(strata_core::progress::is_cancelled(&err), "{err:#}");
+    assert_eq!(before, snapshot(&fx));
+    let fetched = registry.blobs_fetched()[fetched_before..]
+        .iter()
+        .filter(|d| new.contains(*d))
+        .count();
+    assert!(
+        fetched < changed,
+        "the pull went on after the cancel: {fetched} layers"
+    );
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 3"), "{release}");
+}
