@@ -19,6 +19,9 @@ use crate::sysroot::Sysroot;
 pub enum Revision {
     Checksum(String),
     Version(String),
+    /// A container image's manifest digest (`sha256:…`), for an image-based deployment (as
+    /// Zincati deploys releases of an OCI-based OS).
+    ImageDigest(String),
 }
 
 /// The longest revision accepted (a version string is a few dozen bytes).
@@ -57,6 +60,8 @@ impl Revision {
         }
         if is_checksum(s) {
             Ok(Revision::Checksum(s.to_string()))
+        } else if crate::origin::is_image_digest(s) {
+            Ok(Revision::ImageDigest(s.to_string()))
         } else {
             Ok(Revision::Version(s.to_string()))
         }
@@ -68,6 +73,7 @@ impl fmt::Display for Revision {
         match self {
             Revision::Checksum(c) => write!(f, "revision={c}"),
             Revision::Version(v) => write!(f, "version={v}"),
+            Revision::ImageDigest(d) => write!(f, "{d}"),
         }
     }
 }
@@ -203,14 +209,27 @@ pub(crate) fn locate_revision(
             }
             c.clone()
         }
+        Revision::ImageDigest(d) => return Err(image_digest_on_ref(d, refspec)),
     };
     Ok(target)
+}
+
+/// The refusal of an image digest for a deployment that follows an ostree ref.
+fn image_digest_on_ref(digest: &str, refspec: &Refspec) -> anyhow::Error {
+    anyhow!(
+        "{digest} names a container image, but the deployment follows the ostree ref {refspec}; \
+         rebase to the image reference and the digest instead (rebase IMGREF {digest})"
+    )
 }
 
 /// Deploy `opts.revision` of the origin ref, pinning the origin to it (`override-commit`).
 #[context("Deploying {}", opts.revision)]
 pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Result<Outcome> {
     let p = Prepared::new(sysroot, opts.osname.as_deref())?;
+    if let Some(imgref) = p.origin.container_image_reference() {
+        let imgref = imgref.to_string();
+        return deploy_image(&p, &imgref, opts, ctx);
+    }
     let refspec = p.refspec()?;
     let target = resolve_revision(
         &p.repo,
@@ -226,6 +245,45 @@ pub fn deploy(sysroot: &Sysroot, opts: &DeployOptions, ctx: &OpContext) -> Resul
     }
     let mut origin = p.origin.clone();
     origin.set_override_commit(Some(&target.checksum));
+    let finish = Finish::named_target(
+        opts.disallow_downgrade,
+        opts.download_only,
+        opts.lock_finalization,
+        opts.cache_only,
+    );
+    p.deploy(&target, &origin, &finish, ctx)
+}
+
+/// Deploy the image of the followed repository with manifest digest `opts.revision`, pinning
+/// the origin to it (`override-commit=sha256:…`, as rpm-ostree writes it).
+fn deploy_image(
+    p: &Prepared<'_>,
+    imgref: &str,
+    opts: &DeployOptions,
+    ctx: &OpContext,
+) -> Result<Outcome> {
+    let Revision::ImageDigest(digest) = &opts.revision else {
+        return Err(anyhow!(
+            "The deployment follows the container image {imgref}: deploy an image by its manifest digest (sha256:…), not {}",
+            opts.revision
+        ));
+    };
+    if opts.cache_only {
+        return Err(anyhow!(
+            "An image is deployed by digest from its registry; run without --cache-only"
+        ));
+    }
+    let deployed =
+        commit::load(&p.repo, p.current.base_checksum())?.meta_string("ostree.manifest-digest");
+    if deployed.as_deref() == Some(digest.as_str()) {
+        ctx.message(format!("Already at {digest}"));
+        return Ok(Outcome::Unchanged);
+    }
+    let image =
+        crate::image::pull_digest(&p.sysroot.path().join("ostree/repo"), imgref, digest, ctx)?;
+    let target = commit::load(&p.repo, &image.commit)?;
+    let mut origin = p.origin.clone();
+    origin.set_override_commit(Some(digest));
     let finish = Finish::named_target(
         opts.disallow_downgrade,
         opts.download_only,

@@ -36,15 +36,25 @@ pub fn finalize(sysroot: &Sysroot, opts: &FinalizeOptions, ctx: &OpContext) -> R
         .staged_deployment()
         .ok_or_else(|| anyhow!("No staged deployment to finalize"))?;
     let csum = staged.csum().to_string();
+    // What names the staged deployment, as rpm-ostree compares it: its base commit, or for an
+    // image the manifest digest (Zincati passes the release's digest); the deployment's own
+    // checksum (a layered commit) is taken too.
+    let base = crate::commit::load(&sysroot.repo(), &csum)?;
+    let digest = crate::commit::load(&sysroot.repo(), base.base_checksum())?
+        .meta_string("ostree.manifest-digest");
+    let name = digest
+        .clone()
+        .unwrap_or_else(|| base.base_checksum().to_string());
     match &opts.checksum {
         None if !opts.allow_missing_checksum => {
             return Err(anyhow!(
-                "Missing the expected checksum of the staged deployment ({csum}); pass it, or allow a missing checksum"
+                "Missing the expected checksum of the staged deployment ({name}); pass it, or allow a missing checksum"
             ))
         }
-        Some(c) if *c != csum => {
+        Some(c) if *c != csum && *c != base.base_checksum() && Some(c) != digest.as_ref() => {
             return Err(anyhow!(
-                "The staged deployment is {csum}, not the expected {c}"
+                "The staged deployment is {name}, not the expected {}",
+                crate::origin::caller_text(c)
             ))
         }
         _ => {}

@@ -56,6 +56,66 @@ pub fn parse_reference(s: &str) -> Result<OstreeImageReference> {
     })
 }
 
+/// `imgref` pinned to the manifest `digest` (`sha256:…`), as Zincati deploys a release:
+/// `registry:host/name@sha256:…` for a registry; for an `oci:` directory, the tag of the
+/// directory's index that names that manifest (skopeo addresses an OCI layout by tag only).
+pub fn pinned(imgref: &str, digest: &str) -> Result<OstreeImageReference> {
+    use ostree_ext::container::{ImageReference, Transport};
+    use ostree_ext::oci_spec::distribution::Reference;
+    let parsed = parse_reference(imgref)?;
+    if !crate::origin::is_image_digest(digest) {
+        return Err(anyhow!(
+            "Invalid image digest {:?}: expected sha256: and 64 hex digits",
+            crate::origin::caller_text(digest)
+        ));
+    }
+    let name = match parsed.imgref.transport {
+        Transport::Registry => {
+            let r: Reference = parsed
+                .imgref
+                .name
+                .parse()
+                .map_err(|e| anyhow!("Invalid image name in {parsed}: {e}"))?;
+            r.clone_with_digest(digest.to_string()).whole()
+        }
+        Transport::OciDir => {
+            let dir = match parsed.imgref.name.rsplit_once(':') {
+                Some((dir, _tag)) => dir,
+                None => parsed.imgref.name.as_str(),
+            };
+            let index = Path::new(dir).join("index.json");
+            let index = ostree_ext::oci_spec::image::ImageIndex::from_file(&index)
+                .with_context(|| format!("Reading {}", index.display()))?;
+            let tag = index
+                .manifests()
+                .iter()
+                .filter(|m| m.digest().to_string() == digest)
+                .find_map(|m| {
+                    m.annotations()
+                        .as_ref()?
+                        .get("org.opencontainers.image.ref.name")
+                        .cloned()
+                })
+                .ok_or_else(|| {
+                    anyhow!("No tag of the OCI directory {dir} names the image {digest}")
+                })?;
+            format!("{dir}:{tag}")
+        }
+        other => {
+            return Err(anyhow!(
+                "An image is pinned by digest only in a registry or an oci: directory, not {other}: {parsed}"
+            ))
+        }
+    };
+    Ok(OstreeImageReference {
+        sigverify: parsed.sigverify,
+        imgref: ImageReference {
+            transport: parsed.imgref.transport,
+            name,
+        },
+    })
+}
+
 /// What the registry (or `oci:` directory) says about the image a reference names, from its
 /// manifest and configuration alone: no layer is fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +187,32 @@ pub(crate) fn check(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<I
 /// layers not in the repository are fetched, each reported as percent progress.
 #[context("Pulling {imgref}")]
 pub(crate) fn pull(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<PulledImage> {
-    let imgref = parse_reference(imgref)?;
+    pull_reference(repo_path, parse_reference(imgref)?, ctx)
+}
+
+/// Pulls the image `digest` names, of the repository `imgref` names (see [`pinned`]).
+#[context("Pulling {digest} of {imgref}")]
+pub(crate) fn pull_digest(
+    repo_path: &Path,
+    imgref: &str,
+    digest: &str,
+    ctx: &OpContext,
+) -> Result<PulledImage> {
+    let image = pull_reference(repo_path, pinned(imgref, digest)?, ctx)?;
+    if image.manifest_digest != digest {
+        return Err(anyhow!(
+            "The image pulled has the digest {}, not {digest}",
+            image.manifest_digest
+        ));
+    }
+    Ok(image)
+}
+
+fn pull_reference(
+    repo_path: &Path,
+    imgref: OstreeImageReference,
+    ctx: &OpContext,
+) -> Result<PulledImage> {
     ctx.message(format!("Pulling manifest: {imgref}"));
     let repo_path = repo_path.to_path_buf();
     on_own_runtime(ctx, move |ctx| async move {

@@ -585,10 +585,10 @@ fn validated_string(
 }
 
 fn check_commit(s: &str) -> Result<(), String> {
-    if is_checksum(s) {
+    if is_checksum(s) || is_image_digest(s) {
         Ok(())
     } else {
-        Err("expected a commit checksum of 64 lowercase hex characters".to_string())
+        Err("expected a commit checksum of 64 lowercase hex characters, or an image digest (sha256:…)".to_string())
     }
 }
 
@@ -821,10 +821,12 @@ impl Origin {
 
     /// Sets (`Some`) or removes (`None`) `override-commit`.
     ///
-    /// The checksum must be 64 lowercase hex characters; otherwise nothing
+    /// The checksum must be 64 lowercase hex characters, or for an image-based origin an
+    /// image's manifest digest (`sha256:…`, as rpm-ostree pins an image); otherwise nothing
     /// changes and `false` is returned. Returns `true` when applied.
     pub fn set_override_commit(&mut self, commit: Option<&str>) -> bool {
-        if commit.is_some_and(|c| !is_checksum(c)) {
+        let image = self.container_image_reference().is_some();
+        if commit.is_some_and(|c| !(is_checksum(c) || image && is_image_digest(c))) {
             return false;
         }
         self.edit(|kf| match commit {
@@ -1586,6 +1588,16 @@ custom-description[sr@latin]=No\u{107}na
             assert!(!o.set_override_commit(Some(bad)), "{bad:?}");
             assert_eq!(o, before);
         }
+        // An image digest pins only an image-based origin.
+        let digest = format!("sha256:{}", "0f".repeat(32));
+        assert!(!o.set_override_commit(Some(&digest)));
+        o.set_container_image("ostree-unverified-registry:quay.io/os:stable")
+            .unwrap();
+        assert!(o.set_override_commit(Some(&digest)));
+        assert_eq!(
+            origin(&o.to_string()).override_commit(),
+            Some(digest.as_str())
+        );
     }
 
     #[test]
@@ -1714,7 +1726,8 @@ custom-description[sr@latin]=No\u{107}na
                 err.to_string(),
                 format!(
                     "invalid value {bad:?} for key \"override-commit\" in group [origin]: \
-                     expected a commit checksum of 64 lowercase hex characters"
+                     expected a commit checksum of 64 lowercase hex characters, or an image \
+                     digest (sha256:…)"
                 )
             );
         }

@@ -86,15 +86,23 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
 /// Rebase onto the container image `opts.refspec`: pull it, deploy its commit with the
 /// reference in the origin (layered packages carried over).
 fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
-    if opts.revision.is_some() {
-        return Err(anyhow!(
-            "A revision cannot be given with an image reference; pin the image by digest in the reference (@sha256:…)"
-        ));
-    }
-    let image = crate::image::pull(&p.sysroot.path().join("ostree/repo"), &opts.refspec, ctx)?;
+    let repo_path = p.sysroot.path().join("ostree/repo");
+    let (image, pin) = match &opts.revision {
+        None => (crate::image::pull(&repo_path, &opts.refspec, ctx)?, None),
+        Some(Revision::ImageDigest(digest)) => (
+            crate::image::pull_digest(&repo_path, &opts.refspec, digest, ctx)?,
+            Some(digest.as_str()),
+        ),
+        Some(other) => {
+            return Err(anyhow!(
+                "An image is pinned by its manifest digest (sha256:…), not {other}"
+            ))
+        }
+    };
     let target = commit::load(&p.repo, &image.commit)?;
     let mut origin = p.origin.clone();
     origin.set_container_image(&opts.refspec)?;
+    origin.set_override_commit(pin);
     let finish = Finish::named_target(
         opts.disallow_downgrade,
         opts.download_only,

@@ -158,7 +158,10 @@ fn upgrade_image(
         cache_only: false,
         forbid_inactive: Vec::new(),
     };
-    let outcome = p.deploy(&target, &p.origin, &finish, ctx)?;
+    // Upgrading follows the tag again: drop a pin left by `deploy sha256:…`.
+    let mut origin = p.origin.clone();
+    origin.set_override_commit(None);
+    let outcome = p.deploy(&target, &origin, &finish, ctx)?;
     cache_after_deploy(p, &outcome);
     Ok(outcome)
 }

@@ -217,22 +217,7 @@ pub(crate) fn reboot_option(reboot: Option<bool>, sysroot: &Path) -> Result<bool
 }
 
 pub(crate) fn parse_revision(s: &str) -> Result<Revision> {
-    if strata_core::origin::is_image_digest(s) {
-        return Err(no_images(&format!(
-            "revision \"{}\"",
-            strata_api::text::printable(s, 256)
-        )));
-    }
     Revision::parse(s).map_err(|e| Error::Failed(format!("{e:#}")))
-}
-
-/// The refusal of an image digest as a revision (deploying an image by digest is not built
-/// yet; rebasing to an image reference is).
-fn no_images(what: &str) -> Error {
-    Error::Failed(format!(
-        "The {what} names a container image by digest, and deploying images by digest is not \
-         supported yet: rebase to the image reference (ostree-unverified-registry:…@sha256:…)"
-    ))
 }
 
 /// The longest refspec a caller may send (an ostree ref is at most a few hundred bytes).

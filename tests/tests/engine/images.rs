@@ -147,3 +147,72 @@ fn cancelling_during_a_layer_download_changes_nothing() {
     let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
     assert!(release.contains("echo 3"), "{release}");
 }
+
+/// `deploy sha256:…` on an `oci:` image deployment finds the tag of the directory that names
+/// that manifest; the origin is pinned to the digest, and an upgrade follows the tag again.
+#[test]
+fn deploy_by_digest_from_an_oci_directory() {
+    let fx = fixture();
+    let oci = fx.dir().join("oci");
+    let mut digests = Vec::new();
+    for v in ["2", "3", "4"] {
+        let rev = fx.commit(&OsRelease::new(v)).unwrap();
+        digests.push(oci::encapsulate(fx.repo().path(), &rev, &oci, v).unwrap());
+    }
+    // The followed tag is release 4; release 3 is deployed by digest.
+    let imgref = format!("ostree-unverified-image:oci:{}:4", oci.display());
+    let to_2 = RebaseOptions {
+        refspec: format!("ostree-unverified-image:oci:{}:2", oci.display()),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &to_2, &OpContext::silent()).unwrap();
+    let to_4 = RebaseOptions {
+        refspec: imgref.clone(),
+        revision: Some(strata_core::Revision::ImageDigest(digests[1].clone())),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &to_4, &OpContext::silent()).unwrap();
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 3"), "{release}");
+    let origin = fx.sysroot().unwrap().deployments().unwrap()[0]
+        .origin
+        .clone()
+        .unwrap();
+    assert!(
+        origin.contains(&format!("container-image-reference={imgref}\n"))
+            && origin.contains(&format!("override-commit={}\n", digests[1])),
+        "{origin}"
+    );
+
+    let unknown = format!("sha256:{}", "0f".repeat(32));
+    let deploy = |rev: strata_core::Revision| {
+        let opts = strata_core::DeployOptions::new(rev);
+        move |s: &strata_core::Sysroot| strata_core::deploy(s, &opts, &OpContext::silent())
+    };
+    let err = assert_fails_unchanged(
+        &fx,
+        deploy(strata_core::Revision::ImageDigest(unknown.clone())),
+    );
+    assert!(
+        err.contains(&format!(
+            "No tag of the OCI directory {} names the image {unknown}",
+            oci.display()
+        )),
+        "{err}"
+    );
+    let err = assert_fails_unchanged(&fx, deploy(strata_core::Revision::Version("3".into())));
+    assert!(
+        err.contains("deploy an image by its manifest digest"),
+        "{err}"
+    );
+
+    let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 4"), "{release}");
+    let origin = fx.sysroot().unwrap().deployments().unwrap()[0]
+        .origin
+        .clone()
+        .unwrap();
+    assert!(!origin.contains("override-commit"), "{origin}");
+}
