@@ -87,6 +87,7 @@ pub fn cleanup(sysroot: &Sysroot, opts: &CleanupOptions, ctx: &OpContext) -> Res
         }
     }
     if opts.base {
+        crate::image::prune_and_report(sysroot.ostree(), ctx)?;
         ctx.task("Cleaning up base refs and temporary files", || {
             regenerate_layering_refs(sysroot, None, true)?;
             Ok(sysroot.ostree().cleanup(Some(ctx.cancellable()))?)

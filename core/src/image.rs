@@ -116,6 +116,26 @@ pub fn pinned(imgref: &str, digest: &str) -> Result<OstreeImageReference> {
     })
 }
 
+/// Removes the images no deployment follows and the layers no remaining image or deployment
+/// uses (ostree-ext's bookkeeping refs; the objects go with the next repository prune).
+/// Returns how many images and layers went. The caller holds the sysroot lock.
+pub(crate) fn prune(sysroot: &ostree::Sysroot) -> Result<(usize, u32)> {
+    let lock = ostree_ext::sysroot::SysrootLock::from_assumed_locked(sysroot);
+    let images = ostree_ext::container::deploy::remove_undeployed_images(&lock)
+        .context("Removing images no deployment uses")?;
+    let layers = ostree_ext::container::store::gc_image_layers(&sysroot.repo())?;
+    Ok((images.len(), layers))
+}
+
+/// [`prune`], said as rpm-ostree says it; `true` when anything went.
+pub(crate) fn prune_and_report(sysroot: &ostree::Sysroot, ctx: &OpContext) -> Result<bool> {
+    let (images, layers) = prune(sysroot)?;
+    if images > 0 || layers > 0 {
+        ctx.message(format!("Pruned images: {images} (layers: {layers})"));
+    }
+    Ok(images > 0 || layers > 0)
+}
+
 /// What the registry (or `oci:` directory) says about the image a reference names, from its
 /// manifest and configuration alone: no layer is fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,6 +77,22 @@ pub(crate) fn check_downgrade(
     Ok(())
 }
 
+/// After a deployment was written: the container images and layers no deployment needs any
+/// more go (an image-based deployment that fell off the list), with their objects, as
+/// rpm-ostree prunes after each deployment. The deployment is written either way: a failure
+/// here is only logged (`cleanup -b` retries).
+fn prune_images(sysroot: &Sysroot, ctx: &OpContext) {
+    let pruned = crate::image::prune_and_report(sysroot.ostree(), ctx).and_then(|any| {
+        if any {
+            sysroot.ostree().cleanup(gio::Cancellable::NONE)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = pruned {
+        tracing::warn!("Pruning container images: {e:#}");
+    }
+}
+
 /// Write `new` with `merge` as merge deployment. On a booted sysroot the deployment is staged
 /// (finalized at shutdown); otherwise it becomes the default at once, the merge deployment is
 /// kept as rollback and older deployments of the stateroot are removed (pinned ones stay).
@@ -166,6 +182,7 @@ pub(crate) fn write(
         format!("Created deployment {id}")
     });
     sysroot.reload()?;
+    prune_images(sysroot, ctx);
     Ok(Outcome::Deployed {
         id,
         checksum: new.revision.to_string(),

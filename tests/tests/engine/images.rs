@@ -216,3 +216,90 @@ fn deploy_by_digest_from_an_oci_directory() {
         .unwrap();
     assert!(!origin.contains("override-commit"), "{origin}");
 }
+
+/// The sysroot repository's refs under `prefix` (ostree-ext keeps one per image and one per
+/// layer).
+fn repo_refs(fx: &Fixture, prefix: &str) -> BTreeSet<String> {
+    let out = std::process::Command::new("ostree")
+        .arg(format!(
+            "--repo={}",
+            fx.sysroot().unwrap().path().join("ostree/repo").display()
+        ))
+        .args(["refs", prefix])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Images (and their layers) no deployment needs go when a deployment that used them falls
+/// off the list, and with `cleanup -b` once no deployment is image-based.
+#[test]
+fn images_no_deployment_needs_are_pruned() {
+    let fx = fixture();
+    let oci = fx.dir().join("oci");
+    let imgref = format!("ostree-unverified-image:oci:{}:stable", oci.display());
+    let release = |v: &str| {
+        let rev = fx.commit(&OsRelease::new(v)).unwrap();
+        oci::encapsulate(fx.repo().path(), &rev, &oci, "stable").unwrap();
+        oci::layers(&format!("oci:{}:stable", oci.display()))
+            .unwrap()
+            .into_iter()
+            .collect::<BTreeSet<String>>()
+    };
+    let l2 = release("2");
+    let opts = RebaseOptions {
+        refspec: imgref.clone(),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &opts, &OpContext::silent()).unwrap();
+    let l3 = release("3");
+    upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    assert_eq!(
+        repo_refs(&fx, "ostree/container/blob").len(),
+        l2.union(&l3).count()
+    );
+    // Release 2's deployment falls off (a directory sysroot keeps the new one and the
+    // rollback): its image and the layers only it used go.
+    let l4 = release("4");
+    let (ctx, events) = recording_ctx();
+    upgrade(&open(&fx), &UpgradeOptions::default(), &ctx).unwrap();
+    let said = format!("{:?}", events.lock().unwrap());
+    assert!(said.contains("Pruned images: "), "{said}");
+    let kept: BTreeSet<&String> = l3.union(&l4).collect();
+    assert_eq!(repo_refs(&fx, "ostree/container/blob").len(), kept.len());
+    assert_eq!(
+        repo_refs(&fx, "ostree/container/image").len(),
+        1,
+        "one tag, at release 4"
+    );
+
+    // Back to the ref, without the image rollback: `cleanup -b` leaves no image behind.
+    let back = RebaseOptions {
+        refspec: fx.refspec(),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &back, &OpContext::silent()).unwrap();
+    let cleanup = |rollback: bool, base: bool| strata_core::CleanupOptions {
+        rollback,
+        base,
+        ..Default::default()
+    };
+    strata_core::cleanup(&open(&fx), &cleanup(true, false), &OpContext::silent()).unwrap();
+    assert!(!repo_refs(&fx, "ostree/container/image").is_empty());
+    strata_core::cleanup(&open(&fx), &cleanup(false, true), &OpContext::silent()).unwrap();
+    assert_eq!(repo_refs(&fx, "ostree/container"), BTreeSet::new());
+    let fsck = std::process::Command::new("ostree")
+        .arg(format!(
+            "--repo={}",
+            fx.sysroot().unwrap().path().join("ostree/repo").display()
+        ))
+        .args(["fsck", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{fsck:?}");
+}
