@@ -233,9 +233,14 @@ fn pull_reference(
     imgref: OstreeImageReference,
     ctx: &OpContext,
 ) -> Result<PulledImage> {
+    use ostree_ext::container::SignatureSource;
     ctx.message(format!("Pulling manifest: {imgref}"));
+    let remote = match &imgref.sigverify {
+        SignatureSource::OstreeRemote(r) => Some(r.clone()),
+        _ => None,
+    };
     let repo_path = repo_path.to_path_buf();
-    on_own_runtime(ctx, move |ctx| async move {
+    let pulled = on_own_runtime(ctx, move |ctx| async move {
         let repo = open_repo(&repo_path)?;
         let mut imp = importer(&repo, &imgref).await?;
         let events = imp.request_progress();
@@ -266,7 +271,18 @@ fn pull_reference(
             commit: state.merge_commit.clone(),
             manifest_digest: state.manifest_digest.to_string(),
         })
-    })
+    });
+    match (pulled, remote) {
+        // ostree-ext (0.15.3) verifies the commit of an `ostree-remote-image:` with the detached
+        // metadata that follows it in the image, and an unsigned commit has none: its error then
+        // names the object it found instead. Said in the user's terms.
+        (Err(e), Some(remote)) if format!("{e:#}").contains("Expected commitmeta object") => Err(e
+            .context(format!(
+                "The image's ostree commit carries no signature; an ostree-remote-image: \
+                 reference needs one made with a key of the ostree remote {remote:?}"
+            ))),
+        (pulled, _) => pulled,
+    }
 }
 
 /// Turns ostree-ext's layer events into progress: a percent bar per layer fetched

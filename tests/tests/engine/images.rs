@@ -303,3 +303,77 @@ fn images_no_deployment_needs_are_pruned() {
         .unwrap();
     assert!(fsck.status.success(), "{fsck:?}");
 }
+
+/// `ostree-remote-image:REMOTE:…` verifies the ostree commit inside the image with the
+/// remote's GPG keys: an image of a signed release deploys; one of an unsigned release, or of
+/// a release signed with another key, is refused and changes nothing.
+#[test]
+fn remote_image_references_are_verified_with_the_remote_s_keys() {
+    let fx = fixture_with(strata_tests::FixtureConfig {
+        gpg: true,
+        ..Default::default()
+    });
+    let oci = fx.dir().join("oci");
+    let signed = fx.commit(&OsRelease::new("2")).unwrap();
+    oci::encapsulate(fx.repo().path(), &signed, &oci, "signed").unwrap();
+    let unsigned = fx.commit(&OsRelease::new("3").unsigned()).unwrap();
+    oci::encapsulate(fx.repo().path(), &unsigned, &oci, "unsigned").unwrap();
+    let other_key = strata_tests::GpgKey::generate(&fx.dir().join("other-key")).unwrap();
+    let stranger = fx
+        .commit(&OsRelease::new("4").sign_with(other_key.signer()))
+        .unwrap();
+    oci::encapsulate(fx.repo().path(), &stranger, &oci, "stranger").unwrap();
+    let reference = |tag: &str| RebaseOptions {
+        refspec: format!(
+            "ostree-remote-image:{}:oci:{}:{tag}",
+            strata_tests::DEFAULT_REMOTE,
+            oci.display()
+        ),
+        ..Default::default()
+    };
+    let err = assert_fails_unchanged(&fx, |s| {
+        rebase(s, &reference("unsigned"), &OpContext::silent())
+    });
+    assert!(
+        err.contains("carries no signature") && err.contains("ostree remote \"testos\""),
+        "{err}"
+    );
+    let err = assert_fails_unchanged(&fx, |s| {
+        rebase(s, &reference("stranger"), &OpContext::silent())
+    });
+    assert!(
+        err.contains("Verifying ostree commit")
+            && err.contains(&format!(
+                "key ID {}",
+                &other_key.key_id()[other_key.key_id().len() - 16..]
+            ))
+            && err.contains("Can't check signature: public key not found"),
+        "{err}"
+    );
+    let out = rebase(&open(&fx), &reference("signed"), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 2"), "{release}");
+}
+
+/// `ostree-image-signed:` asks the containers signature policy; a host whose
+/// `/etc/containers/policy.json` accepts anything by default (Debian's, this machine's) cannot
+/// verify, and the reference is refused saying so.
+#[test]
+fn signed_image_references_need_a_signature_policy() {
+    let policy = std::fs::read_to_string("/etc/containers/policy.json").unwrap_or_default();
+    let fx = fixture();
+    let oci = fx.dir().join("oci");
+    let rev = fx.commit(&OsRelease::new("2")).unwrap();
+    oci::encapsulate(fx.repo().path(), &rev, &oci, "2").unwrap();
+    let opts = RebaseOptions {
+        refspec: format!("ostree-image-signed:oci:{}:2", oci.display()),
+        ..Default::default()
+    };
+    let err = assert_fails_unchanged(&fx, |s| rebase(s, &opts, &OpContext::silent()));
+    assert!(policy.contains("insecureAcceptAnything"), "{policy}");
+    assert!(
+        err.contains("containers-policy.json specifies a default of `insecureAcceptAnything`"),
+        "{err}"
+    );
+}
