@@ -239,12 +239,12 @@ fn pull_reference(
         SignatureSource::OstreeRemote(r) => Some(r.clone()),
         _ => None,
     };
+    let verify_by_copy =
+        imgref.sigverify == SignatureSource::ContainerPolicy && !proxy_applies_policy()?;
     let repo_path = repo_path.to_path_buf();
     let pulled = on_own_runtime(ctx, move |ctx| async move {
         let repo = open_repo(&repo_path)?;
         let mut imp = importer(&repo, &imgref).await?;
-        let events = imp.request_progress();
-        let bytes = imp.request_layer_progress();
         let prep = match imp.prepare().await? {
             PrepareResult::AlreadyPresent(state) => {
                 ctx.message(format!(
@@ -258,19 +258,12 @@ fn pull_reference(
             }
             PrepareResult::Ready(prep) => prep,
         };
-        let (n, size) = to_fetch(prep.all_layers());
-        let total = prep.all_layers().count();
-        ctx.message(format!(
-            "Importing {imgref} (digest: {}): {n} of {total} layers to fetch ({})",
-            prep.manifest_digest,
-            glib::format_size(size)
-        ));
-        let mut report = LayerReport::new(&ctx, &prep, n);
-        let state = report.follow(imp.import(prep), events, bytes).await?;
-        Ok(PulledImage {
-            commit: state.merge_commit.clone(),
-            manifest_digest: state.manifest_digest.to_string(),
-        })
+        if verify_by_copy {
+            let digest = prep.manifest_digest.to_string();
+            drop(imp);
+            return pull_by_verified_copy(&repo, &repo_path, &imgref, &digest, &ctx).await;
+        }
+        import(imp, prep, &imgref, &ctx).await
     });
     match (pulled, remote) {
         // ostree-ext (0.15.3) verifies the commit of an `ostree-remote-image:` with the detached
@@ -283,6 +276,112 @@ fn pull_reference(
             ))),
         (pulled, _) => pulled,
     }
+}
+
+/// Fetches the layers of a prepared import that the repository lacks, with progress.
+async fn import(
+    mut imp: ImageImporter,
+    prep: Box<PreparedImport>,
+    imgref: &OstreeImageReference,
+    ctx: &OpContext,
+) -> Result<PulledImage> {
+    let events = imp.request_progress();
+    let bytes = imp.request_layer_progress();
+    let (n, size) = to_fetch(prep.all_layers());
+    let total = prep.all_layers().count();
+    ctx.message(format!(
+        "Importing {imgref} (digest: {}): {n} of {total} layers to fetch ({})",
+        prep.manifest_digest,
+        glib::format_size(size)
+    ));
+    let mut report = LayerReport::new(ctx, &prep, n);
+    let state = report.follow(imp.import(prep), events, bytes).await?;
+    Ok(PulledImage {
+        commit: state.merge_commit.clone(),
+        manifest_digest: state.manifest_digest.to_string(),
+    })
+}
+
+/// Whether skopeo's image proxy applies the containers signature policy when it opens an
+/// image: from skopeo 1.14 on (skopeo pull request 2029, 2023). Older ones (Debian 12 has
+/// 1.9.3) hand out any image, signed or not, so that an `ostree-image-signed:` reference
+/// would not be verified at all through them.
+fn proxy_applies_policy() -> Result<bool> {
+    let out = std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .context("Running skopeo --version")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "skopeo version 1.9.3" (some builds add " commit: …").
+    let version = text
+        .split_whitespace()
+        .nth(2)
+        .ok_or_else(|| anyhow!("Unexpected skopeo --version output {text:?}"))?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    Ok((major, minor) >= (1, 14))
+}
+
+/// Pulls an `ostree-image-signed:` image with a skopeo whose image proxy does not apply the
+/// signature policy: `skopeo copy` (which applies it) of the manifest `digest` into a `dir:`
+/// beside the repository, then an import from there recorded as coming from `imgref`. The
+/// cost: every layer is downloaded, not only those the repository lacks.
+async fn pull_by_verified_copy(
+    repo: &ostree::Repo,
+    repo_path: &Path,
+    imgref: &OstreeImageReference,
+    digest: &str,
+    ctx: &OpContext,
+) -> Result<PulledImage> {
+    use ostree_ext::container::{ImageReference, SignatureSource, Transport};
+    let source = pinned(&imgref.to_string(), digest)?.imgref;
+    let tmp = tempfile::Builder::new()
+        .prefix("strata-signed-image-")
+        .tempdir_in(repo_path.join("tmp"))?;
+    ctx.message(format!(
+        "Verifying {source} against the containers signature policy (copying the whole image: \
+         this skopeo's image proxy does not verify)"
+    ));
+    let out = tokio::process::Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(source.to_string())
+        .arg(format!("dir:{}", tmp.path().display()))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("Running skopeo copy")?;
+    if !out.status.success() {
+        // skopeo's fatal error is a logrus line: `time="…" level=fatal msg="…"`.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let msg = stderr
+            .split_once("msg=\"")
+            .map_or(stderr.trim(), |(_, m)| m.trim().trim_end_matches('"'));
+        return Err(anyhow!("{source} is refused: {msg}"));
+    }
+    let local = OstreeImageReference {
+        sigverify: SignatureSource::ContainerPolicyAllowInsecure,
+        imgref: ImageReference {
+            transport: Transport::Dir,
+            name: tmp.path().display().to_string(),
+        },
+    };
+    let mut imp = importer(repo, &local).await?;
+    imp.set_target(imgref);
+    let image = match imp.prepare().await? {
+        PrepareResult::AlreadyPresent(state) => PulledImage {
+            commit: state.merge_commit.clone(),
+            manifest_digest: state.manifest_digest.to_string(),
+        },
+        PrepareResult::Ready(prep) => import(imp, prep, imgref, ctx).await?,
+    };
+    if image.manifest_digest != digest {
+        return Err(anyhow!(
+            "The verified copy of {source} has the digest {}, not {digest}",
+            image.manifest_digest
+        ));
+    }
+    Ok(image)
 }
 
 /// Turns ostree-ext's layer events into progress: a percent bar per layer fetched

@@ -127,19 +127,27 @@ pub fn encapsulate(repo_path: &Path, rev: &str, dir: &Path, tag: &str) -> Result
 /// override of `registries.conf`).
 const REGISTRIES_D: &str = "/etc/containers/registries.conf.d";
 
+/// Where it reads where each registry's signatures are kept (`lookaside` stores).
+const SIGSTORES_D: &str = "/etc/containers/registries.d";
+
+/// The containers signature policy.
+const POLICY: &str = "/etc/containers/policy.json";
+
 /// A `docker-registry` (the distribution registry) serving plain HTTP on a loopback port,
 /// its storage and log in a temporary directory; stopped when dropped.
 ///
 /// Clients reach it as an rpm-ostree host reaches a plain-HTTP registry: a drop-in
 /// `/etc/containers/registries.conf.d/50-strata-test-127.0.0.1-PORT.conf` marks it
-/// `insecure = true` (written at start, removed when dropped; this needs root, as the
-/// integration tests do). A drop-in left by a killed test names only a loopback port.
+/// `insecure = true`, and `/etc/containers/registries.d/50-strata-test-127.0.0.1-PORT.yaml`
+/// keeps its image signatures in a directory beside its storage (both written at start,
+/// removed when dropped; this needs root, as the integration tests do). Drop-ins left by a
+/// killed test name only a loopback port.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-    dropin: PathBuf,
+    dropins: Vec<PathBuf>,
 }
 
 impl Registry {
@@ -171,22 +179,24 @@ impl Registry {
             .stderr(log)
             .spawn()
             .context("Running docker-registry (apt-get install docker-registry)")?;
-        let dropin = Path::new(REGISTRIES_D).join(format!("50-strata-test-127.0.0.1-{port}.conf"));
-        fs::create_dir_all(REGISTRIES_D)?;
-        fs::write(
-            &dropin,
-            format!(
-                "# A test registry of Strata's test kit, removed when the test ends.\n\
-                 [[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n"
-            ),
-        )
-        .with_context(|| format!("Writing {} (the tests run as root)", dropin.display()))?;
         let mut reg = Registry {
             child,
             port,
             dir,
-            dropin,
+            dropins: Vec::new(),
         };
+        let name = format!("50-strata-test-127.0.0.1-{port}");
+        reg.drop_in(
+            &Path::new(REGISTRIES_D).join(format!("{name}.conf")),
+            &format!("[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n"),
+        )?;
+        let sigstore = format!("file://{}", reg.dir.path().join("sigstore").display());
+        reg.drop_in(
+            &Path::new(SIGSTORES_D).join(format!("{name}.yaml")),
+            &format!(
+                "docker:\n  127.0.0.1:{port}:\n    sigstore: {sigstore}\n    sigstore-staging: {sigstore}\n"
+            ),
+        )?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if reg.get("/v2/").is_ok_and(|s| s == 200) {
@@ -223,6 +233,39 @@ impl Registry {
         text.get(9..12)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| anyhow!("Not an HTTP status line: {text:?}"))
+    }
+
+    /// Writes a drop-in of the containers configuration, removed when the registry is dropped.
+    fn drop_in(&mut self, path: &Path, text: &str) -> Result<()> {
+        fs::create_dir_all(path.parent().expect("a drop-in has a directory"))?;
+        fs::write(
+            path,
+            format!("# A test registry of Strata's test kit, removed when the test ends.\n{text}"),
+        )
+        .with_context(|| format!("Writing {} (the tests run as root)", path.display()))?;
+        self.dropins.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Pushes `tag` of `dir` to `name` here with a signature made with `key` (a
+    /// containers "simple signing" signature, kept in the registry's signature store).
+    #[context("Pushing {}:{tag} to {name}, signed", dir.display())]
+    pub fn push_signed(
+        &self,
+        dir: &Path,
+        tag: &str,
+        name: &str,
+        key: &crate::GpgKey,
+    ) -> Result<()> {
+        cmd::run(
+            Command::new("skopeo")
+                .env("GNUPGHOME", key.homedir())
+                .args(["copy", "--quiet", "--dest-tls-verify=false", "--sign-by"])
+                .arg(key.key_id())
+                .arg(format!("oci:{}:{tag}", dir.display()))
+                .arg(format!("docker://{}/{name}", self.host())),
+        )?;
+        Ok(())
     }
 
     /// Pushes `tag` of the `oci:` directory `dir` to `name` (`os:stable`) here.
@@ -289,7 +332,68 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
-        let _ = fs::remove_file(&self.dropin);
+        for d in &self.dropins {
+            let _ = fs::remove_file(d);
+        }
+    }
+}
+
+/// A containers signature policy (`/etc/containers/policy.json`) that requires images of
+/// `registry` to be signed by `key`, rejects what it does not name, and accepts anything from
+/// other registries and `oci:` directories as before (other tests may run meanwhile). The
+/// previous policy is put back when dropped. There is one policy per host: tests that install
+/// one must not run at the same time.
+#[derive(Debug)]
+pub struct SignaturePolicy {
+    previous: Option<Vec<u8>>,
+    _key: PathBuf,
+}
+
+impl SignaturePolicy {
+    #[context("Installing a signature policy")]
+    pub fn install(registry: &Registry, key: &crate::GpgKey, dir: &Path) -> Result<Self> {
+        // The key where skopeo reads it: skopeo may drop privileges, a test's temporary
+        // directory is readable.
+        let key_path = dir.join("policy-key.asc");
+        fs::copy(key.public_key_path(), &key_path)?;
+        let accept = serde_json::json!([{ "type": "insecureAcceptAnything" }]);
+        let policy = serde_json::json!({
+            "default": [{ "type": "reject" }],
+            "transports": {
+                "docker": {
+                    "": accept,
+                    registry.host(): [{
+                        "type": "signedBy",
+                        "keyType": "GPGKeys",
+                        "keyPath": key_path,
+                    }],
+                },
+                "oci": { "": accept },
+                "docker-daemon": { "": accept },
+            },
+        });
+        let previous = fs::read(POLICY).ok();
+        let tmp = Path::new(POLICY).with_extension("json.strata-test");
+        fs::write(&tmp, serde_json::to_vec_pretty(&policy)?)?;
+        fs::rename(&tmp, POLICY)?;
+        Ok(SignaturePolicy {
+            previous,
+            _key: key_path,
+        })
+    }
+}
+
+impl Drop for SignaturePolicy {
+    fn drop(&mut self) {
+        match &self.previous {
+            Some(p) => {
+                let tmp = Path::new(POLICY).with_extension("json.strata-test");
+                let _ = fs::write(&tmp, p).and_then(|()| fs::rename(&tmp, POLICY));
+            }
+            None => {
+                let _ = fs::remove_file(POLICY);
+            }
+        }
     }
 }
 

@@ -356,24 +356,65 @@ fn remote_image_references_are_verified_with_the_remote_s_keys() {
     assert!(release.contains("echo 2"), "{release}");
 }
 
-/// `ostree-image-signed:` asks the containers signature policy; a host whose
-/// `/etc/containers/policy.json` accepts anything by default (Debian's, this machine's) cannot
-/// verify, and the reference is refused saying so.
+/// `ostree-image-signed:` asks the containers signature policy. Under a policy that accepts
+/// anything by default (Debian's, this machine's) nothing can be verified, and the reference is
+/// refused saying so. Under one that requires a key for the registry, an image signed with it
+/// deploys; an unsigned one, or one signed with another key, is refused and changes nothing.
+/// (One test: the policy is the host's, one at a time.)
 #[test]
-fn signed_image_references_need_a_signature_policy() {
+fn signed_image_references_follow_the_signature_policy() {
     let policy = std::fs::read_to_string("/etc/containers/policy.json").unwrap_or_default();
     let fx = fixture();
     let oci = fx.dir().join("oci");
-    let rev = fx.commit(&OsRelease::new("2")).unwrap();
-    oci::encapsulate(fx.repo().path(), &rev, &oci, "2").unwrap();
-    let opts = RebaseOptions {
+    for v in ["2", "3"] {
+        let rev = fx.commit(&OsRelease::new(v)).unwrap();
+        oci::encapsulate(fx.repo().path(), &rev, &oci, v).unwrap();
+    }
+    let local = RebaseOptions {
         refspec: format!("ostree-image-signed:oci:{}:2", oci.display()),
         ..Default::default()
     };
-    let err = assert_fails_unchanged(&fx, |s| rebase(s, &opts, &OpContext::silent()));
+    let err = assert_fails_unchanged(&fx, |s| rebase(s, &local, &OpContext::silent()));
     assert!(policy.contains("insecureAcceptAnything"), "{policy}");
     assert!(
         err.contains("containers-policy.json specifies a default of `insecureAcceptAnything`"),
         "{err}"
     );
+
+    let registry = Registry::start().unwrap();
+    let key = strata_tests::GpgKey::generate(&fx.dir().join("image-key")).unwrap();
+    let other = strata_tests::GpgKey::generate(&fx.dir().join("other-key")).unwrap();
+    // Signatures are kept per repository and manifest: one repository each.
+    registry
+        .push_signed(&oci, "2", "signed/os:stable", &key)
+        .unwrap();
+    registry.push(&oci, "3", "unsigned/os:stable").unwrap();
+    registry
+        .push_signed(&oci, "3", "other/os:stable", &other)
+        .unwrap();
+    let _policy = oci::SignaturePolicy::install(&registry, &key, fx.dir()).unwrap();
+    let signed = |name: &str| RebaseOptions {
+        refspec: format!(
+            "ostree-image-signed:docker://{}/{name}/os:stable",
+            registry.host()
+        ),
+        ..Default::default()
+    };
+    let err = assert_fails_unchanged(&fx, |s| {
+        rebase(s, &signed("unsigned"), &OpContext::silent())
+    });
+    assert!(
+        err.contains("A signature was required, but no signature exists"),
+        "{err}"
+    );
+    let err = assert_fails_unchanged(&fx, |s| rebase(s, &signed("other"), &OpContext::silent()));
+    assert!(
+        err.contains("Source image rejected: Invalid GPG signature")
+            && err.contains(other.key_id()),
+        "{err}"
+    );
+    let out = rebase(&open(&fx), &signed("signed"), &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::Deployed { .. }), "{out:?}");
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
+    assert!(release.contains("echo 2"), "{release}");
 }
