@@ -1,5 +1,6 @@
 //! Transactions over the bus and the peer-to-peer socket.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -398,4 +399,77 @@ async fn a_joined_transaction_survives_its_initiator_leaving() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (ok, msg) = finished(&run_txn(&address).await);
     assert!(ok, "{msg}");
+}
+
+/// An image-based host over D-Bus, as Cockpit and GNOME Software drive it: `UpdateDeployment`
+/// with `set-refspec` an image reference (per-layer `PercentProgress`), then
+/// `AutomaticUpdateTrigger(check)` once the tag moved (the `CachedUpdate` property carries the
+/// manifest diff and the new version), then `Upgrade`.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_rebase_check_and_upgrade_over_the_bus() {
+    let env = Env::new(FixtureConfig::default()).await;
+    let registry = strata_tests::oci::Registry::start().unwrap();
+    let oci = env.fx.dir().join("oci");
+    let push = |v: &str| {
+        let rev = env.fx.commit(&OsRelease::new(v)).unwrap();
+        let digest = strata_tests::oci::encapsulate(env.fx.repo().path(), &rev, &oci, v).unwrap();
+        registry.push(&oci, v, "os:stable").unwrap();
+        digest
+    };
+    push("2");
+    let imgref = format!("ostree-unverified-registry:{}/os:stable", registry.host());
+    let os = env.os().await;
+    let modifiers = Modifiers {
+        set_refspec: Some(imgref.clone()),
+        ..Default::default()
+    };
+    let sigs = run_txn(&os.update_deployment(&modifiers, &no_opts()).await.unwrap()).await;
+    assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
+    assert!(
+        sigs.iter()
+            .any(|s| matches!(s, Signal::Percent(t, 100) if t.contains("Fetching layer"))),
+        "{sigs:?}"
+    );
+    let origin = env.fx.sysroot().unwrap().deployments().unwrap()[0]
+        .origin
+        .clone()
+        .unwrap();
+    assert!(
+        origin.contains(&format!("container-image-reference={imgref}")),
+        "{origin}"
+    );
+
+    let d3 = push("3");
+    let check = DeployOptions {
+        mode: Some("check".into()),
+        ..Default::default()
+    };
+    let (_, address) = os.automatic_update_trigger(&check).await.unwrap();
+    let sigs = run_txn(&address).await;
+    assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
+    let cached = os.cached_update().await.unwrap();
+    assert_eq!(dict_str(&cached, "origin"), imgref);
+    assert_eq!(dict_str(&cached, "version"), "3");
+    let diff: HashMap<String, zbus::zvariant::OwnedValue> = cached["manifest-diff"]
+        .try_clone()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let n_added: u64 = diff["n-added"].try_clone().unwrap().try_into().unwrap();
+    assert!(n_added > 0, "{diff:?}");
+
+    let sigs = run_txn(&os.upgrade(&no_opts()).await.unwrap()).await;
+    assert_eq!(finished(&sigs), (true, String::new()), "{sigs:?}");
+    let report = strata_core::status::load(
+        &strata_core::Sysroot::open(env.fx.sysroot().unwrap().path()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report.deployments[0].extra["container-image-reference-digest"],
+        d3.as_str()
+    );
+    assert!(
+        os.cached_update().await.unwrap().is_empty(),
+        "the update is deployed"
+    );
 }
