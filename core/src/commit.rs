@@ -61,10 +61,12 @@ pub fn load(repo: &ostree::Repo, checksum: &str) -> Result<CommitInfo> {
     let metadata = commit.child_value(0);
     let parent = ostree::commit_get_parent(&commit).map(|p| p.to_string());
     let timestamp = ostree::commit_get_timestamp(&commit);
-    let version = glib::VariantDict::new(Some(&metadata))
+    let dict = glib::VariantDict::new(Some(&metadata));
+    let version = dict
         .lookup::<String>("version")
         .ok()
-        .flatten();
+        .flatten()
+        .or_else(|| image_version(&dict));
     Ok(CommitInfo {
         checksum: checksum.to_string(),
         parent,
@@ -72,6 +74,17 @@ pub fn load(repo: &ostree::Repo, checksum: &str) -> Result<CommitInfo> {
         timestamp,
         metadata,
     })
+}
+
+/// The version of an image's merge commit (ostree-ext's, which has no `version` key): the
+/// image configuration's version label, as rpm-ostree shows it.
+fn image_version(meta: &glib::VariantDict) -> Option<String> {
+    let config = meta
+        .lookup::<String>("ostree.container.image-config")
+        .ok()??;
+    let config: ostree_ext::oci_spec::image::ImageConfiguration =
+        serde_json::from_str(&config).ok()?;
+    ostree_ext::container::version_for_config(&config).map(str::to_string)
 }
 
 /// Load a commit if the repo has its object.

@@ -4,14 +4,18 @@
 //! repository (real RPMs from rpmbuild, indexed by createrepo_c, also on loopback) configured in
 //! them, a sysroot with release 1 deployed and a private `dbus-daemon`, starts the real `stratad`
 //! on them and runs the real `strata` CLI through status, upgrade --check, upgrade, install (a
-//! package with a dependency), uninstall, kargs, rollback and status --json, printing each
-//! command and its output as a person would see them. Everything is removed at the end.
+//! package with a dependency), a rebase onto a container image of release 3 served by a
+//! `docker-registry` on loopback (the layered package carried over), upgrade --check and upgrade
+//! when the image's tag moves to release 4, uninstall, kargs, rollback and status --json,
+//! printing each command and its output as a person would see them. Everything is removed at the
+//! end (the registry's `registries.conf.d` drop-in included).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
+use strata_tests::oci::{self, Registry};
 use strata_tests::{Fixture, FixtureConfig, HttpServer, PrivateBus, Stratad, TestPackages};
 
 fn main() {
@@ -133,6 +137,33 @@ async fn run() -> Result<()> {
     cli.run(&["install", "hello"])?;
     cli.run(&["status"])?;
     show_package_refs(&sysroot)?;
+
+    println!("\nPublishing release 3 as a container image: ostree commit, encapsulated in chunked");
+    println!("layers, pushed to a docker-registry on loopback...");
+    let registry = Registry::start()?;
+    let oci_dir = fx.dir().join("oci");
+    let publish = |version: &str| -> Result<()> {
+        let rev = fx.commit(
+            &pkgs
+                .release_with_url(version, &rpm_http.url())
+                .extra_files(500)
+                .extra_files_seed("release-2"),
+        )?;
+        oci::encapsulate(fx.repo().path(), &rev, &oci_dir, version)?;
+        registry.push(&oci_dir, version, "strata-os:stable")
+    };
+    publish("3")?;
+    let imgref = format!(
+        "ostree-unverified-registry:{}/strata-os:stable",
+        registry.host()
+    );
+    cli.run(&["rebase", &imgref])?;
+    cli.run(&["status"])?;
+    println!("\nThe tag moves to release 4...");
+    publish("4")?;
+    cli.run(&["upgrade", "--check"])?;
+    cli.run(&["upgrade"])?;
+    cli.run(&["status"])?;
     cli.run(&["uninstall", "hello"])?;
     cli.run(&["kargs", "--append=demo=1"])?;
     cli.run(&["kargs"])?;
@@ -142,6 +173,7 @@ async fn run() -> Result<()> {
     cli.run_head(&["status", "--json"], 24)?;
 
     drop(daemon);
+    drop(registry);
     drop(bus);
     drop(fx);
     drop(rpm_http);

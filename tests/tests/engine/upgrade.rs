@@ -441,6 +441,11 @@ fn an_image_based_deployment_follows_its_tag() {
         report.deployments[0].container_image_reference.as_deref(),
         Some(imgref.as_str())
     );
+    assert_eq!(
+        report.deployments[0].version.as_deref(),
+        Some("3"),
+        "an image's version is its configuration's version label"
+    );
     let out = upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
     assert!(out.is_unchanged(), "{out:?}");
     let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
