@@ -628,19 +628,7 @@ pub(crate) fn repo_disk(
         let repo = TestRepo::open(&repo_dir)?;
         let checksum = commit(&repo)?;
         repo.update_summary()?;
-        let du = cmd::run(Command::new("du").args(["-sm"]).arg(&repo_dir))?;
-        let mib: u64 = du
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| anyhow!("unexpected du output {du:?}"))?;
-        mkfs(
-            &work.path().join("disk.img"),
-            mib * 2 + 32,
-            "upgrade",
-            &repo_dir,
-            &[],
-        )?;
+        mkfs_for(&work.path().join("disk.img"), "upgrade", &repo_dir)?;
         fs::remove_dir_all(&repo_dir)?;
         fs::write(work.path().join("commit"), &checksum)?;
         // Fails when another process got there first: theirs is used (and ours dropped).
@@ -655,6 +643,17 @@ pub(crate) fn repo_disk(
     }
     let checksum = fs::read_to_string(done.join("commit"))?.trim().to_string();
     Ok((done.join("disk.img"), checksum))
+}
+
+/// An ext4 image holding `from`, twice its size plus 32 MiB (sparse).
+pub(crate) fn mkfs_for(img: &Path, label: &str, from: &Path) -> Result<()> {
+    let du = cmd::run(Command::new("du").args(["-sm"]).arg(from))?;
+    let mib: u64 = du
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("unexpected du output {du:?}"))?;
+    mkfs(img, mib * 2 + 32, label, from, &[])
 }
 
 pub(crate) fn mkfs(img: &Path, mib: u64, label: &str, from: &Path, extra: &[&str]) -> Result<()> {

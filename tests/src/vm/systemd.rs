@@ -62,6 +62,12 @@ pub const PACKAGES: &[&str] = &[
     "libdnf2",
     "rpm",
     "bubblewrap",
+    // Container image pulls: ostree-ext fetches through skopeo's image proxy (which brings
+    // containers-common: /etc/containers/policy.json and registries.conf). containers-common
+    // depends on the virtual `container-network-stack`, which debootstrap does not resolve:
+    // one of its providers, named.
+    "skopeo",
+    "containernetworking-plugins",
 ];
 
 /// Root partition size in MiB (sparse): the Debian tree, its copy in the sysroot's repo and
@@ -307,6 +313,82 @@ pub fn upgrade_disk(image: &VmImage, version: &str) -> Result<(PathBuf, String)>
             Some(overlay.path()),
             version,
         )
+    })
+}
+
+/// Two raw ext4 disks, each holding an OCI image layout `oci/` (mount it read-only in the
+/// guest, the same path each boot): in the first, tag `stable` is the image's own release
+/// encapsulated as a chunked container image; in the second, `stable` has moved to release
+/// `version` (only `/usr/lib/os-release` changed), the first image's blobs still there.
+/// Cached beside the image.
+#[derive(Debug, Clone)]
+pub struct ImageDisks {
+    pub first: PathBuf,
+    pub first_digest: String,
+    pub moved: PathBuf,
+    pub moved_digest: String,
+    /// The ostree commit inside the moved tag's image.
+    pub moved_commit: String,
+}
+
+#[context("Building the container image disks of release {version} on {}", image.dir.display())]
+pub fn image_disks(image: &VmImage, version: &str) -> Result<ImageDisks> {
+    let done = image.dir.join(format!("images-{version}"));
+    if !done.join("digests").exists() {
+        let t = Instant::now();
+        let work = tempfile::Builder::new()
+            .prefix(&format!("images-{version}.tmp-"))
+            .tempdir_in(&image.dir)?;
+        let repo_dir = work.path().join("repo");
+        cmd::run(Command::new("cp").arg("-a").arg(&image.repo).arg(&repo_dir))?;
+        let repo = TestRepo::open(&repo_dir)?;
+        let overlay = tempfile::tempdir()?;
+        let lib = overlay.path().join("usr/lib");
+        mkdir(&lib)?;
+        fs::write(lib.join("os-release"), os_release(version))?;
+        let moved = commit(
+            &repo,
+            &format!("ref={}", image.commit),
+            Some(overlay.path()),
+            version,
+        )?;
+        let layout = work.path().join("layout");
+        let oci = layout.join("oci");
+        let mut digests = Vec::new();
+        for (rev, disk) in [(&image.commit, "first.img"), (&moved, "moved.img")] {
+            digests.push(crate::oci::encapsulate(&repo_dir, rev, &oci, "stable")?);
+            // skopeo runs as `nobody` under systemd: everything readable.
+            cmd::run(Command::new("chmod").args(["-R", "a+rX"]).arg(&layout))?;
+            super::image::mkfs_for(&work.path().join(disk), "images", &layout)?;
+        }
+        fs::remove_dir_all(&repo_dir)?;
+        fs::remove_dir_all(&layout)?;
+        fs::write(
+            work.path().join("digests"),
+            format!("{}\n{}\n{moved}\n", digests[0], digests[1]),
+        )?;
+        if fs::rename(work.path(), &done).is_ok() {
+            let _ = work.keep();
+        }
+        eprintln!(
+            "image disks {} built in {:.1?}",
+            done.display(),
+            t.elapsed()
+        );
+    }
+    let digests = fs::read_to_string(done.join("digests"))?;
+    let mut lines = digests.lines().map(str::to_string);
+    let mut next = || {
+        lines
+            .next()
+            .ok_or_else(|| anyhow!("{} is incomplete", done.join("digests").display()))
+    };
+    Ok(ImageDisks {
+        first: done.join("first.img"),
+        first_digest: next()?,
+        moved: done.join("moved.img"),
+        moved_digest: next()?,
+        moved_commit: next()?,
     })
 }
 

@@ -418,3 +418,56 @@ fn signed_image_references_follow_the_signature_policy() {
     let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
     assert!(release.contains("echo 2"), "{release}");
 }
+
+/// A one-file change on a 5,000-file image: the upgrade fetches the layer holding that file
+/// and the commit layer, a small part of the image (the figures are printed for the record).
+#[test]
+fn a_one_file_change_fetches_a_small_part_of_a_large_image() {
+    let fx = fixture();
+    let registry = Registry::start().unwrap();
+    let oci = fx.dir().join("oci");
+    let release = |content: &str| {
+        OsRelease::new("2")
+            .extra_files(5000)
+            .file("usr/share/doc/strata-note", content)
+    };
+    let publish = |tag: &str, content: &str| {
+        let rev = fx.commit(&release(content)).unwrap();
+        oci::encapsulate(fx.repo().path(), &rev, &oci, tag).unwrap();
+        registry.push(&oci, tag, "os:stable").unwrap();
+        oci::layers(&format!("oci:{}:{tag}", oci.display())).unwrap()
+    };
+    let first = publish("a", "one\n");
+    let opts = RebaseOptions {
+        refspec: format!("ostree-unverified-registry:{}/os:stable", registry.host()),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &opts, &OpContext::silent()).unwrap();
+    let second = publish("b", "two\n");
+    let before = registry.blobs_fetched().len();
+    upgrade(&open(&fx), &UpgradeOptions::default(), &OpContext::silent()).unwrap();
+    let size = |d: &String| std::fs::metadata(registry.blob_path(d)).unwrap().len();
+    let fetched: BTreeSet<String> = registry.blobs_fetched()[before..]
+        .iter()
+        .filter(|d| second.contains(*d))
+        .cloned()
+        .collect();
+    let fetched_bytes: u64 = fetched.iter().map(size).sum();
+    let total_bytes: u64 = second.iter().map(size).sum();
+    eprintln!(
+        "one-file change on a 5,000-file image: fetched {} of {} layers ({:?} bytes), \
+         {fetched_bytes} of {total_bytes} bytes ({:.1}%)",
+        fetched.len(),
+        second.len(),
+        fetched.iter().map(size).collect::<Vec<_>>(),
+        fetched_bytes as f64 * 100.0 / total_bytes as f64
+    );
+    let changed = second.iter().filter(|l| !first.contains(l)).count();
+    assert_eq!(fetched.len(), changed, "{first:?} {second:?}");
+    assert!(
+        fetched_bytes * 4 < total_bytes,
+        "{fetched_bytes} of {total_bytes} bytes fetched"
+    );
+    let note = read_in_deployment(&fx, 0, "usr/share/doc/strata-note").unwrap();
+    assert_eq!(note, "two\n");
+}

@@ -8,6 +8,7 @@
 
 mod boot;
 mod finalize;
+mod images;
 mod kargs;
 mod layering;
 mod powercut;
