@@ -235,7 +235,9 @@ pub struct UpgradeArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct DeployArgs {
-    /// The commit to deploy: a checksum, `revision=CHECKSUM` or `version=VERSION`
+    /// The commit to deploy: a checksum, `revision=CHECKSUM` or `version=VERSION`; on an
+    /// image-based deployment, an image of the followed repository by manifest digest
+    /// (`sha256:…`)
     #[arg(value_name = "REVISION", allow_hyphen_values = false)]
     pub revision: Option<String>,
     /// Initiate a reboot after operation is complete
@@ -265,7 +267,11 @@ pub struct DeployArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RebaseArgs {
-    /// REFSPEC [REVISION], or only [REVISION] with --branch/--remote
+    /// REFSPEC [REVISION], or only [REVISION] with --branch/--remote. REFSPEC is an ostree ref
+    /// (REMOTE:BRANCH, :BRANCH, REMOTE:) or a container image reference
+    /// (ostree-unverified-registry:HOST/NAME:TAG, ostree-unverified-image:oci:DIR:TAG,
+    /// ostree-remote-image:REMOTE:…, ostree-image-signed:…); for an image, REVISION is a
+    /// manifest digest (sha256:…)
     #[arg(value_name = "REFSPEC [REVISION]", num_args = 0..=2)]
     pub positional: Vec<String>,
     /// Rebase to branch BRANCH; use --remote to change remote as well

@@ -337,6 +337,60 @@ fn layered_packages_survive_a_rebase() {
     );
 }
 
+/// Layered packages sit on an image base as on a ref base: carried over by the rebase onto a
+/// container image (the origin keeps them beside `container-image-reference`), re-layered when
+/// the image's tag moves, and installed on the image-based deployment.
+#[test]
+fn layered_packages_on_a_container_image_base() {
+    let l = layering();
+    l.install(&["hello"]).unwrap();
+    let oci = l.fx.dir().join("oci");
+    let publish = |version: &str| {
+        let rev = l.fx.commit(&l.pkgs.release(version)).unwrap();
+        strata_tests::oci::encapsulate(l.fx.repo().path(), &rev, &oci, "stable").unwrap();
+    };
+    publish("2");
+    let imgref = format!("ostree-unverified-image:oci:{}:stable", oci.display());
+    let opts = strata_core::RebaseOptions {
+        refspec: imgref.clone(),
+        ..Default::default()
+    };
+    strata_core::rebase(&l.sysroot(), &opts, &OpContext::silent()).unwrap();
+    let d = l.deployment();
+    assert!(d.join("usr/bin/hello").is_file());
+    assert_eq!(
+        fs::read_to_string(d.join("usr/bin/strata-release")).unwrap(),
+        "#!/bin/sh\necho 2\n"
+    );
+    let origin = l.origin();
+    assert!(
+        origin.contains(&format!("container-image-reference={imgref}"))
+            && origin.contains("requested=hello;"),
+        "{origin}"
+    );
+    publish("3");
+    upgrade(
+        &l.sysroot(),
+        &UpgradeOptions::default(),
+        &OpContext::silent(),
+    )
+    .unwrap();
+    let d = l.deployment();
+    assert!(d.join("usr/bin/hello").is_file());
+    assert_eq!(
+        fs::read_to_string(d.join("usr/bin/strata-release")).unwrap(),
+        "#!/bin/sh\necho 3\n"
+    );
+    l.install(&["tool"]).unwrap();
+    let d = l.deployment();
+    assert!(d.join("usr/bin/hello").is_file() && d.join("usr/bin/tool").is_file());
+    assert!(
+        l.origin().contains("container-image-reference="),
+        "{}",
+        l.origin()
+    );
+}
+
 /// Packages from an HTTP repo are downloaded into the sysroot's cache, imported, and the
 /// downloaded files removed; the repo's own files are untouched.
 #[test]
