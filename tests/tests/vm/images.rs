@@ -78,7 +78,13 @@ strata upgrade > /run/upgrade.log 2>&1
 echo "STRATA-MARKER upgrade-exit $?"
 echo "STRATA-MARKER upgrade-log $(tail -n 12 /run/upgrade.log | tr '\n' ' ')"
 status_marker staged
-"#
+strata finalize-deployment sha256:{zeros} > /run/fin.log 2>&1
+echo "STRATA-MARKER fin-wrong $(tr '\n' ' ' < /run/fin.log)"
+strata finalize-deployment {moved} > /run/fin.log 2>&1
+echo "STRATA-MARKER fin-right $(tr '\n' ' ' < /run/fin.log)"
+"#,
+        zeros = "0".repeat(64),
+        moved = disks.moved_digest,
     );
     let log = boot_with(&disk, "image v1: upgrade", &body, |c| c.disk(&disks.moved))?;
     let before = status(&log, "before")?;
@@ -108,6 +114,22 @@ status_marker staged
         digest(&staged, 0) == disks.moved_digest
             && deployments(&staged)[0]["staged"] == Value::Bool(true),
         "the moved tag's image is not staged: {staged:#}"
+    );
+    // Zincati names the staged release by its digest: a wrong one is refused naming the
+    // staged image's, the right one passes that check (and this deployment, staged without
+    // --lock-finalization, is then refused as not locked: no reboot here).
+    ensure!(
+        marker(&log, "fin-wrong").contains(&format!(
+            "The staged deployment is {}, not the expected sha256:000",
+            disks.moved_digest
+        )),
+        "finalize-deployment with a wrong digest: {:?}",
+        marker(&log, "fin-wrong")
+    );
+    ensure!(
+        marker(&log, "fin-right").contains("is not locked against finalization"),
+        "finalize-deployment with the staged digest: {:?}",
+        marker(&log, "fin-right")
     );
 
     let body = format!("{MOUNT_IMAGES}\nreport_booted\n");
