@@ -264,8 +264,8 @@ fn deploy_image(
 ) -> Result<Outcome> {
     let Revision::ImageDigest(digest) = &opts.revision else {
         return Err(anyhow!(
-            "The deployment follows the container image {imgref}: deploy an image by its manifest digest (sha256:…), not {}",
-            opts.revision
+            "The deployment follows the container image {imgref}: deploy an image by its manifest digest (sha256:…), not {:?}",
+            crate::origin::caller_text(&opts.revision.to_string())
         ));
     };
     if opts.cache_only {

@@ -53,7 +53,7 @@ pub fn finalize(sysroot: &Sysroot, opts: &FinalizeOptions, ctx: &OpContext) -> R
         }
         Some(c) if *c != csum && *c != base.base_checksum() && Some(c) != digest.as_ref() => {
             return Err(anyhow!(
-                "The staged deployment is {name}, not the expected {}",
+                "The staged deployment is {name}, not the expected {:?}",
                 crate::origin::caller_text(c)
             ))
         }

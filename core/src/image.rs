@@ -21,7 +21,7 @@ use ostree_ext::container::store::{
 };
 use ostree_ext::container::OstreeImageReference;
 use ostree_ext::containers_image_proxy::ImageProxyConfig;
-use ostree_ext::oci_spec::image::Descriptor;
+use ostree_ext::oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
 use crate::progress::{Cancelled, Event, OpContext};
 
@@ -70,7 +70,7 @@ pub fn pinned(imgref: &str, digest: &str) -> Result<OstreeImageReference> {
         ));
     }
     let name = match parsed.imgref.transport {
-        Transport::Registry => {
+        Transport::Registry | Transport::ContainerStorage => {
             let r: Reference = parsed
                 .imgref
                 .name
@@ -83,27 +83,12 @@ pub fn pinned(imgref: &str, digest: &str) -> Result<OstreeImageReference> {
                 Some((dir, _tag)) => dir,
                 None => parsed.imgref.name.as_str(),
             };
-            let index = Path::new(dir).join("index.json");
-            let index = ostree_ext::oci_spec::image::ImageIndex::from_file(&index)
-                .with_context(|| format!("Reading {}", index.display()))?;
-            let tag = index
-                .manifests()
-                .iter()
-                .filter(|m| m.digest().to_string() == digest)
-                .find_map(|m| {
-                    m.annotations()
-                        .as_ref()?
-                        .get("org.opencontainers.image.ref.name")
-                        .cloned()
-                })
-                .ok_or_else(|| {
-                    anyhow!("No tag of the OCI directory {dir} names the image {digest}")
-                })?;
+            let tag = oci_layout_tag(Path::new(dir), digest)?;
             format!("{dir}:{tag}")
         }
         other => {
             return Err(anyhow!(
-                "An image is pinned by digest only in a registry or an oci: directory, not {other}: {parsed}"
+                "An image is pinned by digest only in a registry, containers-storage or an oci: directory, not {other}: {parsed}"
             ))
         }
     };
@@ -114,6 +99,52 @@ pub fn pinned(imgref: &str, digest: &str) -> Result<OstreeImageReference> {
             name,
         },
     })
+}
+
+/// The largest OCI layout index read (an index lists one small entry per tag).
+const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The tag of the OCI layout `dir` whose manifest is `digest`. The index is opened without
+/// following a symlink and without blocking (the daemon reads it as root from a path its caller
+/// named: a FIFO there must not hang it), and read only if it is a regular file of bounded size.
+fn oci_layout_tag(dir: &Path, digest: &str) -> Result<String> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let path = dir.join("index.json");
+    let fd = rustix::fs::open(
+        &path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("Opening {}", path.display()))?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
+        return Err(anyhow!(
+            "{} is not an OCI layout index (a regular file of at most {MAX_INDEX_BYTES} bytes)",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_INDEX_BYTES).read_to_string(&mut text)?;
+    let index: ostree_ext::oci_spec::image::ImageIndex =
+        serde_json::from_str(&text).with_context(|| format!("Reading {}", path.display()))?;
+    index
+        .manifests()
+        .iter()
+        .filter(|m| m.digest().to_string() == digest)
+        .find_map(|m| {
+            m.annotations()
+                .as_ref()?
+                .get("org.opencontainers.image.ref.name")
+                .cloned()
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "No tag of the OCI directory {} names the image {digest}",
+                dir.display()
+            )
+        })
 }
 
 /// Removes the images no deployment follows and the layers no remaining image or deployment
@@ -138,10 +169,13 @@ pub(crate) fn prune_and_report(sysroot: &ostree::Sysroot, ctx: &OpContext) -> Re
 
 /// What the registry (or `oci:` directory) says about the image a reference names, from its
 /// manifest and configuration alone: no layer is fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ImageCheck {
     /// The manifest digest the reference resolves to now.
     pub manifest_digest: String,
+    /// That manifest and the image configuration.
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
     /// The image's version label (`org.opencontainers.image.version`), if any.
     pub version: Option<String>,
     /// Layers of the image, and how many of them (and how many bytes) a pull would fetch.
@@ -188,6 +222,8 @@ pub(crate) fn check(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<I
                 layers: state.manifest.layers().len(),
                 layers_to_fetch: 0,
                 bytes_to_fetch: 0,
+                manifest: state.manifest.clone(),
+                config: state.configuration.clone(),
             },
             PrepareResult::Ready(prep) => {
                 let (layers_to_fetch, bytes_to_fetch) = to_fetch(prep.all_layers());
@@ -197,10 +233,46 @@ pub(crate) fn check(repo_path: &Path, imgref: &str, ctx: &OpContext) -> Result<I
                     layers: prep.all_layers().count(),
                     layers_to_fetch,
                     bytes_to_fetch,
+                    manifest: prep.manifest.clone(),
+                    config: prep.config.clone(),
                 }
             }
         })
     })
+}
+
+/// Records `pending` (an image the reference points at now, not pulled) beside the deployed
+/// image's merge commit `deployed`, or clears it (`None`), where the cached update reads it:
+/// the detached metadata keys ostree-ext's `query_image_commit` reads back as its
+/// `cached_update`. ostree-ext's own `prepare` writes them only on the image stored under the
+/// same reference, which is not the deployed one after a digest pin or once an upgrade is
+/// staged, and it offers no call to write them elsewhere: the three keys are written here.
+pub(crate) fn record_pending(
+    repo: &ostree::Repo,
+    deployed: &str,
+    pending: Option<&ImageCheck>,
+) -> Result<()> {
+    let meta = pending
+        .map(|p| -> Result<glib::Variant> {
+            let dict = glib::VariantDict::new(None);
+            dict.insert(
+                "ostree-ext.cached.manifest-digest",
+                p.manifest_digest.as_str(),
+            );
+            dict.insert(
+                "ostree-ext.cached.manifest",
+                serde_json::to_string(&p.manifest)?.as_str(),
+            );
+            dict.insert(
+                "ostree-ext.cached.config",
+                serde_json::to_string(&p.config)?.as_str(),
+            );
+            Ok(dict.end())
+        })
+        .transpose()?;
+    repo.write_commit_detached_metadata(deployed, meta.as_ref(), ostree::gio::Cancellable::NONE)
+        .with_context(|| format!("Recording the pending image beside {deployed}"))?;
+    Ok(())
 }
 
 /// Pulls `imgref` into the repository at `repo_path` (the image must be bootable). Only the
@@ -357,7 +429,10 @@ async fn pull_by_verified_copy(
         let msg = stderr
             .split_once("msg=\"")
             .map_or(stderr.trim(), |(_, m)| m.trim().trim_end_matches('"'));
-        return Err(anyhow!("{source} is refused: {msg}"));
+        return Err(anyhow!(
+            "{source} is refused: {}",
+            strata_api::text::printable(msg, 500)
+        ));
     }
     let local = OstreeImageReference {
         sigverify: SignatureSource::ContainerPolicyAllowInsecure,
@@ -533,13 +608,23 @@ where
             .enable_all()
             .build()
             .context("Starting the image pull's runtime")?;
-        let cancelled = ctx.cancellable().future();
-        rt.block_on(async move {
+        // A handler of our own, disconnected at the end (gio's `future()` would stay connected
+        // to the transaction's cancellable when the pull ends first).
+        let cancellable = ctx.cancellable().clone();
+        let (tx, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let handler = cancellable.connect_cancelled(move |_| {
+            let _ = tx.send(());
+        });
+        let r = rt.block_on(async move {
             tokio::select! {
                 r = f(ctx) => r,
-                () = cancelled => Err(Cancelled.into()),
+                _ = cancelled => Err(Cancelled.into()),
             }
-        })
+        });
+        if let Some(h) = handler {
+            cancellable.disconnect_cancelled(h);
+        }
+        r
     })
     .join()
     .map_err(|_| anyhow!("The image pull's thread panicked"))?

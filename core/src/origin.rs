@@ -396,11 +396,10 @@ pub fn is_container_image_reference(s: &str) -> bool {
     CONTAINER_IMAGE_PREFIXES.iter().any(|p| s.starts_with(p))
 }
 
-/// Whether `s` is an image manifest digest (`sha256:` and 64 hex digits), as Zincati deploys
-/// image-based releases.
+/// Whether `s` is an image manifest digest (`sha256:` and 64 lowercase hex digits, as
+/// registries write them), as Zincati deploys image-based releases.
 pub fn is_image_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix("sha256:").is_some_and(is_checksum)
 }
 
 fn check_container_ref(s: &str) -> Result<(), String> {

@@ -95,7 +95,8 @@ fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> R
         ),
         Some(other) => {
             return Err(anyhow!(
-                "An image is pinned by its manifest digest (sha256:…), not {other}"
+                "An image is pinned by its manifest digest (sha256:…), not {:?}",
+                crate::origin::caller_text(&other.to_string())
             ))
         }
     };

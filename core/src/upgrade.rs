@@ -124,11 +124,20 @@ fn upgrade_image(
         keep_cached_update(p.sysroot, &p.osname, None);
         Ok(Outcome::Unchanged)
     };
+    // What the cached update is made of: the image the reference points at now when it is
+    // not the deployed one (a failure costs only the cached update).
+    let record = |pending: Option<&crate::image::ImageCheck>| {
+        if let Err(e) = crate::image::record_pending(&p.repo, p.current.base_checksum(), pending) {
+            tracing::warn!("{e:#}");
+        }
+    };
     if opts.check_only {
         let check = crate::image::check(&repo_path, imgref, ctx)?;
         if deployed.as_deref() == Some(check.manifest_digest.as_str()) {
+            record(None);
             return unchanged(&check.manifest_digest);
         }
+        record(Some(&check));
         ctx.message(format!(
             "Update available: {}{}; {}",
             check.manifest_digest,
@@ -147,6 +156,7 @@ fn upgrade_image(
     }
     let image = crate::image::pull(&repo_path, imgref, ctx)?;
     if deployed.as_deref() == Some(image.manifest_digest.as_str()) {
+        record(None);
         return unchanged(&image.manifest_digest);
     }
     let target = commit::load(&p.repo, &image.commit)?;
@@ -181,7 +191,12 @@ fn cache_after_deploy(p: &Prepared<'_>, outcome: &Outcome) {
 /// Rewrite the cached update after a check or an upgrade (see [`update::refresh`]). The
 /// update itself has happened or been found either way, so a failure here is only logged.
 fn keep_cached_update(sysroot: &Sysroot, osname: &str, staged: Option<&ostree::Deployment>) {
-    if let Err(e) = update::refresh(sysroot, osname, staged) {
+    // As rpm-ostree: while a deployment is staged, the cached update describes it.
+    let pending = sysroot
+        .ostree()
+        .staged_deployment()
+        .filter(|d| d.osname() == osname);
+    if let Err(e) = update::refresh(sysroot, osname, staged.or(pending.as_ref())) {
         tracing::warn!("{e:#}");
     }
 }

@@ -471,3 +471,46 @@ fn a_one_file_change_fetches_a_small_part_of_a_large_image() {
     let note = read_in_deployment(&fx, 0, "usr/share/doc/strata-note").unwrap();
     assert_eq!(note, "two\n");
 }
+
+/// The cached update of an image deployment pinned by digest (whose image is not stored under
+/// its tag's reference): a check records the moved tag's manifest beside the deployed image,
+/// and a check after the tag moved back clears it.
+#[test]
+fn checks_on_a_digest_pinned_image_keep_the_cached_update_right() {
+    let fx = fixture();
+    let registry = Registry::start().unwrap();
+    let oci = fx.dir().join("oci");
+    let publish = |v: &str| {
+        let rev = fx.commit(&OsRelease::new(v)).unwrap();
+        let d = oci::encapsulate(fx.repo().path(), &rev, &oci, v).unwrap();
+        registry.push(&oci, v, "os:stable").unwrap();
+        d
+    };
+    let d2 = publish("2");
+    let opts = RebaseOptions {
+        refspec: format!("ostree-unverified-registry:{}/os:stable", registry.host()),
+        revision: Some(strata_core::Revision::ImageDigest(d2)),
+        ..Default::default()
+    };
+    rebase(&open(&fx), &opts, &OpContext::silent()).unwrap();
+    let check = UpgradeOptions {
+        check_only: true,
+        ..Default::default()
+    };
+    let cached = || strata_core::update::load(&open(&fx), strata_tests::DEFAULT_OSNAME).unwrap();
+    publish("3");
+    let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::UpdateAvailable { .. }), "{out:?}");
+    let update = cached().expect("a cached update for the moved tag");
+    let update = strata_tests::glib::VariantDict::new(Some(&update));
+    assert_eq!(
+        update.lookup::<String>("version").unwrap().as_deref(),
+        Some("3")
+    );
+    assert!(update.lookup_value("manifest-diff", None).is_some());
+
+    registry.push(&oci, "2", "os:stable").unwrap();
+    let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
+    assert!(out.is_unchanged(), "{out:?}");
+    assert!(cached().is_none(), "the tag is back at the deployed image");
+}
