@@ -501,12 +501,19 @@ impl Txn {
             while let Some(e) = rx.recv().await {
                 txn.broadcast(&e).await;
             }
+            // Whether the sysroot may have changed beyond what its stamp shows (see `finish`).
+            let mut changed = true;
             let result = match work.await {
                 Ok(Ok(outcome)) => {
                     tracing::info!(
                         "Txn {} on {} successful: {outcome:?}",
                         txn.method,
                         txn.os_path
+                    );
+                    changed = !matches!(
+                        outcome,
+                        strata_core::Outcome::Unchanged
+                            | strata_core::Outcome::UpdateAvailable { .. }
                     );
                     (true, String::new())
                 }
@@ -524,14 +531,22 @@ impl Txn {
                     (false, format!("The transaction's worker failed: {e}"))
                 }
             };
-            txn.finish(&d, result).await;
+            txn.finish(&d, result, changed).await;
         });
         true
     }
 
-    async fn finish(self: &Arc<Self>, d: &Arc<Daemon>, (success, msg): (bool, String)) {
-        // Properties first, so a client that reacts to Finished reads the new state.
-        if let Err(e) = d.refresh(true).await {
+    async fn finish(
+        self: &Arc<Self>,
+        d: &Arc<Daemon>,
+        (success, msg): (bool, String),
+        changed: bool,
+    ) {
+        // Properties first, so a client that reacts to Finished reads the new state. A
+        // transaction that deployed nothing (a check, an upgrade with no update) changed at
+        // most what the sysroot's stamp covers (the cached update file, fetched refs): reloaded
+        // only if the stamp moved, which spares the empty transaction a whole sysroot load.
+        if let Err(e) = d.refresh(changed).await {
             tracing::warn!("Reloading the sysroot after the transaction: {e:#}");
         }
         // What the work allocated (a pull's object lists, a checkout's caches, in libostree

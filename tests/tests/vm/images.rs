@@ -120,7 +120,7 @@ echo "STRATA-MARKER fin-right $(tr '\n' ' ' < /run/fin.log)"
     // --lock-finalization, is then refused as not locked: no reboot here).
     ensure!(
         marker(&log, "fin-wrong").contains(&format!(
-            "The staged deployment is {}, not the expected sha256:000",
+            "The staged deployment is {}, not the expected \"sha256:000",
             disks.moved_digest
         )),
         "finalize-deployment with a wrong digest: {:?}",

@@ -103,7 +103,8 @@ up=$!
 i=0
 while [ $i -lt 600 ]; do
   if strata status --json > /run/tx.json 2>/dev/null && grep -q '"transaction": *\[' /run/tx.json; then
-    echo "STRATA-MARKER upgrade-underway $(tr -d '\n' < /run/tx.json)"
+    # Only the transaction: a whole status on one serial line can be split by kernel messages.
+    echo "STRATA-MARKER upgrade-underway $(tr -d '\n' < /run/tx.json | grep -o '"transaction": *\[[^]]*\]')"
     break
   fi
   if ! kill -0 $up 2>/dev/null; then
