@@ -29,6 +29,12 @@ impl CommitInfo {
         dict.lookup::<bool>(key).ok().flatten()
     }
 
+    /// The manifest digest of the container image this commit was imported from (ostree-ext's
+    /// merge commits carry it), which is what identifies an image.
+    pub fn image_digest(&self) -> Option<String> {
+        self.meta_string("ostree.manifest-digest")
+    }
+
     /// The base commit: the parent of a layered commit (`rpmostree.clientlayer`), else this
     /// commit itself.
     pub fn base_checksum(&self) -> &str {

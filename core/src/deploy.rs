@@ -273,14 +273,12 @@ fn deploy_image(
             "An image is deployed by digest from its registry; run without --cache-only"
         ));
     }
-    let deployed =
-        commit::load(&p.repo, p.current.base_checksum())?.meta_string("ostree.manifest-digest");
+    let deployed = p.current.image_digest();
     if deployed.as_deref() == Some(digest.as_str()) {
         ctx.message(format!("Already at {digest}"));
         return Ok(Outcome::Unchanged);
     }
-    let image =
-        crate::image::pull_digest(&p.sysroot.path().join("ostree/repo"), imgref, digest, ctx)?;
+    let image = crate::image::pull_digest(&p.repo_path(), imgref, digest, ctx)?;
     let target = commit::load(&p.repo, &image.commit)?;
     let mut origin = p.origin.clone();
     origin.set_override_commit(Some(digest));

@@ -40,8 +40,7 @@ pub fn finalize(sysroot: &Sysroot, opts: &FinalizeOptions, ctx: &OpContext) -> R
     // image the manifest digest (Zincati passes the release's digest); the deployment's own
     // checksum (a layered commit) is taken too.
     let base = crate::commit::load(&sysroot.repo(), &csum)?;
-    let digest = crate::commit::load(&sysroot.repo(), base.base_checksum())?
-        .meta_string("ostree.manifest-digest");
+    let digest = crate::commit::load(&sysroot.repo(), base.base_checksum())?.image_digest();
     let name = digest
         .clone()
         .unwrap_or_else(|| base.base_checksum().to_string());

@@ -69,6 +69,11 @@ impl Finish {
 }
 
 impl<'a> Prepared<'a> {
+    /// The sysroot's repository, by path (for ostree-ext, which opens its own handle).
+    pub fn repo_path(&self) -> std::path::PathBuf {
+        self.sysroot.path().join("ostree/repo")
+    }
+
     /// Take the sysroot lock, reload, and read the merge deployment of `osname` (the booted or
     /// default stateroot when `None`) with its origin and commit.
     #[context("Preparing a new deployment")]

@@ -86,7 +86,7 @@ pub fn rebase(sysroot: &Sysroot, opts: &RebaseOptions, ctx: &OpContext) -> Resul
 /// Rebase onto the container image `opts.refspec`: pull it, deploy its commit with the
 /// reference in the origin (layered packages carried over).
 fn rebase_to_image(p: &Prepared<'_>, opts: &RebaseOptions, ctx: &OpContext) -> Result<Outcome> {
-    let repo_path = p.sysroot.path().join("ostree/repo");
+    let repo_path = p.repo_path();
     let (image, pin) = match &opts.revision {
         None => (crate::image::pull(&repo_path, &opts.refspec, ctx)?, None),
         Some(Revision::ImageDigest(digest)) => (

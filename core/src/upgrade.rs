@@ -116,9 +116,8 @@ fn upgrade_image(
             "An image-based deployment cannot be upgraded from the cache alone (the registry says whether the tag moved); run without --cache-only"
         ));
     }
-    let repo_path = p.sysroot.path().join("ostree/repo");
-    let deployed =
-        commit::load(&p.repo, p.current.base_checksum())?.meta_string("ostree.manifest-digest");
+    let repo_path = p.repo_path();
+    let deployed = p.current.image_digest();
     let unchanged = |digest: &str| {
         ctx.message(format!("No upgrade available: {imgref} is at {digest}"));
         keep_cached_update(p.sysroot, &p.osname, None);
@@ -127,7 +126,7 @@ fn upgrade_image(
     // What the cached update is made of: the image the reference points at now when it is
     // not the deployed one (a failure costs only the cached update).
     let record = |pending: Option<&crate::image::ImageCheck>| {
-        if let Err(e) = crate::image::record_pending(&p.repo, p.current.base_checksum(), pending) {
+        if let Err(e) = crate::image::record_pending(&p.repo, &p.current.checksum, pending) {
             tracing::warn!("{e:#}");
         }
     };

@@ -423,14 +423,7 @@ fn an_image_based_deployment_follows_its_tag() {
         new_layers,
         "only the changed layers are fetched"
     );
-    let release = std::fs::read_to_string(
-        fx.sysroot()
-            .unwrap()
-            .deploy_dir(0)
-            .unwrap()
-            .join("usr/bin/strata-release"),
-    )
-    .unwrap();
+    let release = read_in_deployment(&fx, 0, "usr/bin/strata-release").unwrap();
     assert!(release.contains("echo 3"), "{release}");
     let report = strata_core::status::load(&open(&fx)).unwrap();
     assert_eq!(
