@@ -119,6 +119,11 @@ pub(crate) fn resolve_revision(
 ) -> Result<CommitInfo> {
     let need_history = matches!(revision, Revision::Version(_)) || !skip_branch_check;
     let remote = refspec.remote().filter(|_| !cache_only);
+    if let (Some(remote), Revision::Checksum(c)) = (remote, revision) {
+        if let Some(info) = pulled_before(repo, remote, refspec, c, skip_branch_check, ctx)? {
+            return Ok(info);
+        }
+    }
     if let (Some(remote), true) = (remote, need_history) {
         fetch_history(repo, remote, refspec, ctx)?;
     }
@@ -141,6 +146,46 @@ pub(crate) fn resolve_revision(
             "Commit {target} is not (fully) in the local repo; run without --cache-only to fetch it"
         )),
     }
+}
+
+/// The commit `checksum` when the repo already holds all of it, on the branch as far as the
+/// local history of `refspec` shows (unless `skip_branch_check`), signed as `remote` requires
+/// (checked here against the remote's keys): what fetching the history and the commit again
+/// would confirm, at the cost of two repository transactions (each a `syncfs` and an `fsync`
+/// of every object directory). `None` sends the caller to the remote, which has the last word
+/// (and the error messages) on anything less certain.
+fn pulled_before(
+    repo: &ostree::Repo,
+    remote: &str,
+    refspec: &Refspec,
+    checksum: &str,
+    skip_branch_check: bool,
+    ctx: &OpContext,
+) -> Result<Option<CommitInfo>> {
+    let Some(info) = commit::load_optional(repo, checksum)? else {
+        return Ok(None);
+    };
+    // Signatures of the sign API (ed25519) are left to the pull.
+    let sign_verify = repo
+        .remote_boolean_option(remote, "sign-verify", false)
+        .unwrap_or(true);
+    if sign_verify || !commit::is_complete(repo, checksum)? {
+        return Ok(None);
+    }
+    let revision = Revision::Checksum(checksum.to_string());
+    if !skip_branch_check && locate_revision(repo, refspec, &revision, false).is_err() {
+        return Ok(None);
+    }
+    if repo.remote_get_gpg_verify(remote).unwrap_or(true) {
+        let verified = repo
+            .verify_commit_for_remote(checksum, remote, Some(ctx.cancellable()))
+            .and_then(|r| r.require_valid_signature());
+        if let Err(e) = verified {
+            tracing::debug!("Commit {checksum} not verified locally: {e}");
+            return Ok(None);
+        }
+    }
+    Ok(Some(info))
 }
 
 /// Fetch the commit objects of `refspec`'s whole history from `remote` (no trees): what

@@ -59,6 +59,51 @@ pub(crate) fn pull(repo: &ostree::Repo, req: &PullRequest<'_>, ctx: &OpContext) 
     res.with_context(|| format!("Pulling {what} from remote {:?}", req.remote))
 }
 
+/// The commit `ref_name` is at on `remote` according to the remote's summary file, fetched
+/// without a repository transaction (nothing written but libostree's summary cache). `None` when
+/// that cannot be told cheaply: no summary, a remote with a collection ID (its refs are keyed
+/// differently), a ref the summary does not list, or any error — the caller then pulls, and the
+/// pull reports what is wrong.
+///
+/// libostree's pull resolves a ref from the summary too when the remote has one, so the answer
+/// is the pull's. It only ever lets the caller skip a pull that would change nothing: a pull
+/// commits a repository transaction (a `syncfs` and an `fsync` of all 256 object directories)
+/// even when every object is already here, which is most of an update check's time.
+pub(crate) fn remote_head(
+    repo: &ostree::Repo,
+    remote: &str,
+    ref_name: &str,
+    ctx: &OpContext,
+) -> Option<String> {
+    let collection = repo.remote_option(remote, "collection-id", None).ok()?;
+    if collection.is_some_and(|c| !c.is_empty()) {
+        return None;
+    }
+    let summary = match strata_ostree_summary::fetch(repo, remote, Some(ctx.cancellable())) {
+        Ok(s) => s?,
+        Err(e) => {
+            tracing::debug!("Fetching the summary of remote {remote:?}: {e}");
+            return None;
+        }
+    };
+    summary_ref(&summary, ref_name)
+}
+
+/// The commit a summary lists for `ref_name`. The summary is the remote's data: read as an
+/// untrusted GVariant of libostree's summary type, checksums checked for length.
+fn summary_ref(summary: &glib::Bytes, ref_name: &str) -> Option<String> {
+    let ty = glib::VariantTy::new("(a(s(taya{sv}))a{sv})").ok()?;
+    let summary = glib::Variant::from_bytes_with_type(summary, ty);
+    let refs = summary.try_child_value(0)?;
+    refs.iter().find_map(|entry| {
+        if entry.try_child_value(0)?.str()? != ref_name {
+            return None;
+        }
+        let csum = entry.try_child_value(1)?.try_child_value(1)?;
+        (csum.n_children() == 32).then(|| ostree::checksum_from_bytes_v(&csum).to_string())
+    })
+}
+
 /// Add what the user can do to libostree's pull errors, judged by the error's domain and code.
 fn explain_pull_error(repo: &ostree::Repo, remote: &str, e: glib::Error) -> anyhow::Error {
     // libostree has no Rust binding for its GPG error domain; its quark is this name

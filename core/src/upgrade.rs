@@ -6,7 +6,7 @@ use fn_error_context::context;
 use crate::commit;
 use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
-use crate::pull::{pull, PullRequest};
+use crate::pull::{pull, remote_head, PullRequest};
 use crate::stage::Outcome;
 use crate::sysroot::{deployment_id, Sysroot};
 use crate::update;
@@ -41,6 +41,16 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
     let refstr = refspec.to_string();
 
     if let (Some(remote), false) = (refspec.remote(), opts.cache_only) {
+        // No update, the common case of a periodic check, is told from the remote's summary
+        // when both it and the local ref are at the deployed commit: the pull would change
+        // nothing and costs a repository transaction.
+        let at_current = |c: Option<String>| c.as_deref() == Some(p.current.checksum.as_str());
+        if p.origin.override_commit().is_none()
+            && at_current(commit::resolve(&p.repo, &refstr)?)
+            && at_current(remote_head(&p.repo, remote, refspec.ref_name(), ctx))
+        {
+            return unchanged(sysroot, &p, &refstr, ctx);
+        }
         let req = PullRequest {
             remote,
             refs: vec![refspec.ref_name().to_string()],
@@ -54,12 +64,7 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
         anyhow!("The ref {refstr} is not in the local repo; run without --cache-only to fetch it")
     })?;
     if target == p.current.checksum && p.origin.override_commit().is_none() {
-        ctx.message(format!(
-            "No upgrade available: {refstr} is at {}",
-            p.current.describe()
-        ));
-        keep_cached_update(sysroot, &p.osname, None);
-        return Ok(Outcome::Unchanged);
+        return unchanged(sysroot, &p, &refstr, ctx);
     }
     let target = commit::load(&p.repo, &target)?;
     if opts.check_only {
@@ -100,6 +105,21 @@ pub fn upgrade(sysroot: &Sysroot, opts: &UpgradeOptions, ctx: &OpContext) -> Res
     let outcome = p.deploy(&target, &origin, &finish, ctx)?;
     cache_after_deploy(&p, &outcome);
     Ok(outcome)
+}
+
+/// The deployment follows `refstr` and is at its newest commit.
+fn unchanged(
+    sysroot: &Sysroot,
+    p: &Prepared<'_>,
+    refstr: &str,
+    ctx: &OpContext,
+) -> Result<Outcome> {
+    ctx.message(format!(
+        "No upgrade available: {refstr} is at {}",
+        p.current.describe()
+    ));
+    keep_cached_update(sysroot, &p.osname, None);
+    Ok(Outcome::Unchanged)
 }
 
 /// Pull the image the origin follows and deploy it when its manifest digest is not the

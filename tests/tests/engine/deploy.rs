@@ -130,3 +130,30 @@ fn bogus_revision_is_rejected_before_anything_happens() {
         assert!(e.contains("Invalid revision"), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn a_commit_already_here_is_deployed_without_asking_the_remote() {
+    let fx = fixture_with(strata_tests::FixtureConfig {
+        http: true,
+        ..Default::default()
+    });
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let v3 = fx.commit(&OsRelease::new("3")).unwrap();
+    let download = UpgradeOptions {
+        download_only: true,
+        ..Default::default()
+    };
+    upgrade(&open(&fx), &download, &OpContext::silent()).unwrap();
+    let http = fx.http().unwrap();
+    let deploy_commit = |checksum: &str| {
+        let before = http.requests();
+        let opts = DeployOptions::new(Revision::Checksum(checksum.to_string()));
+        let out = deploy(&open(&fx), &opts, &OpContext::silent()).unwrap();
+        assert!(matches!(out, Outcome::Deployed { checksum: c, .. } if c == checksum));
+        http.requests() - before
+    };
+    // The downloaded head is whole here and on the branch's local history.
+    assert_eq!(deploy_commit(&v3), 0, "{:?}", http.request_log());
+    // Its parent is not (only, at most, its commit object): fetched.
+    assert!(deploy_commit(&v2) > 0);
+}

@@ -49,3 +49,23 @@ fn commit_signed_by_unknown_key_is_rejected() {
     });
     assert!(err.contains("gpg-verify=true"), "{err}");
 }
+
+#[test]
+fn an_unsigned_commit_already_here_is_not_deployed_from_a_signed_remote() {
+    use strata_core::{deploy, DeployOptions, Revision};
+    let fx = signed_fixture();
+    let v2 = fx.commit(&OsRelease::new("2").unsigned()).unwrap();
+    // Into the sysroot's repo past any signature check, as a local copy would bring it.
+    let repo = fx.sysroot().unwrap().path().join("ostree/repo");
+    strata_tests::cmd::ostree([
+        "pull-local".into(),
+        format!("--repo={}", repo.display()),
+        fx.repo().path().display().to_string(),
+        v2.clone(),
+    ])
+    .unwrap();
+    let mut opts = DeployOptions::new(Revision::Checksum(v2));
+    opts.skip_branch_check = true;
+    let err = assert_fails_unchanged(&fx, |s| deploy(s, &opts, &OpContext::silent()));
+    assert!(err.contains("gpg-verify=true"), "{err}");
+}

@@ -450,3 +450,47 @@ fn an_image_based_deployment_follows_its_tag() {
         "no update once the new image is deployed"
     );
 }
+
+/// The paths the fixture's HTTP server was asked for from request `from` on.
+fn requested_since(fx: &strata_tests::Fixture, from: usize) -> Vec<String> {
+    let log = fx.http().unwrap().request_log();
+    log[from.min(log.len())..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+#[test]
+fn no_update_is_told_from_the_summary_alone() {
+    let fx = fixture_with(FixtureConfig {
+        http: true,
+        ..Default::default()
+    });
+    let check = UpgradeOptions {
+        check_only: true,
+        ..Default::default()
+    };
+    let before = snapshot(&fx);
+    for opts in [&check, &UpgradeOptions::default()] {
+        let from = fx.http().unwrap().request_log().len();
+        let out = upgrade(&open(&fx), opts, &OpContext::silent()).unwrap();
+        assert_eq!(out, Outcome::Unchanged);
+        // No commit object, no ref, no repo config: no pull, hence no repository transaction.
+        let asked = requested_since(&fx, from);
+        assert!(
+            !asked.is_empty()
+                && asked
+                    .iter()
+                    .all(|p| p.ends_with("/summary") || p.ends_with("/summary.sig")),
+            "{asked:?}"
+        );
+    }
+    assert_eq!(before, snapshot(&fx));
+    // Once the remote moves, its summary says so and the commit is fetched.
+    let v2 = fx.commit(&OsRelease::new("2")).unwrap();
+    let from = fx.http().unwrap().request_log().len();
+    let out = upgrade(&open(&fx), &check, &OpContext::silent()).unwrap();
+    assert!(matches!(out, Outcome::UpdateAvailable { ref checksum, .. } if *checksum == v2));
+    let asked = requested_since(&fx, from);
+    assert!(asked.iter().any(|p| p.contains(&v2[2..])), "{asked:?}");
+}
