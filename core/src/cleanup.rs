@@ -146,12 +146,94 @@ pub(crate) fn layering_cache_dir(sysroot: &Sysroot, osname: &str) -> std::path::
 /// commits fetched with --download-only. Skipped while another process holds the sysroot lock.
 #[context("Removing leftovers of interrupted operations")]
 pub fn remove_leftovers(sysroot: &Sysroot) -> Result<bool> {
+    // libostree's cleanup also rewrites the deployment refs in a repository transaction (a
+    // syncfs and an fsync of every object directory) even when nothing is left over, which
+    // made up a good part of stratad's start.
+    if !has_leftovers(sysroot) {
+        return Ok(false);
+    }
     let Ok(_lock) = sysroot.lock() else {
         tracing::info!("The sysroot is locked; leaving leftovers for later");
         return Ok(false);
     };
     sysroot.ostree().prepare_cleanup(gio::Cancellable::NONE)?;
     Ok(true)
+}
+
+/// Whether [`remove_leftovers`] has anything to do: a bootloader or boot-link version other than
+/// the current one, a deployment directory or origin file, a boot directory, or a deployment
+/// ref that no deployment accounts for — what libostree's cleanup removes or rewrites. A few
+/// directory reads; in doubt (an error, an entry not understood) `true`.
+fn has_leftovers(sysroot: &Sysroot) -> bool {
+    let o = sysroot.ostree();
+    let (bv, sbv) = (o.bootversion(), o.subbootversion());
+    let root = sysroot.path();
+    let other_versions = [
+        format!("boot/loader.{}", 1 - bv),
+        format!("ostree/boot.{}", 1 - bv),
+        format!("ostree/boot.{}.0", 1 - bv),
+        format!("ostree/boot.{}.1", 1 - bv),
+        format!("ostree/boot.{bv}.{}", 1 - sbv),
+    ];
+    if other_versions
+        .iter()
+        .any(|p| root.join(p).symlink_metadata().is_ok())
+    {
+        return true;
+    }
+    let deployments = o.deployments();
+    let mut deploy_entries = std::collections::HashSet::new();
+    let mut boot_entries = std::collections::HashSet::from(["initramfs-overlays".to_string()]);
+    let mut refs = std::collections::HashMap::new();
+    for (i, d) in deployments.iter().enumerate() {
+        let dir = format!("{}/{}.{}", d.osname(), d.csum(), d.deployserial());
+        deploy_entries.insert(format!("{dir}.origin"));
+        deploy_entries.insert(dir);
+        boot_entries.insert(format!("{}-{}", d.osname(), d.bootcsum()));
+        refs.insert(format!("ostree/{bv}/{sbv}/{i}"), d.csum().to_string());
+    }
+    let names = |dir: &std::path::Path| -> Option<Vec<String>> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(dir).ok()? {
+            v.push(e.ok()?.file_name().into_string().ok()?);
+        }
+        Some(v)
+    };
+    let Some(osnames) = names(&root.join("ostree/deploy")) else {
+        return true;
+    };
+    for os in osnames {
+        let Some(entries) = names(&root.join("ostree/deploy").join(&os).join("deploy")) else {
+            return true;
+        };
+        if entries
+            .iter()
+            .any(|e| !deploy_entries.contains(&format!("{os}/{e}")))
+        {
+            return true;
+        }
+    }
+    match names(&root.join("boot/ostree")) {
+        Some(entries) if entries.iter().all(|e| boot_entries.contains(e)) => {}
+        // No boot directory at all before the first deployment.
+        None if deployments.is_empty() => {}
+        _ => return true,
+    }
+    let listed = sysroot.repo().list_refs_ext(
+        Some("ostree"),
+        ostree::RepoListRefsExtFlags::NONE,
+        gio::Cancellable::NONE,
+    );
+    match listed {
+        Ok(listed) => {
+            listed
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+                != refs
+        }
+        Err(_) => true,
+    }
 }
 
 /// Point `rpmostree/base/N` at the base commit of every layered deployment (and of `extra`, a

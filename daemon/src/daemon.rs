@@ -138,6 +138,23 @@ impl Daemon {
         &self,
         force: bool,
     ) -> anyhow::Result<Option<(Arc<Snapshot>, Arc<Snapshot>)>> {
+        self.load(force, false).await
+    }
+
+    /// The first load, at start: leftovers of a crash removed, the snapshot loaded and
+    /// published.
+    pub(crate) async fn start(&self) -> anyhow::Result<()> {
+        if let Some((old, new)) = self.load(true, true).await? {
+            self.publish(Publication::Sysroot(old, new)).await;
+        }
+        Ok(())
+    }
+
+    async fn load(
+        &self,
+        force: bool,
+        remove_leftovers: bool,
+    ) -> anyhow::Result<Option<(Arc<Snapshot>, Arc<Snapshot>)>> {
         let mut guard = self.stamp.lock().await;
         let path = self.settings.sysroot.clone();
         let now = state::stamp(&path);
@@ -145,7 +162,7 @@ impl Daemon {
         if !force && guard.as_ref() == Some(&now) {
             return Ok(None);
         }
-        let loaded = tokio::task::spawn_blocking(move || Snapshot::load(&path))
+        let loaded = tokio::task::spawn_blocking(move || Snapshot::load(&path, remove_leftovers))
             .await
             .context("Loading the sysroot")
             .and_then(|r| r);

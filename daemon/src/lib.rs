@@ -271,20 +271,10 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await?;
     // What a crash left in the sysroot (a partly written deployment directory) goes now, not
-    // at the next successful deploy.
-    let path = d.settings.sysroot.clone();
-    let cleaned = tokio::task::spawn_blocking(move || {
-        strata_core::cleanup::remove_leftovers(&strata_core::Sysroot::open(&path)?)
-    })
-    .await;
-    match cleaned {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!("{e:#}"),
-        Err(e) => tracing::warn!("Removing leftovers: {e}"),
-    }
-    // A sysroot stratad cannot read yet (a dangling /boot/loader, say) must not keep it from
-    // starting: clients see the error in LastReloadError, and cleanup or rollback may repair it.
-    if let Err(e) = d.refresh(true).await {
+    // at the next successful deploy. A sysroot stratad cannot read yet (a dangling
+    // /boot/loader, say) must not keep it from starting: clients see the error in
+    // LastReloadError, and cleanup or rollback may repair it.
+    if let Err(e) = d.start().await {
         tracing::error!("Loading the sysroot: {e:#}");
     }
 

@@ -73,9 +73,16 @@ impl Snapshot {
         }
     }
 
-    /// Load from disk (blocking).
-    pub(crate) fn load(path: &Path) -> Result<Snapshot> {
+    /// Load from disk (blocking). With `remove_leftovers` (stratad's start), what a crash left
+    /// in the sysroot (a partly written deployment directory) goes first, on the same open
+    /// sysroot: opening one is a good part of stratad's start.
+    pub(crate) fn load(path: &Path, remove_leftovers: bool) -> Result<Snapshot> {
         let sysroot = Sysroot::open(path)?;
+        if remove_leftovers {
+            if let Err(e) = strata_core::cleanup::remove_leftovers(&sysroot) {
+                tracing::warn!("{e:#}");
+            }
+        }
         let report = strata_core::status::load(&sysroot)?;
         let mut snap = Snapshot::from_deployments(report.deployments);
         snap.is_booted = sysroot.is_booted();

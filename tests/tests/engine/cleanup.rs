@@ -158,3 +158,52 @@ fn cleanup_repomd_removes_the_caches_and_never_follows_a_symlink_out() {
         "precious"
     );
 }
+
+#[test]
+fn leftovers_are_found_and_removed_and_a_clean_sysroot_is_left_alone() {
+    let fx = two_deployments();
+    let sysroot = fx.sysroot().unwrap();
+    let deploy_root = sysroot
+        .path()
+        .join("ostree/deploy")
+        .join(sysroot.osname())
+        .join("deploy");
+    // Nothing to do: libostree's cleanup (and its repository transaction) is not run.
+    assert!(!cleanup::remove_leftovers(&open(&fx)).unwrap());
+    let before = snapshot(&fx);
+    // What a crash while writing a deployment leaves: its directory and origin.
+    let csum = sysroot.deployments().unwrap()[0].checksum.clone();
+    let stray = deploy_root.join(format!("{csum}.7"));
+    std::fs::create_dir_all(stray.join("usr")).unwrap();
+    std::fs::write(deploy_root.join(format!("{csum}.7.origin")), "[origin]\n").unwrap();
+    assert!(cleanup::remove_leftovers(&open(&fx)).unwrap());
+    assert!(!stray.exists());
+    assert!(!deploy_root.join(format!("{csum}.7.origin")).exists());
+    assert_eq!(before, snapshot(&fx));
+    // A deployment ref gone missing is put back.
+    let repo = sysroot.path().join("ostree/repo");
+    let refs = strata_tests::cmd::ostree([
+        "refs".to_string(),
+        format!("--repo={}", repo.display()),
+        "ostree".to_string(),
+    ])
+    .unwrap();
+    // Listed relative to the prefix.
+    let first = format!("ostree/{}", refs.lines().next().unwrap().trim());
+    strata_tests::cmd::ostree([
+        "refs".to_string(),
+        format!("--repo={}", repo.display()),
+        "--delete".to_string(),
+        first.clone(),
+    ])
+    .unwrap();
+    assert!(cleanup::remove_leftovers(&open(&fx)).unwrap());
+    let refs = strata_tests::cmd::ostree([
+        "refs".to_string(),
+        format!("--repo={}", repo.display()),
+        "ostree".to_string(),
+    ])
+    .unwrap();
+    assert!(refs.lines().any(|l| first.ends_with(l.trim())), "{refs}");
+    assert!(!cleanup::remove_leftovers(&open(&fx)).unwrap());
+}
