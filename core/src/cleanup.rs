@@ -156,15 +156,23 @@ pub fn remove_leftovers(sysroot: &Sysroot) -> Result<bool> {
         tracing::info!("The sysroot is locked; leaving leftovers for later");
         return Ok(false);
     };
+    // Another process may have written deployments between the load and the lock: cleaning
+    // up after an old load would remove what it just wrote.
+    sysroot.reload()?;
+    if !has_leftovers(sysroot) {
+        return Ok(false);
+    }
     sysroot.ostree().prepare_cleanup(gio::Cancellable::NONE)?;
     Ok(true)
 }
 
 /// Whether [`remove_leftovers`] has anything to do: a bootloader or boot-link version other than
-/// the current one, a deployment directory or origin file, a boot directory, or a deployment
-/// ref that no deployment accounts for — what libostree's cleanup removes or rewrites. A few
-/// directory reads; in doubt (an error, an entry not understood) `true`.
+/// the current one, a deployment directory, a boot directory or overlay initramfs, or a
+/// deployment ref that no deployment accounts for — what libostree's cleanup removes or
+/// rewrites (ostree-sysroot-cleanup.c), judged as it judges them. A few directory reads; in
+/// doubt (an error, a name not understood) `true`.
 fn has_leftovers(sysroot: &Sysroot) -> bool {
+    use std::collections::{HashMap, HashSet};
     let o = sysroot.ostree();
     let (bv, sbv) = (o.bootversion(), o.subbootversion());
     let root = sysroot.path();
@@ -182,58 +190,97 @@ fn has_leftovers(sysroot: &Sysroot) -> bool {
         return true;
     }
     let deployments = o.deployments();
-    let mut deploy_entries = std::collections::HashSet::new();
-    let mut boot_entries = std::collections::HashSet::from(["initramfs-overlays".to_string()]);
-    let mut refs = std::collections::HashMap::new();
+    let mut dirs = HashSet::new();
+    let mut bootcsums = HashSet::new();
+    let mut overlays = HashSet::new();
+    let mut refs = HashMap::new();
     for (i, d) in deployments.iter().enumerate() {
-        let dir = format!("{}/{}.{}", d.osname(), d.csum(), d.deployserial());
-        deploy_entries.insert(format!("{dir}.origin"));
-        deploy_entries.insert(dir);
-        boot_entries.insert(format!("{}-{}", d.osname(), d.bootcsum()));
+        dirs.insert(format!("{}/{}.{}", d.osname(), d.csum(), d.deployserial()));
+        bootcsums.insert(d.bootcsum().to_string());
+        for initrd in d
+            .bootconfig()
+            .map(|b| b.overlay_initrds())
+            .unwrap_or_default()
+        {
+            let name = initrd.rsplit('/').next().unwrap_or_default().to_string();
+            overlays.insert(name);
+        }
         refs.insert(format!("ostree/{bv}/{sbv}/{i}"), d.csum().to_string());
     }
-    let names = |dir: &std::path::Path| -> Option<Vec<String>> {
+    // The entries of a directory with whether each is a directory; `None` on any error.
+    let entries = |dir: &std::path::Path| -> Option<Vec<(String, bool)>> {
         let mut v = Vec::new();
         for e in std::fs::read_dir(dir).ok()? {
-            v.push(e.ok()?.file_name().into_string().ok()?);
+            let e = e.ok()?;
+            v.push((
+                e.file_name().into_string().ok()?,
+                e.file_type().ok()?.is_dir(),
+            ));
         }
         Some(v)
     };
-    let Some(osnames) = names(&root.join("ostree/deploy")) else {
+    // Deployment directories: libostree deletes the directories no deployment is in (their
+    // origin files with them) and leaves anything else alone.
+    let Some(osnames) = entries(&root.join("ostree/deploy")) else {
         return true;
     };
-    for os in osnames {
-        let Some(entries) = names(&root.join("ostree/deploy").join(&os).join("deploy")) else {
+    for (os, _) in osnames.iter().filter(|(_, is_dir)| *is_dir) {
+        let deploy = root.join("ostree/deploy").join(os).join("deploy");
+        if !deploy.exists() {
+            continue;
+        }
+        let Some(list) = entries(&deploy) else {
             return true;
         };
-        if entries
+        if list
             .iter()
-            .any(|e| !deploy_entries.contains(&format!("{os}/{e}")))
+            .any(|(e, is_dir)| *is_dir && !dirs.contains(&format!("{os}/{e}")))
         {
             return true;
         }
     }
-    match names(&root.join("boot/ostree")) {
-        Some(entries) if entries.iter().all(|e| boot_entries.contains(e)) => {}
-        // No boot directory at all before the first deployment.
-        None if deployments.is_empty() => {}
-        _ => return true,
+    // Boot directories (`OSNAME-BOOTCSUM`, kept while any deployment uses the boot checksum)
+    // and overlay initramfs images no deployment names.
+    let boot = root.join("boot/ostree");
+    if boot.exists() {
+        let Some(list) = entries(&boot) else {
+            return true;
+        };
+        for (e, is_dir) in list {
+            if e == "initramfs-overlays" {
+                let Some(files) = entries(&boot.join(&e)) else {
+                    return true;
+                };
+                if files.iter().any(|(f, _)| !overlays.contains(f)) {
+                    return true;
+                }
+            } else if is_dir && !bootcsums.iter().any(|c| e.ends_with(&format!("-{c}"))) {
+                return true;
+            }
+        }
     }
+    // The deployment refs `ostree/BOOTVERSION/SUBBOOTVERSION/INDEX` (ostree-ext keeps other
+    // refs under `ostree/`: its images and layers).
     let listed = sysroot.repo().list_refs_ext(
         Some("ostree"),
         ostree::RepoListRefsExtFlags::NONE,
         gio::Cancellable::NONE,
     );
-    match listed {
-        Ok(listed) => {
-            listed
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<std::collections::HashMap<_, _>>()
-                != refs
-        }
-        Err(_) => true,
-    }
+    let Ok(listed) = listed else {
+        return true;
+    };
+    let deployment_ref = |name: &str| {
+        name.strip_prefix("ostree/").is_some_and(|rest| {
+            let parts: Vec<_> = rest.split('/').collect();
+            parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok())
+        })
+    };
+    let listed: HashMap<String, String> = listed
+        .into_iter()
+        .filter(|(k, _)| deployment_ref(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    listed != refs
 }
 
 /// Point `rpmostree/base/N` at the base commit of every layered deployment (and of `extra`, a

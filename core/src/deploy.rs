@@ -9,7 +9,7 @@ use crate::commit::{self, CommitInfo};
 use crate::origin::{is_checksum, Refspec};
 use crate::prepare::{Finish, Prepared};
 use crate::progress::OpContext;
-use crate::pull::{pull, PullRequest};
+use crate::pull::{pull, remote_head, PullRequest};
 use crate::stage::Outcome;
 use crate::sysroot::Sysroot;
 
@@ -149,7 +149,8 @@ pub(crate) fn resolve_revision(
 }
 
 /// The commit `checksum` when the repo already holds all of it, on the branch as far as the
-/// local history of `refspec` shows (unless `skip_branch_check`), signed as `remote` requires
+/// local history of `refspec` shows while the local ref is at the remote's head (unless
+/// `skip_branch_check`; the remote's summary says where its head is), signed as `remote` requires
 /// (checked here against the remote's keys): what fetching the history and the commit again
 /// would confirm, at the cost of two repository transactions (each a `syncfs` and an `fsync`
 /// of every object directory). `None` sends the caller to the remote, which has the last word
@@ -172,9 +173,17 @@ fn pulled_before(
     if sign_verify || !commit::is_complete(repo, checksum)? {
         return Ok(None);
     }
-    let revision = Revision::Checksum(checksum.to_string());
-    if !skip_branch_check && locate_revision(repo, refspec, &revision, false).is_err() {
-        return Ok(None);
+    if !skip_branch_check {
+        // The local history counts only while the local ref is where the remote's is (by its
+        // summary): a branch the remote reset may no longer hold the commit.
+        let local = commit::resolve(repo, &refspec.to_string())?;
+        if local.is_none() || remote_head(repo, remote, refspec.ref_name(), ctx) != local {
+            return Ok(None);
+        }
+        let revision = Revision::Checksum(checksum.to_string());
+        if locate_revision(repo, refspec, &revision, false).is_err() {
+            return Ok(None);
+        }
     }
     if repo.remote_get_gpg_verify(remote).unwrap_or(true) {
         let verified = repo

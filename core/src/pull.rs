@@ -94,6 +94,11 @@ pub(crate) fn remote_head(
 fn summary_ref(summary: &glib::Bytes, ref_name: &str) -> Option<String> {
     let ty = glib::VariantTy::new("(a(s(taya{sv}))a{sv})").ok()?;
     let summary = glib::Variant::from_bytes_with_type(summary, ty);
+    // As libostree's pull, which also relies on the refs being sorted: a summary in another
+    // form is left to the pull to judge.
+    if !summary.is_normal_form() {
+        return None;
+    }
     let refs = summary.try_child_value(0)?;
     refs.iter().find_map(|entry| {
         if entry.try_child_value(0)?.str()? != ref_name {

@@ -198,6 +198,14 @@ fn leftovers_are_found_and_removed_and_a_clean_sysroot_is_left_alone() {
     ])
     .unwrap();
     assert!(cleanup::remove_leftovers(&open(&fx)).unwrap());
+    // Refs of ostree-ext's under `ostree/` are not deployment refs.
+    strata_tests::cmd::ostree([
+        "refs".to_string(),
+        format!("--repo={}", repo.display()),
+        "--create=ostree/container/image/bench".to_string(),
+        csum.clone(),
+    ])
+    .unwrap();
     let refs = strata_tests::cmd::ostree([
         "refs".to_string(),
         format!("--repo={}", repo.display()),
@@ -205,5 +213,12 @@ fn leftovers_are_found_and_removed_and_a_clean_sysroot_is_left_alone() {
     ])
     .unwrap();
     assert!(refs.lines().any(|l| first.ends_with(l.trim())), "{refs}");
+    assert!(!cleanup::remove_leftovers(&open(&fx)).unwrap());
+    // An overlay initramfs no deployment names (a crash after it was stored).
+    let overlays = sysroot.path().join("boot/ostree/initramfs-overlays");
+    std::fs::create_dir_all(&overlays).unwrap();
+    std::fs::write(overlays.join("0123abcd.img"), "initrd").unwrap();
+    assert!(cleanup::remove_leftovers(&open(&fx)).unwrap());
+    assert!(!overlays.join("0123abcd.img").exists());
     assert!(!cleanup::remove_leftovers(&open(&fx)).unwrap());
 }

@@ -144,16 +144,44 @@ fn a_commit_already_here_is_deployed_without_asking_the_remote() {
         ..Default::default()
     };
     upgrade(&open(&fx), &download, &OpContext::silent()).unwrap();
+    // v2 as its commit object alone (what fetching the history leaves).
+    let config = fx.sysroot_config();
+    let repo = fx.sysroot().unwrap().path().join("ostree/repo");
+    strata_tests::cmd::ostree([
+        "pull".to_string(),
+        format!("--repo={}", repo.display()),
+        "--commit-metadata-only".to_string(),
+        "--depth=1".to_string(),
+        config.remote.clone(),
+        config.ref_.clone(),
+    ])
+    .unwrap();
     let http = fx.http().unwrap();
-    let deploy_commit = |checksum: &str| {
-        let before = http.requests();
+    let deploy_commit = |checksum: &str| -> Result<Vec<String>, String> {
+        let from = http.request_log().len();
         let opts = DeployOptions::new(Revision::Checksum(checksum.to_string()));
-        let out = deploy(&open(&fx), &opts, &OpContext::silent()).unwrap();
+        let out = deploy(&open(&fx), &opts, &OpContext::silent()).map_err(|e| format!("{e:#}"))?;
         assert!(matches!(out, Outcome::Deployed { checksum: c, .. } if c == checksum));
-        http.requests() - before
+        Ok(http.request_log()[from..]
+            .iter()
+            .map(|r| r.path.clone())
+            .collect())
     };
-    // The downloaded head is whole here and on the branch's local history.
-    assert_eq!(deploy_commit(&v3), 0, "{:?}", http.request_log());
-    // Its parent is not (only, at most, its commit object): fetched.
-    assert!(deploy_commit(&v2) > 0);
+    // The downloaded head is whole here, on the branch's local history, and the remote's
+    // summary says the branch is still there: nothing but the summary is fetched.
+    let asked = deploy_commit(&v3).unwrap();
+    assert!(
+        asked
+            .iter()
+            .all(|p| p.ends_with("/summary") || p.ends_with("/summary.sig")),
+        "{asked:?}"
+    );
+    // Its parent is only a commit object here: fetched.
+    let asked = deploy_commit(&v2).unwrap();
+    assert!(asked.iter().any(|p| p.contains("/objects/")), "{asked:?}");
+    // The remote resets its branch to v2: v3, whole here and on the local history, is no
+    // longer on the branch, and the remote says so.
+    fx.repo().set_ref(&config.ref_, &v2).unwrap();
+    let err = deploy_commit(&v3).unwrap_err();
+    assert!(err.contains("--skip-branch-check"), "{err}");
 }

@@ -67,9 +67,9 @@ const NOTES: &[&str] = &[
      transaction — a syncfs and an fsync of all 256 object directories — even when nothing \
      is new: 25–40 ms here.",
     "`strata deploy REV` of a commit the repo already holds whole, on the branch and signed as \
-     the remote requires (checked locally) does not contact the remote (two pulls, each a \
-     repository transaction, before); it still runs a transaction over the bus and reloads \
-     the sysroot afterwards.",
+     the remote requires (checked locally) reads only the remote's summary, to see the branch \
+     was not reset (two pulls, each a repository transaction, before); it still runs a \
+     transaction over the bus and reloads the sysroot afterwards.",
     "stratad's start: loading its 78 libraries (relocations: about 17 ms of CPU, against 13 ms \
      for `ostree --version`), connecting to the bus, loading the sysroot. libostree's \
      cleanup, which rewrites the deployment refs in a repository transaction, now runs at \
