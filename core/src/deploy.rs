@@ -176,12 +176,15 @@ fn pulled_before(
     if !skip_branch_check {
         // The local history counts only while the local ref is where the remote's is (by its
         // summary): a branch the remote reset may no longer hold the commit.
-        let local = commit::resolve(repo, &refspec.to_string())?;
-        if local.is_none() || remote_head(repo, remote, refspec.ref_name(), ctx) != local {
+        let Some(local) = commit::resolve(repo, &refspec.to_string())? else {
+            return Ok(None);
+        };
+        if remote_head(repo, remote, refspec.ref_name(), ctx).as_ref() != Some(&local) {
             return Ok(None);
         }
-        let revision = Revision::Checksum(checksum.to_string());
-        if locate_revision(repo, refspec, &revision, false).is_err() {
+        let (found, _) =
+            commit::walk_history(repo, &local, |c| (c.checksum == checksum).then_some(()))?;
+        if found.is_none() {
             return Ok(None);
         }
     }
