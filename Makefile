@@ -22,8 +22,9 @@ TEST_APT_PACKAGES := ostree gpg gpg-agent dbus-daemon python3-gi gir1.2-glib-2.0
 	docker-registry \
 	libglib2.0-bin util-linux mount rpm createrepo-c bubblewrap busybox-static
 # What `make bench` adds: GNU time (CPU and peak memory of each baseline command) and dbus-send
-# (the one-call floor of a bus client).
-BENCH_APT_PACKAGES := time dbus-bin
+# (the one-call floor of a bus client), valgrind (callgrind: instructions of a deploy, which a
+# loaded machine does not blur).
+BENCH_APT_PACKAGES := time dbus-bin valgrind
 
 .PHONY: bench bench-quick docs all rust-check build-deps deps build check fmt clippy test demo install install-files \
 	clean vm-deps vm-check

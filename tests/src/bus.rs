@@ -296,6 +296,18 @@ impl Stratad {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Stratad> {
+        Self::start_wrapped(bus, sysroot, extra_args, env, &[]).await
+    }
+
+    /// [`Stratad::start_with_env`] with stratad run by `wrapper` (a program and its arguments,
+    /// e.g. `valgrind --tool=callgrind`; empty: stratad itself).
+    pub async fn start_wrapped(
+        bus: &PrivateBus,
+        sysroot: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Result<Stratad> {
         crate::init();
         let dir = tempfile::Builder::new()
             .prefix("strata-stratad-")
@@ -303,7 +315,14 @@ impl Stratad {
             .context("Creating the daemon directory")?;
         let run_dir = dir.path().join("run");
         let has = |flag: &str| extra_args.iter().any(|a| a.starts_with(flag));
-        let mut cmd = Command::new(Self::binary()?);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(Self::binary()?);
+                c
+            }
+            None => Command::new(Self::binary()?),
+        };
         cmd.arg("--bus-address")
             .arg(bus.address())
             .arg("--sysroot")

@@ -7,13 +7,28 @@
 //! rollback, the empty transaction, deploy, memory over many calls, idle wakeups, the first
 //! status with bus activation) and 50,000 files (status, upgrade with the pull, deploy, the
 //! daemon's peak memory). `STRATA_BENCH_QUICK=1` runs fewer rounds, idles for 5 s instead of
-//! 60 and uses 5,000 files for the second sysroot too (under 2 minutes).
+//! 60, leaves out the instruction counts (callgrind) and uses 5,000 files for the second
+//! sysroot too (under 2 minutes).
 //!
 //! `strata-bench write-deployments-rollback SYSROOT` is the rollback baseline: libostree's
 //! `write_deployments` with the first two deployments swapped, and nothing else.
+//! `strata-bench site FILES` sets up the bench's sysroot and keeps it (and stratad) until
+//! interrupted, printing how to reach it: for profiling a command by hand.
 
 mod measure;
 mod report;
+
+/// A line of progress on stderr, with the minutes and seconds since the bench started.
+macro_rules! progress {
+    ($($arg:tt)*) => {{
+        let t = crate::STARTED.elapsed().as_secs();
+        eprintln!("[{:2}:{:02}] {}", t / 60, t % 60, format_args!($($arg)*));
+    }};
+}
+
+/// When the bench started, for its progress lines and the report.
+static STARTED: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,11 +43,20 @@ use measure::{interleaved, Daemon, Measure, Sample, Series};
 use report::{Figure, Report, Row};
 
 fn main() {
+    std::sync::LazyLock::force(&STARTED);
     let args: Vec<String> = std::env::args().collect();
-    if let [_, verb, sysroot] = &args[..] {
+    if let [_, verb, arg] = &args[..] {
         if verb == "write-deployments-rollback" {
-            let sysroot = PathBuf::from(sysroot);
+            let sysroot = PathBuf::from(arg);
             return strata_tests::run_main(async move { rollback_baseline(&sysroot) });
+        }
+        if verb == "undeploy-first" {
+            let sysroot = PathBuf::from(arg);
+            return strata_tests::run_main(async move { undeploy_first(&sysroot) });
+        }
+        if verb == "site" {
+            let files = arg.clone();
+            return strata_tests::run_main(async move { keep_site(&files).await });
         }
     }
     strata_tests::run_main(run());
@@ -69,7 +93,18 @@ const NOTES: &[&str] = &[
     "`strata deploy REV` of a commit the repo already holds whole, on the branch and signed as \
      the remote requires (checked locally) reads only the remote's summary, to see the branch \
      was not reset (two pulls, each a repository transaction, before); it still runs a \
-     transaction over the bus and reloads the sysroot afterwards.",
+     transaction over the bus and reloads the sysroot afterwards. The work of the deploy \
+     itself is libostree's either way: in instructions (callgrind) Strata's CLI and stratad \
+     together are within a few percent of `ostree admin deploy` (the figure below, at 5,000 \
+     files; 7.39 G against 7.27 G at 50,000 files, measured by hand with `strata-bench site \
+     50000`), with the same system calls (`strace -c`: 50,027 `linkat`, 51,459 `openat`, \
+     50,018 `flistxattr` against 50,028, 51,542 and 50,018). What the wall and CPU ratios add \
+     on top is this machine's noise: at 50,000 files they ranged from 0.72× to 1.17× between \
+     runs of the same build.",
+    "Rounds: the rows on the 50,000-file release run three rounds (after a warm-up) so that \
+     `make bench` stays within 20 minutes with the release build; each round is seconds to a \
+     minute long. Between rounds a deployment is taken away without pruning the repository \
+     (each measured deploy prunes it itself).",
     "stratad's start: loading its 78 libraries (relocations: about 17 ms of CPU, against 13 ms \
      for `ostree --version`), connecting to the bus, loading the sysroot. libostree's \
      cleanup, which rewrites the deployment refs in a repository transaction, now runs at \
@@ -92,9 +127,58 @@ fn rollback_baseline(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `strata-bench site FILES`: the bench's sysroot with release 1 deployed and release 2 pulled,
+/// kept until interrupted, for profiling one command by hand (`perf record -p`, `strace -c`).
+async fn keep_site(files: &str) -> Result<()> {
+    let files = files
+        .parse()
+        .context("site: FILES must be a number of files")?;
+    let site = Site::new(files).await?;
+    let next = site.fx.commit(&site.release("2"))?;
+    site.fx
+        .sysroot()?
+        .pull(&site.fx.sysroot_config().remote, site.fx.ref_())?;
+    println!(
+        "export DBUS_SYSTEM_BUS_ADDRESS='{}'\n# stratad pid {}; release 2 is {next}, pulled\n\
+         strata deploy {next}; ostree admin undeploy {} 0\n\
+         ostree admin deploy {} --os={} {next}",
+        site.bus.address(),
+        site.daemon()?.pid,
+        site.sysroot_arg(),
+        site.sysroot_arg(),
+        site.fx.sysroot_config().osname,
+    );
+    progress!("Ready; interrupt to remove the site.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Between rounds: the first deployment goes, as `ostree admin undeploy 0` would take it away
+/// but without its prune of the repository (a walk of every object that costs seconds on the
+/// 50,000-file releases and is not what any round measures; each measured deploy prunes).
+fn undeploy_first(path: &Path) -> Result<()> {
+    let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(path)));
+    sysroot.load(gio::Cancellable::NONE)?;
+    let deployments = sysroot.deployments();
+    if deployments.len() < 2 {
+        bail!(
+            "Only one deployment in {}: nothing would be left",
+            path.display()
+        );
+    }
+    let opts = ostree::SysrootWriteDeploymentsOpts {
+        do_postclean: false,
+    };
+    sysroot.write_deployments_with_options(&deployments[1..], &opts, gio::Cancellable::NONE)?;
+    sysroot.prepare_cleanup(gio::Cancellable::NONE)?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Pace {
     Fast,
+    /// A fraction of a second: a start, a deploy of the 5,000-file release.
+    Medium,
     Slow,
     Slowest,
 }
@@ -107,14 +191,18 @@ struct Bench {
 }
 
 impl Bench {
-    /// Measured and warm-up rounds for commands of a few milliseconds, of seconds, and of
-    /// most of a minute (the large upgrade, whose every round pulls the whole release).
+    /// Measured and warm-up rounds for commands of a few milliseconds, of a fraction of a
+    /// second, of seconds, and of most of a minute (the large upgrade, whose every round pulls
+    /// the whole release). The slow rows on the 50,000-file release get three rounds: with
+    /// the large upgrade's, they are most of the 20 minutes `make bench` may take.
     fn rounds(&self, pace: Pace) -> (usize, usize) {
         match (self.quick, pace) {
             (false, Pace::Fast) => (40, 5),
-            (false, Pace::Slow) => (5, 1),
+            (false, Pace::Medium) => (10, 2),
+            (false, Pace::Slow) => (3, 1),
             (false, Pace::Slowest) => (3, 0),
             (true, Pace::Fast) => (10, 2),
+            (true, Pace::Medium) => (3, 1),
             (true, Pace::Slow) => (2, 1),
             (true, Pace::Slowest) => (2, 0),
         }
@@ -140,7 +228,7 @@ struct Site {
 
 impl Site {
     async fn new(files: usize) -> Result<Site> {
-        eprintln!("Building a sysroot with a {files}-file release ...");
+        progress!("Building a sysroot with a {files}-file release ...");
         let rpms = tempfile::Builder::new()
             .prefix("strata-bench-rpms-")
             .tempdir()?;
@@ -205,7 +293,11 @@ impl Site {
     }
 
     fn undeploy_first(&self) -> Result<()> {
-        cmd::ostree(["admin", "undeploy", &self.sysroot_arg(), "0"])?;
+        cmd::run(
+            Command::new(sibling("strata-bench")?)
+                .arg("undeploy-first")
+                .arg(self.sysroot()),
+        )?;
         Ok(())
     }
 
@@ -244,6 +336,8 @@ async fn run() -> Result<()> {
         large(&mut b, files).await?;
     }
     b.report.notes = NOTES.iter().map(|n| n.to_string()).collect();
+    b.report.minutes = STARTED.elapsed().as_secs_f64() / 60.0;
+    progress!("Done.");
     b.report.print();
     b.report.write(quick)
 }
@@ -261,10 +355,10 @@ async fn small(b: &mut Bench) -> Result<()> {
     let own_floor = measure::max_rss_of(Command::new(Stratad::binary()?).arg("--version"))?;
 
     let (runs, warmup) = b.rounds(Pace::Fast);
-    eprintln!("status, warm ({runs} rounds) ...");
+    progress!("status, warm ({runs} rounds) ...");
     let status_2 = status_row(b, &site, runs, warmup, "2 deployments")?;
 
-    eprintln!("One property read with dbus-send, for scale ...");
+    progress!("One property read with dbus-send, for scale ...");
     let (s, base) = interleaved(
         runs,
         warmup,
@@ -291,7 +385,7 @@ async fn small(b: &mut Bench) -> Result<()> {
 
     let (runs, warmup) = b.rounds(Pace::Fast);
     let runs = runs / 2 * 2; // an even number of swaps leaves the order as it was
-    eprintln!("rollback ({runs} rounds) ...");
+    progress!("rollback ({runs} rounds) ...");
     let bench = sibling("strata-bench")?;
     let m = Measure::resources_with(&daemon);
     let (s, base) = interleaved(
@@ -313,7 +407,7 @@ async fn small(b: &mut Bench) -> Result<()> {
         base,
     });
 
-    eprintln!("upgrade --check with no update ({runs} rounds) ...");
+    progress!("upgrade --check with no update ({runs} rounds) ...");
     let config = site.fx.sysroot_config();
     let (s, base) = interleaved(
         runs,
@@ -343,7 +437,7 @@ async fn small(b: &mut Bench) -> Result<()> {
     });
 
     let calls = if b.quick { 200 } else { 1_000 };
-    eprintln!("{calls} status calls ...");
+    progress!("{calls} status calls ...");
     let before_calls = daemon.memory()?;
     for _ in 0..calls {
         Measure::default().run(&mut b.strata(&site.bus, &["status", "--json"]))?;
@@ -369,7 +463,7 @@ async fn small(b: &mut Bench) -> Result<()> {
     });
 
     let idle = Duration::from_secs(if b.quick { 5 } else { 60 });
-    eprintln!("Idle for {} s ...", idle.as_secs());
+    progress!("Idle for {} s ...", idle.as_secs());
     // Let the last calls' clean-up (clients leaving the bus, idle worker threads) finish.
     tokio::time::sleep(Duration::from_secs(if b.quick { 2 } else { 12 })).await;
     let (cpu0, wake0) = (daemon.cpu()?, daemon.switches()?);
@@ -385,14 +479,18 @@ async fn small(b: &mut Bench) -> Result<()> {
             "context_switches": wakeups}),
     });
 
-    eprintln!("deploy of a pulled release ...");
+    progress!("deploy of a pulled release ...");
     site.undeploy_first()?;
     site.fx.commit(&site.release("3"))?;
     let head = sysroot.pull(&site.fx.sysroot_config().remote, site.fx.ref_())?;
     deploy_row(b, &site, &head)?;
+    if !b.quick {
+        progress!("deploy of a pulled release, instructions under callgrind ...");
+        deploy_instructions(b, &mut site, &head).await?;
+    }
 
     let retained = 9;
-    eprintln!("status with {} deployments ...", retained + 1);
+    progress!("status with {} deployments ...", retained + 1);
     for _ in 0..retained {
         cmd::run(&mut site.deploy_cmd(&head, true))?;
     }
@@ -447,7 +545,11 @@ fn status_row(
 /// deployment is taken away again after its round.
 fn deploy_row(b: &mut Bench, site: &Site, checksum: &str) -> Result<()> {
     let daemon = site.daemon()?;
-    let (runs, warmup) = b.rounds(Pace::Slow);
+    let (runs, warmup) = b.rounds(if site.files > 10_000 {
+        Pace::Slow
+    } else {
+        Pace::Medium
+    });
     let (s, base) = interleaved(
         runs,
         warmup,
@@ -476,6 +578,99 @@ fn deploy_row(b: &mut Bench, site: &Site, checksum: &str) -> Result<()> {
     Ok(())
 }
 
+/// `strata deploy REV` against `ostree admin deploy REV` in instructions executed, counted by
+/// callgrind: a measure of the work done that a loaded machine does not blur (user space
+/// only; both make the same system calls). Strata's count is the CLI's plus stratad's over the
+/// command: for this row stratad runs under callgrind, its counters zeroed before the command
+/// and dumped after it.
+async fn deploy_instructions(b: &mut Bench, site: &mut Site, checksum: &str) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let daemon_out = dir.path().join("stratad");
+    let out_arg = |out: &Path| format!("--callgrind-out-file={}", out.display());
+    let callgrind = |out: &Path| {
+        let mut c = Command::new("valgrind");
+        c.args(["--tool=callgrind", "--quiet", &out_arg(out)]);
+        c
+    };
+    site.daemon = None;
+    let daemon_arg = out_arg(&daemon_out);
+    let wrapper = ["valgrind", "--tool=callgrind", "--quiet", &daemon_arg];
+    let traced = Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await?;
+    let pid = traced
+        .pid()
+        .ok_or_else(|| anyhow!("stratad under callgrind is not running"))?
+        .to_string();
+    // Its first load of the sysroot is not part of a deploy.
+    cmd::run(&mut b.strata(&site.bus, &["status"]))?;
+    let rounds = 2;
+    let (mut strata, mut ostree) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        cmd::run(Command::new("callgrind_control").args(["--zero", &pid]))?;
+        let cli_out = dir.path().join(format!("strata.{round}"));
+        let mut cli = callgrind(&cli_out);
+        cli.arg(&b.strata)
+            .args(["deploy", checksum])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", site.bus.address());
+        cmd::run(&mut cli)?;
+        // The reply to the command comes before the transaction's last clean-up.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cmd::run(Command::new("callgrind_control").args(["--dump", &pid]))?;
+        // callgrind numbers its dumps from 1.
+        let dump = daemon_out.with_extension(round.to_string());
+        let (cli, daemon) = (callgrind_total(&cli_out)?, callgrind_total(&dump)?);
+        site.undeploy_first()?;
+        let base_out = dir.path().join(format!("ostree.{round}"));
+        let deploy = site.deploy_cmd(checksum, false);
+        cmd::run(
+            callgrind(&base_out)
+                .arg(deploy.get_program())
+                .args(deploy.get_args()),
+        )?;
+        site.undeploy_first()?;
+        strata.push((cli, daemon));
+        ostree.push(callgrind_total(&base_out)?);
+    }
+    drop(traced);
+    site.daemon = Some(Stratad::start(&site.bus, site.sysroot(), &[]).await?);
+    let total = |(c, d): &(u64, u64)| (c + d) as f64;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let s = median(strata.iter().map(total).collect());
+    let o = median(ostree.iter().map(|&n| n as f64).collect());
+    let (cli, daemon) = strata[0];
+    b.report.figures.push(Figure {
+        name: format!(
+            "instructions of `strata deploy REV` (CLI + stratad) and of `ostree admin deploy`, \
+             {} files (callgrind)",
+            site.files
+        ),
+        value: format!(
+            "{:.1} M ({:.1} M CLI + {:.1} M stratad in the first round) against {:.1} M: {:.3}×",
+            s / 1e6,
+            cli as f64 / 1e6,
+            daemon as f64 / 1e6,
+            o / 1e6,
+            s / o
+        ),
+        target: "the work behind the deploy target, without the machine's noise".into(),
+        json: serde_json::json!({"strata_cli_and_daemon": strata, "ostree": ostree,
+            "ratio": s / o}),
+    });
+    Ok(())
+}
+
+/// The instruction count of a callgrind profile (its `summary:` line).
+fn callgrind_total(path: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("Reading the callgrind profile {}", path.display()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| anyhow!("No `summary:` line in {}", path.display()))
+}
+
 /// The first `strata status` on a bus where stratad is not running: activation, start, first
 /// load of the sysroot, and the status itself.
 async fn first_status_row(b: &mut Bench, site: &Site) -> Result<()> {
@@ -499,9 +694,8 @@ async fn first_status_row(b: &mut Bench, site: &Site) -> Result<()> {
     })?;
     let conn = bus.connect().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let (runs, warmup) = b.rounds(Pace::Slow);
-    let runs = runs * 2;
-    eprintln!("status with bus activation ({runs} rounds) ...");
+    let (runs, warmup) = b.rounds(Pace::Medium);
+    progress!("status with bus activation ({runs} rounds) ...");
     let mut strata = Series::default();
     let mut base = Series::default();
     for round in 0..runs + warmup {
@@ -551,10 +745,11 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
     let site = Site::new(files).await?;
     let sysroot = site.fx.sysroot()?;
     let (runs, warmup) = b.rounds(Pace::Fast);
-    eprintln!("status, warm, {files} files ...");
+    progress!("status, warm, {files} files ...");
     status_row(b, &site, runs / 2, warmup, "1 deployment")?;
 
     let first = sysroot.deployments()?[0].checksum.clone();
+    progress!("Committing a second {files}-file release ...");
     let next = site.fx.commit(&site.release("2"))?;
     let daemon = site.daemon()?;
     let refspec = site.fx.sysroot_config().refspec();
@@ -574,7 +769,7 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
         Ok(())
     };
     let (runs, warmup) = b.rounds(Pace::Slowest);
-    eprintln!("upgrade with the pull over HTTP, {files} files ({runs} rounds) ...");
+    progress!("upgrade with the pull over HTTP, {files} files ({runs} rounds) ...");
     let before = daemon.memory()?;
     let mut peaks = Vec::new();
     let (s, base) = interleaved(
@@ -624,12 +819,12 @@ async fn large(b: &mut Bench, files: usize) -> Result<()> {
     });
 
     // The last round left release 2 pulled and deployed: deploy it again and again.
-    eprintln!("deploy of a pulled release, {files} files ...");
+    progress!("deploy of a pulled release, {files} files ...");
     site.undeploy_first()?;
     deploy_row(b, &site, &next)?;
-    eprintln!("layering one package, {files} files ...");
+    progress!("layering one package, {files} files ...");
     layering_row(b, &site)?;
-    eprintln!("layering an 11th package, {files} files ...");
+    progress!("layering an 11th package, {files} files ...");
     eleventh_package_row(b, &site)?;
     Ok(())
 }

@@ -40,6 +40,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub figures: Vec<Figure>,
     pub notes: Vec<String>,
+    /// How long the fixtures and measurements took (the release build not included).
+    pub minutes: f64,
 }
 
 fn ms(s: Option<Spread>, decimals: usize) -> String {
@@ -85,6 +87,7 @@ impl Report {
             "date": date,
             "machine": machine,
             "quick": quick,
+            "minutes": self.minutes,
             "rows": self.rows.iter().map(|r| serde_json::json!({
                 "measurement": r.name,
                 "baseline": r.baseline,
@@ -116,14 +119,16 @@ impl Report {
         let mut md =
             format!(
             "# Benchmarks\n\nWritten by `make bench` (`tests/src/bin/strata-bench/`) on {date}, \
-             {machine}{}. Each Strata command ran alternately with its baseline on the same \
+             {machine}{}, in {:.1} minutes (fixtures and measurements; the release build \
+             not counted). Each Strata command ran alternately with its baseline on the same \
              sysroot, in the same run: times are wall clock in milliseconds, median \
              (min–max), and the ratios are of the medians. CPU is user + system time of the \
              command, plus stratad's for Strata (where the work happens), from GNU `time` and \
              `/proc`. Only the ratios compare across machines.\n\n\
              | measurement | baseline | Strata ms | baseline ms | ratio | Strata CPU ms | \
              baseline CPU ms | CPU ratio | target |\n|---|---|---|---|---|---|---|---|---|\n",
-            if quick { " (quick run: fewer rounds, no 50k-file release)" } else { "" }
+            if quick { " (quick run: fewer rounds, no 50k-file release)" } else { "" },
+            self.minutes
         );
         for r in &self.rows {
             let _ = writeln!(
