@@ -12,8 +12,10 @@
 //!
 //! `strata-bench write-deployments-rollback SYSROOT` is the rollback baseline: libostree's
 //! `write_deployments` with the first two deployments swapped, and nothing else.
-//! `strata-bench site FILES` sets up the bench's sysroot and keeps it (and stratad) until
-//! interrupted, printing how to reach it: for profiling a command by hand.
+//! `strata-bench undeploy-first SYSROOT` takes the first deployment away between rounds,
+//! without a repository prune. `strata-bench site FILES` sets up the bench's sysroot and keeps
+//! it (and stratad, under callgrind with `STRATA_BENCH_CALLGRIND=1`) until interrupted,
+//! printing how to reach it: for profiling a command by hand.
 
 mod measure;
 mod report;
@@ -52,7 +54,7 @@ fn main() {
         }
         if verb == "undeploy-first" {
             let sysroot = PathBuf::from(arg);
-            return strata_tests::run_main(async move { undeploy_first(&sysroot) });
+            return strata_tests::run_main(async move { undeploy_first_unpruned(&sysroot) });
         }
         if verb == "site" {
             let files = arg.clone();
@@ -95,16 +97,20 @@ const NOTES: &[&str] = &[
      was not reset (two pulls, each a repository transaction, before); it still runs a \
      transaction over the bus and reloads the sysroot afterwards. The work of the deploy \
      itself is libostree's either way: in instructions (callgrind) Strata's CLI and stratad \
-     together are within a few percent of `ostree admin deploy` (the figure below, at 5,000 \
-     files; 7.39 G against 7.27 G at 50,000 files, measured by hand with `strata-bench site \
-     50000`), with the same system calls (`strace -c`: 50,027 `linkat`, 51,459 `openat`, \
-     50,018 `flistxattr` against 50,028, 51,542 and 50,018). What the wall and CPU ratios add \
-     on top is this machine's noise: at 50,000 files they ranged from 0.72× to 1.17× between \
-     runs of the same build.",
-    "Rounds: the rows on the 50,000-file release run three rounds (after a warm-up) so that \
-     `make bench` stays within 20 minutes with the release build; each round is seconds to a \
-     minute long. Between rounds a deployment is taken away without pruning the repository \
-     (each measured deploy prunes it itself).",
+     together are within a few percent of `ostree admin deploy` (the figure above, at 5,000 \
+     files; on 2026-11-30, by hand with `STRATA_BENCH_CALLGRIND=1 strata-bench site 50000`: \
+     7.39 G against 7.27 G at 50,000 files), with the same system calls (`strace -c` that \
+     day: 50,027 `linkat`, 51,459 `openat`, 50,018 `flistxattr` against 50,028, 51,542 and \
+     50,018). At 50,000 files the wall and CPU ratios ranged from 0.72× to 1.17× between \
+     runs of the same code: the machine's noise. At 5,000 files the CPU ratio was 1.20× in \
+     two full runs in a row with equal instruction counts: the difference is kernel time or \
+     stalls in stratad around the transaction, not found yet.",
+    "Rounds: the deploy and layering rows on the 50,000-file release run three rounds after a \
+     warm-up, the upgrade three (each pulls the whole release), so that `make bench` stays \
+     within 20 minutes with the release build. Between rounds a deployment is taken away \
+     without pruning the repository: the next measured command's own prune (Strata's and \
+     the ostree CLI's alike) deletes what it left unreferenced — a layered commit after a \
+     `strata install` round, a few dozen objects.",
     "stratad's start: loading its 78 libraries (relocations: about 17 ms of CPU, against 13 ms \
      for `ostree --version`), connecting to the bus, loading the sysroot. libostree's \
      cleanup, which rewrites the deployment refs in a repository transaction, now runs at \
@@ -133,31 +139,67 @@ async fn keep_site(files: &str) -> Result<()> {
     let files = files
         .parse()
         .context("site: FILES must be a number of files")?;
-    let site = Site::new(files).await?;
+    let mut site = Site::new(files).await?;
     let next = site.fx.commit(&site.release("2"))?;
     site.fx
         .sysroot()?
         .pull(&site.fx.sysroot_config().remote, site.fx.ref_())?;
+    let profile = std::env::temp_dir().join(format!(
+        "strata-bench-site-{}.callgrind",
+        std::process::id()
+    ));
+    if std::env::var_os("STRATA_BENCH_CALLGRIND").is_some() {
+        site.daemon = None;
+        let out = callgrind_out_arg(&profile);
+        let wrapper: Vec<&str> = CALLGRIND.iter().copied().chain([out.as_str()]).collect();
+        site.daemon =
+            Some(Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await?);
+        println!(
+            "# stratad runs under callgrind: `callgrind_control --zero PID` before a command, \
+             `callgrind_control --dump PID` after it writes {}.N",
+            profile.display()
+        );
+    }
     println!(
         "export DBUS_SYSTEM_BUS_ADDRESS='{}'\n# stratad pid {}; release 2 is {next}, pulled\n\
-         strata deploy {next}; ostree admin undeploy {} 0\n\
+         strata deploy {next}; {} undeploy-first {}\n\
          ostree admin deploy {} --os={} {next}",
         site.bus.address(),
         site.daemon()?.pid,
-        site.sysroot_arg(),
+        sibling("strata-bench")?.display(),
+        site.sysroot().display(),
         site.sysroot_arg(),
         site.fx.sysroot_config().osname,
     );
     progress!("Ready; interrupt to remove the site.");
     tokio::signal::ctrl_c().await?;
+    if let Some(d) = site.daemon.take() {
+        stop(d).await?;
+    }
+    Ok(())
+}
+
+/// valgrind with callgrind, quiet; the output file comes after (see [`callgrind_out_arg`]).
+const CALLGRIND: [&str; 3] = ["valgrind", "--tool=callgrind", "--quiet"];
+
+fn callgrind_out_arg(out: &Path) -> String {
+    format!("--callgrind-out-file={}", out.display())
+}
+
+/// Stop stratad with SIGTERM and wait for it (valgrind removes its files in /tmp only on an
+/// orderly exit).
+async fn stop(mut daemon: Stratad) -> Result<()> {
+    daemon.signal("TERM")?;
+    daemon.wait_exit(Duration::from_secs(60)).await?;
     Ok(())
 }
 
 /// Between rounds: the first deployment goes, as `ostree admin undeploy 0` would take it away
 /// but without its prune of the repository (a walk of every object that costs seconds on the
 /// 50,000-file releases and is not what any round measures; each measured deploy prunes).
-fn undeploy_first(path: &Path) -> Result<()> {
+fn undeploy_first_unpruned(path: &Path) -> Result<()> {
     let sysroot = ostree::Sysroot::new(Some(&gio::File::for_path(path)));
+    sysroot.lock()?;
     sysroot.load(gio::Cancellable::NONE)?;
     let deployments = sysroot.deployments();
     if deployments.len() < 2 {
@@ -171,6 +213,7 @@ fn undeploy_first(path: &Path) -> Result<()> {
     };
     sysroot.write_deployments_with_options(&deployments[1..], &opts, gio::Cancellable::NONE)?;
     sysroot.prepare_cleanup(gio::Cancellable::NONE)?;
+    sysroot.unlock();
     Ok(())
 }
 
@@ -581,32 +624,96 @@ fn deploy_row(b: &mut Bench, site: &Site, checksum: &str) -> Result<()> {
 /// `strata deploy REV` against `ostree admin deploy REV` in instructions executed, counted by
 /// callgrind: a measure of the work done that a loaded machine does not blur (user space
 /// only; both make the same system calls). Strata's count is the CLI's plus stratad's over the
-/// command: for this row stratad runs under callgrind, its counters zeroed before the command
-/// and dumped after it.
+/// command: for this figure stratad runs under callgrind, its counters zeroed before the
+/// command and dumped after it. Where valgrind cannot run, the figure says why and the bench
+/// goes on.
 async fn deploy_instructions(b: &mut Bench, site: &mut Site, checksum: &str) -> Result<()> {
+    let name = format!(
+        "instructions of `strata deploy REV` (CLI + stratad) and of `ostree admin deploy`, {} \
+         files (callgrind)",
+        site.files
+    );
+    let target = "the work behind the deploy target, without the machine's noise".to_string();
     let dir = tempfile::tempdir()?;
     let daemon_out = dir.path().join("stratad");
-    let out_arg = |out: &Path| format!("--callgrind-out-file={}", out.display());
-    let callgrind = |out: &Path| {
-        let mut c = Command::new("valgrind");
-        c.args(["--tool=callgrind", "--quiet", &out_arg(out)]);
-        c
-    };
+    let out = callgrind_out_arg(&daemon_out);
+    let wrapper: Vec<&str> = CALLGRIND.iter().copied().chain([out.as_str()]).collect();
     site.daemon = None;
-    let daemon_arg = out_arg(&daemon_out);
-    let wrapper = ["valgrind", "--tool=callgrind", "--quiet", &daemon_arg];
-    let traced = Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await?;
+    let counted = match Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await
+    {
+        Ok(traced) => {
+            let counted = count_deploys(b, site, &traced, dir.path(), checksum).await;
+            let stopped = stop(traced).await;
+            counted.and_then(|c| stopped.map(|()| c))
+        }
+        Err(e) => Err(e),
+    };
+    site.daemon = Some(Stratad::start(&site.bus, site.sysroot(), &[]).await?);
+    let figure = match counted {
+        Ok(c) => Figure {
+            name,
+            value: format!(
+                "{:.1} M ({:.1} M CLI + {:.1} M stratad) against {:.1} M: {:.3}× (median of {} \
+                 rounds)",
+                c.strata as f64 / 1e6,
+                c.cli as f64 / 1e6,
+                c.daemon as f64 / 1e6,
+                c.ostree as f64 / 1e6,
+                c.strata as f64 / c.ostree as f64,
+                c.rounds.len()
+            ),
+            target,
+            json: serde_json::json!({"rounds_strata_cli_daemon_ostree": c.rounds,
+                "ratio": c.strata as f64 / c.ostree as f64}),
+        },
+        Err(e) => {
+            progress!("Instructions not counted: {e:#}");
+            Figure {
+                name,
+                value: format!("not counted: {e:#}"),
+                target,
+                json: serde_json::json!({"error": format!("{e:#}")}),
+            }
+        }
+    };
+    b.report.figures.push(figure);
+    Ok(())
+}
+
+/// The median round of [`count_deploys`].
+struct Instructions {
+    strata: u64,
+    cli: u64,
+    daemon: u64,
+    ostree: u64,
+    /// Every round: (CLI, stratad, ostree).
+    rounds: Vec<(u64, u64, u64)>,
+}
+
+async fn count_deploys(
+    b: &Bench,
+    site: &Site,
+    traced: &Stratad,
+    dir: &Path,
+    checksum: &str,
+) -> Result<Instructions> {
     let pid = traced
         .pid()
         .ok_or_else(|| anyhow!("stratad under callgrind is not running"))?
         .to_string();
-    // Its first load of the sysroot is not part of a deploy.
-    cmd::run(&mut b.strata(&site.bus, &["status"]))?;
-    let rounds = 2;
-    let (mut strata, mut ostree) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
+    let callgrind = |out: &Path| {
+        let mut c = Command::new(CALLGRIND[0]);
+        c.args(&CALLGRIND[1..]).arg(callgrind_out_arg(out));
+        c
+    };
+    let mut rounds = Vec::new();
+    for round in 1..=3 {
+        // The reload that follows the last round's undeploy is not part of this deploy: let
+        // stratad see the change and reload before its counters are zeroed.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cmd::run(&mut b.strata(&site.bus, &["status"]))?;
         cmd::run(Command::new("callgrind_control").args(["--zero", &pid]))?;
-        let cli_out = dir.path().join(format!("strata.{round}"));
+        let cli_out = dir.join(format!("strata.{round}"));
         let mut cli = callgrind(&cli_out);
         cli.arg(&b.strata)
             .args(["deploy", checksum])
@@ -615,11 +722,11 @@ async fn deploy_instructions(b: &mut Bench, site: &mut Site, checksum: &str) -> 
         // The reply to the command comes before the transaction's last clean-up.
         tokio::time::sleep(Duration::from_secs(1)).await;
         cmd::run(Command::new("callgrind_control").args(["--dump", &pid]))?;
-        // callgrind numbers its dumps from 1.
-        let dump = daemon_out.with_extension(round.to_string());
+        // callgrind numbers its dumps from 1, one per `--dump`.
+        let dump = dir.join(format!("stratad.{round}"));
         let (cli, daemon) = (callgrind_total(&cli_out)?, callgrind_total(&dump)?);
         site.undeploy_first()?;
-        let base_out = dir.path().join(format!("ostree.{round}"));
+        let base_out = dir.join(format!("ostree.{round}"));
         let deploy = site.deploy_cmd(checksum, false);
         cmd::run(
             callgrind(&base_out)
@@ -627,38 +734,20 @@ async fn deploy_instructions(b: &mut Bench, site: &mut Site, checksum: &str) -> 
                 .args(deploy.get_args()),
         )?;
         site.undeploy_first()?;
-        strata.push((cli, daemon));
-        ostree.push(callgrind_total(&base_out)?);
+        rounds.push((cli, daemon, callgrind_total(&base_out)?));
     }
-    drop(traced);
-    site.daemon = Some(Stratad::start(&site.bus, site.sysroot(), &[]).await?);
-    let total = |(c, d): &(u64, u64)| (c + d) as f64;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let s = median(strata.iter().map(total).collect());
-    let o = median(ostree.iter().map(|&n| n as f64).collect());
-    let (cli, daemon) = strata[0];
-    b.report.figures.push(Figure {
-        name: format!(
-            "instructions of `strata deploy REV` (CLI + stratad) and of `ostree admin deploy`, \
-             {} files (callgrind)",
-            site.files
-        ),
-        value: format!(
-            "{:.1} M ({:.1} M CLI + {:.1} M stratad in the first round) against {:.1} M: {:.3}×",
-            s / 1e6,
-            cli as f64 / 1e6,
-            daemon as f64 / 1e6,
-            o / 1e6,
-            s / o
-        ),
-        target: "the work behind the deploy target, without the machine's noise".into(),
-        json: serde_json::json!({"strata_cli_and_daemon": strata, "ostree": ostree,
-            "ratio": s / o}),
-    });
-    Ok(())
+    let mut by_total = rounds.clone();
+    by_total.sort_by_key(|(c, d, _)| c + d);
+    let (cli, daemon, _) = by_total[by_total.len() / 2];
+    let mut ostree: Vec<u64> = rounds.iter().map(|r| r.2).collect();
+    ostree.sort();
+    Ok(Instructions {
+        strata: cli + daemon,
+        cli,
+        daemon,
+        ostree: ostree[ostree.len() / 2],
+        rounds,
+    })
 }
 
 /// The instruction count of a callgrind profile (its `summary:` line).
