@@ -15,6 +15,7 @@ mod gvariant;
 mod lifecycle;
 mod options;
 mod os_iface;
+mod peer_socket;
 mod polkit;
 mod properties;
 mod publish;

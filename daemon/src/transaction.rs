@@ -314,7 +314,7 @@ impl Txn {
             return;
         }
         let built = async {
-            zbus::connection::Builder::unix_stream(stream)
+            zbus::connection::Builder::socket(crate::peer_socket::PeerStream(stream))
                 .server(zbus::Guid::generate())?
                 .p2p()
                 .serve_at(

@@ -86,7 +86,15 @@ async fn cached_update_has_rpm_ostree_s_shape_and_survives_a_restart() {
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, stale.end().data()).unwrap();
     assert!(os.cached_update().await.unwrap().is_empty());
-    assert!(!file.exists());
+    // Removed on stratad's next look at the sysroot: the read above may come within the few
+    // milliseconds a property read trusts the last look; inotify brings the next one.
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the stale cached update removed",
+        || async { !file.exists() },
+    )
+    .await;
+    assert!(os.cached_update().await.unwrap().is_empty());
 
     // Nothing fetched yet: the ref still points at the deployed commit.
     let (entries, details) = os.get_cached_update_rpm_diff("").await.unwrap();
