@@ -101,10 +101,11 @@ const NOTES: &[&str] = &[
      files; on 2026-11-30, by hand with `STRATA_BENCH_CALLGRIND=1 strata-bench site 50000`: \
      7.39 G against 7.27 G at 50,000 files), with the same system calls (`strace -c` that \
      day: 50,027 `linkat`, 51,459 `openat`, 50,018 `flistxattr` against 50,028, 51,542 and \
-     50,018). At 50,000 files the wall and CPU ratios ranged from 0.72× to 1.17× between \
+     50,018). At 50,000 files the wall and CPU ratios ranged from 0.72× to 1.26× between \
      runs of the same code: the machine's noise. At 5,000 files the CPU ratio was 1.20×, \
-     1.20× and 1.09× in three full runs in a row with equal instruction counts: the \
-     difference is kernel time or stalls in stratad around the transaction, not found yet.",
+     1.20×, 1.09× and 1.00× in four full runs in a row with equal instruction counts: what \
+     is not noise there is kernel time or stalls in stratad around the transaction, not \
+     found yet.",
     "Rounds: the deploy and layering rows on the 50,000-file release run three rounds after a \
      warm-up, the upgrade three (each pulls the whole release), so that `make bench` stays \
      within 20 minutes with the release build. Between rounds a deployment is taken away \
