@@ -181,37 +181,16 @@ fn leftovers_are_found_and_removed_and_a_clean_sysroot_is_left_alone() {
     assert!(!deploy_root.join(format!("{csum}.7.origin")).exists());
     assert_eq!(before, snapshot(&fx));
     // A deployment ref gone missing is put back.
-    let repo = sysroot.path().join("ostree/repo");
-    let refs = strata_tests::cmd::ostree([
-        "refs".to_string(),
-        format!("--repo={}", repo.display()),
-        "ostree".to_string(),
-    ])
-    .unwrap();
+    let repo_arg = format!("--repo={}", sysroot.path().join("ostree/repo").display());
+    let refs = strata_tests::cmd::ostree(["refs", &repo_arg, "ostree"]).unwrap();
     // Listed relative to the prefix.
     let first = format!("ostree/{}", refs.lines().next().unwrap().trim());
-    strata_tests::cmd::ostree([
-        "refs".to_string(),
-        format!("--repo={}", repo.display()),
-        "--delete".to_string(),
-        first.clone(),
-    ])
-    .unwrap();
+    strata_tests::cmd::ostree(["refs", &repo_arg, "--delete", &first]).unwrap();
     assert!(cleanup::remove_leftovers(&open(&fx)).unwrap());
     // Refs of ostree-ext's under `ostree/` are not deployment refs.
-    strata_tests::cmd::ostree([
-        "refs".to_string(),
-        format!("--repo={}", repo.display()),
-        "--create=ostree/container/image/bench".to_string(),
-        csum.clone(),
-    ])
-    .unwrap();
-    let refs = strata_tests::cmd::ostree([
-        "refs".to_string(),
-        format!("--repo={}", repo.display()),
-        "ostree".to_string(),
-    ])
-    .unwrap();
+    let image_ref = "--create=ostree/container/image/bench";
+    strata_tests::cmd::ostree(["refs", &repo_arg, image_ref, &csum]).unwrap();
+    let refs = strata_tests::cmd::ostree(["refs", &repo_arg, "ostree"]).unwrap();
     assert!(refs.lines().any(|l| first.ends_with(l.trim())), "{refs}");
     assert!(!cleanup::remove_leftovers(&open(&fx)).unwrap());
     // An overlay initramfs no deployment names (a crash after it was stored).

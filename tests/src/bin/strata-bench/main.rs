@@ -151,10 +151,7 @@ async fn keep_site(files: &str) -> Result<()> {
     ));
     if std::env::var_os("STRATA_BENCH_CALLGRIND").is_some() {
         site.daemon = None;
-        let out = callgrind_out_arg(&profile);
-        let wrapper: Vec<&str> = CALLGRIND.iter().copied().chain([out.as_str()]).collect();
-        site.daemon =
-            Some(Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await?);
+        site.daemon = Some(site.start_under_callgrind(&profile).await?);
         println!(
             "# stratad runs under callgrind: `callgrind_control --zero PID` before a command, \
              `callgrind_control --dump PID` after it writes {}.N",
@@ -337,12 +334,15 @@ impl Site {
     }
 
     fn undeploy_first(&self) -> Result<()> {
-        cmd::run(
-            Command::new(sibling("strata-bench")?)
-                .arg("undeploy-first")
-                .arg(self.sysroot()),
-        )?;
-        Ok(())
+        undeploy_first_unpruned(self.sysroot())
+    }
+
+    /// Stop this site's stratad and start another under callgrind, writing its profiles to
+    /// `out` (`out.N` for the N-th `callgrind_control --dump`).
+    async fn start_under_callgrind(&self, out: &Path) -> Result<Stratad> {
+        let out = callgrind_out_arg(out);
+        let wrapper: Vec<&str> = CALLGRIND.iter().copied().chain([out.as_str()]).collect();
+        Stratad::start_wrapped(&self.bus, self.sysroot(), &[], &[], &wrapper).await
     }
 
     fn deploy_cmd(&self, checksum: &str, retain: bool) -> Command {
@@ -637,11 +637,8 @@ async fn deploy_instructions(b: &mut Bench, site: &mut Site, checksum: &str) -> 
     let target = "the work behind the deploy target, without the machine's noise".to_string();
     let dir = tempfile::tempdir()?;
     let daemon_out = dir.path().join("stratad");
-    let out = callgrind_out_arg(&daemon_out);
-    let wrapper: Vec<&str> = CALLGRIND.iter().copied().chain([out.as_str()]).collect();
     site.daemon = None;
-    let counted = match Stratad::start_wrapped(&site.bus, site.sysroot(), &[], &[], &wrapper).await
-    {
+    let counted = match site.start_under_callgrind(&daemon_out).await {
         Ok(traced) => {
             let counted = count_deploys(b, site, &traced, dir.path(), checksum).await;
             let stopped = stop(traced).await;
